@@ -1,0 +1,126 @@
+import { readFileSync } from 'node:fs';
+import { type Static, Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { parse as parseDotenv } from 'dotenv';
+
+/**
+ * Every setting the service has, parsed and validated once. Nothing else in the code base reads
+ * `process.env`: modules receive the frozen `Config` (or the slice they need) from `main.ts`.
+ * An invalid value stops the start with one line naming the variable; we never fall back silently.
+ */
+const Int = (min: number, max: number, def: number, description: string) =>
+  Type.Integer({ minimum: min, maximum: max, default: def, description });
+const Bool = (def: boolean, description: string) => Type.Boolean({ default: def, description });
+
+export const ConfigSchema = Type.Object({
+  DATABASE_URL: Type.Optional(
+    Type.String({
+      pattern: '^postgres(ql)?://',
+      description: 'PostgreSQL connection string. Unset: an embedded PostgreSQL is started in DATA_DIR.',
+    }),
+  ),
+  DATABASE_LISTEN_URL: Type.Optional(
+    Type.String({
+      pattern: '^postgres(ql)?://',
+      description:
+        "Connection string for the feed's LISTEN connection when it must differ from DATABASE_URL (e.g. Neon's direct endpoint while the pool uses -pooler).",
+    }),
+  ),
+  HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'Address to bind.' }),
+  PORT: Int(0, 65535, 3000, 'Port to bind (0 picks a free one).'),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info', description: 'pino log level.' },
+  ),
+  DATA_DIR: Type.String({ default: './.data', minLength: 1, description: 'Embedded PostgreSQL data folder.' }),
+  EMBEDDED_PG_PORT: Int(0, 65535, 0, 'Port of the embedded PostgreSQL (0 picks a free one).'),
+  DB_POOL_MAX: Int(1, 1000, 10, 'Pool size for API queries and feed catch-up reads.'),
+  DB_CONNECT_TIMEOUT_MS: Int(100, 120_000, 5000, 'Give up connecting to the database after this long (answers 503).'),
+  DB_QUERY_TIMEOUT_MS: Int(100, 600_000, 15_000, 'Give up on a query whose answer does not arrive (answers 503).'),
+  DB_MIGRATE: Bool(true, 'Apply pending migrations at startup.'),
+  BODY_LIMIT_BYTES: Int(1024, 10 * 1024 * 1024, 64 * 1024, 'Largest accepted request body (413 above).'),
+  IDEMPOTENCY_TTL_HOURS: Int(1, 24 * 30, 24, 'How long an Idempotency-Key and its response are kept.'),
+  FEED_POLL_MS: Int(100, 60_000, 1000, 'Safety-net read of the change log when no notification arrives.'),
+  FEED_BATCH_SIZE: Int(1, 10_000, 1000, 'Most changes read from the log per query.'),
+  LISTENER_KEEPALIVE_MS: Int(100, 600_000, 25_000, 'Keepalive query interval on the LISTEN connection.'),
+  LISTENER_KEEPALIVE_TIMEOUT_MS: Int(100, 600_000, 10_000, 'A keepalive unanswered this long counts as a dead connection.'),
+  LISTENER_BACKOFF_MIN_MS: Int(10, 60_000, 250, 'First reconnect delay of the LISTEN connection.'),
+  LISTENER_BACKOFF_MAX_MS: Int(100, 600_000, 15_000, 'Longest reconnect delay of the LISTEN connection.'),
+  FEED_IDLE_DISCONNECT_MS: Int(
+    0,
+    7 * 24 * 3600_000,
+    0,
+    'With no WebSocket client for this long, disconnect the listener so a Neon compute can scale to zero (0 = never).',
+  ),
+  FEED_RETENTION_HOURS: Int(0, 24 * 365, 24, 'Prune changes older than this (0 = no age limit).'),
+  FEED_RETENTION_MAX_ROWS: Int(0, 1_000_000_000, 1_000_000, 'Keep at most this many changes (0 = no count limit).'),
+  FEED_RETENTION_INTERVAL_MS: Int(1000, 24 * 3600_000, 60_000, 'How often the retention pass runs.'),
+  FEED_MEMORY_CHANGES: Int(0, 1_000_000, 10_000, 'Recent changes kept in memory to serve resumes without a query.'),
+  WS_HEARTBEAT_MS: Int(100, 600_000, 15_000, 'Heartbeat message interval on idle WebSockets.'),
+  WS_PING_MS: Int(100, 600_000, 30_000, 'Protocol ping sweep; a socket that missed a pong is terminated.'),
+  WS_MAX_BUFFERED_BYTES: Int(
+    16 * 1024,
+    1024 * 1024 * 1024,
+    4 * 1024 * 1024,
+    'A client whose unsent data passes this is closed with 1013 (it resumes from its cursor).',
+  ),
+  WS_MAX_PAYLOAD_BYTES: Int(64, 1024 * 1024, 4096, 'Largest message a client may send (1009 above).'),
+  WS_MAX_MESSAGES_PER_SEC: Int(1, 10_000, 20, 'Client message rate limit (sustained; twice that as a burst).'),
+  SHUTDOWN_TIMEOUT_MS: Int(100, 600_000, 10_000, 'Longest graceful drain on SIGTERM/SIGINT before exiting.'),
+});
+
+export type Config = Readonly<Static<typeof ConfigSchema>>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Reads `.env` (if present) under the real environment, which wins; then validates. */
+export function loadConfig(env: Record<string, string | undefined> = process.env, envFile: string | null = '.env'): Config {
+  let fileVars: Record<string, string> = {};
+  if (envFile) {
+    try {
+      fileVars = parseDotenv(readFileSync(envFile));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigError(`cannot read ${envFile}: ${(err as Error).message}`);
+    }
+  }
+  return parseConfig({ ...fileVars, ...env });
+}
+
+export function parseConfig(raw: Record<string, string | undefined>): Config {
+  const known = Object.keys(ConfigSchema.properties) as (keyof typeof ConfigSchema.properties)[];
+  const picked: Record<string, unknown> = {};
+  for (const key of known) {
+    const value = raw[key];
+    if (value !== undefined && value !== '') picked[key] = value;
+  }
+  const withDefaults = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, picked));
+  const firstError = Value.Errors(ConfigSchema, withDefaults).First();
+  if (firstError) {
+    const name = firstError.path.replace(/^\//, '');
+    const shown = name === 'DATABASE_URL' || name === 'DATABASE_LISTEN_URL' ? '(hidden)' : JSON.stringify(raw[name]);
+    throw new ConfigError(`invalid ${name}=${shown}: ${firstError.message}${describeExpectation(name)}`);
+  }
+  const config = withDefaults as Static<typeof ConfigSchema>;
+  if (config.LISTENER_BACKOFF_MAX_MS < config.LISTENER_BACKOFF_MIN_MS) {
+    throw new ConfigError('invalid LISTENER_BACKOFF_MAX_MS: must be at least LISTENER_BACKOFF_MIN_MS');
+  }
+  return Object.freeze(config);
+}
+
+function describeExpectation(name: string): string {
+  const schema = (ConfigSchema.properties as Record<string, { description?: string }>)[name];
+  return schema?.description ? ` (${schema.description})` : '';
+}
+
+/** The connection string with its password removed, for logs and startup output. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(unparseable connection string)';
+  }
+}

@@ -1,0 +1,42 @@
+import { ConfigError, loadConfig, redactUrl } from '../config.js';
+import { createLogger } from '../logger.js';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.js';
+import { migrate } from './migrate.js';
+import { createPool } from './pool.js';
+
+/** `npm run db:migrate`: apply pending migrations to DATABASE_URL (or the embedded database) and exit. */
+async function run(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config.LOG_LEVEL);
+  const embedded: EmbeddedPostgres | undefined = config.DATABASE_URL
+    ? undefined
+    : await startEmbeddedPostgres({ dataDir: config.DATA_DIR, port: config.EMBEDDED_PG_PORT, log });
+  const url = config.DATABASE_URL ?? (embedded as EmbeddedPostgres).url;
+  const pool = createPool(
+    {
+      connectionString: url,
+      max: 1,
+      connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+      queryTimeoutMs: 600_000,
+      applicationName: 'orders-migrate',
+    },
+    log,
+  );
+  try {
+    const applied = await migrate(pool, log);
+    log.info(
+      { applied },
+      applied.length
+        ? `applied ${applied.length} migration(s) to ${embedded ? 'the embedded database' : redactUrl(url)}`
+        : 'schema is up to date',
+    );
+  } finally {
+    await pool.end();
+    await embedded?.stop();
+  }
+}
+
+run().catch((err: unknown) => {
+  process.stderr.write(`db:migrate: ${err instanceof ConfigError ? err.message : (err as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,181 @@
+import { EventEmitter } from 'node:events';
+import pg from 'pg';
+import type { Logger } from 'pino';
+
+/**
+ * The LISTEN connection: a dedicated client, never from the pool (a pooled connection goes back to
+ * other users and its LISTEN with it; through a transaction pooler LISTEN does not work at all).
+ *
+ * A notification is only a doorbell: it tells the feed to look at the change log, never what changed.
+ * So a notification lost while we are disconnected costs nothing: after every (re)connect we emit
+ * 'connected' and the feed reads the log from where it stopped. The connection is watched by a keepalive
+ * query with a timeout, because a connection whose packets vanish (a NAT timing out, a suspended Neon
+ * compute, a cut cable) does not fail, it just stops answering. On any failure the client is destroyed
+ * and replaced after a capped exponential backoff with jitter. Nothing here throws to the caller.
+ */
+export const CHANNEL = 'order_changes';
+
+export interface ListenerOptions {
+  clientConfig: pg.ClientConfig;
+  keepaliveMs: number;
+  keepaliveTimeoutMs: number;
+  backoffMinMs: number;
+  backoffMaxMs: number;
+  log: Logger;
+}
+
+export type ListenerStatus = 'stopped' | 'connecting' | 'connected' | 'waiting';
+
+export interface ListenerState {
+  status: ListenerStatus;
+  since: number;
+  reconnects: number;
+  lastError: string | null;
+  nextAttemptAt: number | null;
+}
+
+interface ListenerEvents {
+  connected: [];
+  disconnected: [reason: string];
+  notify: [];
+}
+
+/** node-postgres does not expose a way to destroy a client's socket; a dead peer never ends it. */
+function destroySocket(client: pg.Client): void {
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+}
+
+export function backoffDelay(attempt: number, minMs: number, maxMs: number, random = Math.random): number {
+  const capped = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
+  return Math.round(capped / 2 + random() * (capped / 2));
+}
+
+export class Listener extends EventEmitter<ListenerEvents> {
+  private client: pg.Client | null = null;
+  private generation = 0;
+  private attempt = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private keepaliveTimer: NodeJS.Timeout | null = null;
+  private readonly state: ListenerState = { status: 'stopped', since: Date.now(), reconnects: 0, lastError: null, nextAttemptAt: null };
+
+  constructor(private readonly options: ListenerOptions) {
+    super();
+  }
+
+  get snapshot(): Readonly<ListenerState> {
+    return { ...this.state };
+  }
+
+  start(): void {
+    if (this.state.status !== 'stopped') return;
+    this.attempt = 0;
+    void this.connect();
+  }
+
+  /** Disconnects and stays disconnected until start(). */
+  async stop(): Promise<void> {
+    this.generation++;
+    this.clearTimers();
+    const client = this.client;
+    this.client = null;
+    this.setStatus('stopped');
+    if (client) await this.endClient(client);
+  }
+
+  private setStatus(status: ListenerStatus): void {
+    if (this.state.status !== status) this.state.since = Date.now();
+    this.state.status = status;
+  }
+
+  private clearTimers(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.keepaliveTimer) clearTimeout(this.keepaliveTimer);
+    this.retryTimer = null;
+    this.keepaliveTimer = null;
+    this.state.nextAttemptAt = null;
+  }
+
+  private async endClient(client: pg.Client): Promise<void> {
+    const ended = client.end().catch(() => undefined);
+    const timeout = new Promise((r) => setTimeout(r, 1000).unref());
+    await Promise.race([ended, timeout]);
+    destroySocket(client);
+  }
+
+  private async connect(): Promise<void> {
+    const generation = ++this.generation;
+    this.setStatus('connecting');
+    this.state.nextAttemptAt = null;
+    const client = new pg.Client(this.options.clientConfig);
+    this.client = client;
+    client.on('error', (err) => this.fail(generation, client, err));
+    client.on('end', () => this.fail(generation, client, new Error('connection ended')));
+    client.on('notification', (msg) => {
+      if (generation === this.generation && msg.channel === CHANNEL) this.emit('notify');
+    });
+    try {
+      await client.connect();
+      await this.withTimeout(client.query(`LISTEN ${CHANNEL}`), this.options.keepaliveTimeoutMs);
+    } catch (err) {
+      this.fail(generation, client, err);
+      return;
+    }
+    if (generation !== this.generation) return;
+    this.attempt = 0;
+    this.state.lastError = null;
+    this.setStatus('connected');
+    this.options.log.info({ event: 'listener.connected', reconnects: this.state.reconnects }, 'listener connected');
+    this.emit('connected');
+    this.scheduleKeepalive(generation, client);
+  }
+
+  private withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+      promise.then(
+        (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (e: unknown) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      );
+    });
+  }
+
+  private scheduleKeepalive(generation: number, client: pg.Client): void {
+    this.keepaliveTimer = setTimeout(async () => {
+      if (generation !== this.generation) return;
+      try {
+        await this.withTimeout(client.query('SELECT 1'), this.options.keepaliveTimeoutMs);
+        if (generation === this.generation) this.scheduleKeepalive(generation, client);
+      } catch (err) {
+        this.fail(generation, client, err);
+      }
+    }, this.options.keepaliveMs);
+  }
+
+  private fail(generation: number, client: pg.Client, err: unknown): void {
+    if (generation !== this.generation) return;
+    this.generation++;
+    this.clearTimers();
+    this.client = null;
+    destroySocket(client);
+    void client.end().catch(() => undefined);
+    const reason = err instanceof Error ? err.message : String(err);
+    const wasConnected = this.state.status === 'connected';
+    this.state.lastError = reason;
+    const delay = backoffDelay(this.attempt++, this.options.backoffMinMs, this.options.backoffMaxMs);
+    this.state.reconnects++;
+    this.state.nextAttemptAt = Date.now() + delay;
+    this.setStatus('waiting');
+    this.options.log.warn(
+      { event: wasConnected ? 'listener.lost' : 'listener.connect_failed', reason, retryInMs: delay, attempt: this.attempt },
+      wasConnected ? 'listener connection lost; reconnecting' : 'listener could not connect; retrying',
+    );
+    if (wasConnected) this.emit('disconnected', reason);
+    this.retryTimer = setTimeout(() => void this.connect(), delay);
+  }
+}

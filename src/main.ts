@@ -1,0 +1,85 @@
+import { type Config, ConfigError, loadConfig, redactUrl } from './config.js';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from './db/embedded.js';
+import { createLogger } from './logger.js';
+import { createService, type Service } from './service.js';
+
+/**
+ * The process: read the configuration, bring up the database (the configured one, or an embedded
+ * PostgreSQL in DATA_DIR), serve, and shut down gracefully on SIGINT/SIGTERM.
+ */
+function fail(message: string): never {
+  process.stderr.write(`orders: ${message}\n`);
+  process.exit(1);
+}
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (err instanceof ConfigError) fail(err.message);
+  throw err;
+}
+
+const log = createLogger(config.LOG_LEVEL);
+let embedded: EmbeddedPostgres | undefined;
+let service: Service | undefined;
+let shuttingDown = false;
+
+async function shutdown(signal: string, code = 0): Promise<void> {
+  if (shuttingDown) {
+    log.warn({ signal }, 'second signal: exiting now');
+    await embedded?.stop();
+    process.exit(1);
+  }
+  shuttingDown = true;
+  log.info({ signal }, 'shutting down: closing WebSockets with 1012, draining requests');
+  const force = setTimeout(async () => {
+    log.error('shutdown took too long; exiting');
+    await embedded?.stop();
+    process.exit(1);
+  }, config.SHUTDOWN_TIMEOUT_MS);
+  force.unref();
+  try {
+    await service?.close();
+    await embedded?.stop();
+  } catch (err) {
+    log.error({ err }, 'error during shutdown');
+    code = 1;
+  }
+  log.info('stopped');
+  log.flush?.();
+  setTimeout(() => process.exit(code), 50).unref();
+}
+
+process.on('SIGINT', () => void shutdown('SIGINT'));
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('unhandledRejection', (reason) => {
+  log.error({ err: reason }, 'unhandled promise rejection');
+});
+process.on('uncaughtException', (err) => {
+  log.fatal({ err }, 'uncaught exception; stopping');
+  void shutdown('uncaughtException', 1);
+});
+
+async function main(): Promise<void> {
+  let databaseUrl = config.DATABASE_URL;
+  let databaseLabel: string;
+  if (databaseUrl) {
+    databaseLabel = redactUrl(databaseUrl);
+  } else {
+    embedded = await startEmbeddedPostgres({ dataDir: config.DATA_DIR, port: config.EMBEDDED_PG_PORT, log });
+    databaseUrl = embedded.url;
+    databaseLabel = `embedded PostgreSQL in ${embedded.dataDir} (port ${embedded.port})`;
+  }
+  service = await createService(config, log, databaseUrl);
+  const address = await service.app.listen({ host: config.HOST, port: config.PORT });
+  log.info({ url: address, database: databaseLabel }, `orders service listening on ${address} — database: ${databaseLabel}`);
+}
+
+main().catch(async (err: unknown) => {
+  log.fatal({ err }, 'cannot start');
+  await service?.close().catch(() => undefined);
+  await embedded?.stop().catch(() => undefined);
+  log.flush?.();
+  fail(err instanceof Error ? err.message : String(err));
+});

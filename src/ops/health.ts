@@ -1,0 +1,54 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { Database } from '../db/database.js';
+import { pendingMigrations } from '../db/migrate.js';
+import type { ChangeFeed } from '../feed/feed.js';
+import type { Listener } from '../feed/listener.js';
+import type { Hub } from '../realtime/hub.js';
+
+export interface HealthOptions {
+  db: Database;
+  feed: ChangeFeed;
+  listener: Listener;
+  hub: Hub;
+}
+
+/**
+ * /healthz: the process is alive and serving. /readyz: it can do its job: the database answers, the
+ * schema is complete, and the listener is connected (or deliberately asleep because nobody is
+ * watching). Both list their checks so an operator sees which one failed.
+ */
+export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (app, { db, feed, listener, hub }) => {
+  app.get('/healthz', async () => ({ status: 'ok', uptime_s: Math.round(process.uptime()) }));
+
+  app.get('/readyz', async (_request, reply) => {
+    const checks: Record<string, { ok: boolean; detail?: string; [k: string]: unknown }> = {};
+    try {
+      const pending = await pendingMigrations(db.pool);
+      checks.database = { ok: true };
+      checks.migrations = pending.length ? { ok: false, detail: `pending: ${pending.join(', ')}` } : { ok: true };
+    } catch (err) {
+      checks.database = { ok: false, detail: (err as Error).message };
+      checks.migrations = { ok: false, detail: 'database unreachable' };
+    }
+    const l = listener.snapshot;
+    const f = feed.state;
+    checks.listener = {
+      ok: l.status === 'connected' || f.idle,
+      status: f.idle ? 'idle' : l.status,
+      since: new Date(l.since).toISOString(),
+      reconnects: l.reconnects,
+      last_error: l.lastError,
+      next_attempt_at: l.nextAttemptAt ? new Date(l.nextAttemptAt).toISOString() : null,
+    };
+    checks.feed = {
+      ok: true,
+      head: f.head,
+      last_change_at: f.lastChangeAt ? new Date(f.lastChangeAt).toISOString() : null,
+      last_lag_ms: f.lastLagMs,
+      read_errors: f.readErrors,
+    };
+    checks.websocket = { ok: true, ...hub.snapshot };
+    const ready = Object.values(checks).every((c) => c.ok);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
+  });
+};

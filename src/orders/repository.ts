@@ -1,0 +1,184 @@
+import type { Database, Queryable } from '../db/database.js';
+import type { ListQuery, OrderCreate, OrderStatus, OrderUpdate, Stats } from './schemas.js';
+import { WRITABLE_FIELDS } from './schemas.js';
+
+/**
+ * Every SQL statement of the orders API, one function each. Orders leave the database already rendered
+ * as JSON text by order_json() (the same rendering the change feed carries), so the API passes them
+ * through without parsing and re-serialising.
+ */
+
+/** An order as JSON text plus the two fields the HTTP layer needs for headers. */
+export interface OrderText {
+  id: number;
+  version: number;
+  json: string;
+}
+
+export interface OrderPage {
+  /** A JSON array, newest first. */
+  json: string;
+  /** The id to pass as `before` for the next page, when there is one. */
+  nextBefore: number | null;
+  /** The snapshot the rows were read in, as a feed cursor (see feed/cursor.ts). */
+  cursor: string;
+}
+
+function likePattern(q: string): string {
+  return `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+// One statement, so the rows and txid_current_snapshot() come from the same snapshot: a client that
+// loads this page and streams from the cursor misses nothing and gets nothing twice.
+const LIST_SQL = `
+  WITH snap AS (SELECT txid_current_snapshot()::text AS cursor)
+  SELECT snap.cursor, page.id, page.json
+  FROM snap LEFT JOIN LATERAL (
+    SELECT o.id, order_json(o)::text AS json
+    FROM orders o
+    WHERE ($1::text[] IS NULL OR o.status = ANY($1::text[]))
+      AND ($2::text IS NULL OR o.customer_name ILIKE $2 OR o.product_name ILIKE $2)
+      AND ($3::bigint IS NULL OR o.id < $3)
+    ORDER BY o.id DESC
+    LIMIT $4
+  ) page ON true`;
+
+export async function listOrders(db: Database, query: ListQuery): Promise<OrderPage> {
+  const statuses = query.status ? [...new Set(query.status.split(','))] : null;
+  const q = query.q ? likePattern(query.q) : null;
+  const { rows } = await db.query<{ cursor: string; id: number | null; json: string | null }>({ name: 'orders_list', text: LIST_SQL }, [
+    statuses,
+    q,
+    query.before ?? null,
+    query.limit + 1,
+  ]);
+  const cursor = rows[0]?.cursor ?? '';
+  const found = rows.filter((r) => r.id !== null);
+  const hasMore = found.length > query.limit;
+  const page = hasMore ? found.slice(0, query.limit) : found;
+  return {
+    json: `[${page.map((r) => r.json).join(',')}]`,
+    nextBefore: hasMore ? (page[page.length - 1]?.id ?? null) : null,
+    cursor,
+  };
+}
+
+export async function getOrder(db: Queryable, id: number): Promise<OrderText | undefined> {
+  const { rows } = await db.query<OrderText>('SELECT o.id, o.version, order_json(o)::text AS json FROM orders o WHERE o.id = $1', [id]);
+  return rows[0];
+}
+
+const INSERT_SQL = `
+  INSERT INTO orders (customer_name, product_name, quantity, total_cents, notes, status)
+  VALUES ($1, $2, coalesce($3, 1), coalesce($4, 0), coalesce($5, ''), coalesce($6, 'pending'))
+  RETURNING id, version, order_json(orders)::text AS json`;
+
+export async function insertOrder(db: Queryable, input: OrderCreate): Promise<OrderText> {
+  const { rows } = await db.query<OrderText>({ name: 'orders_insert', text: INSERT_SQL }, [
+    input.customer_name,
+    input.product_name,
+    input.quantity ?? null,
+    input.total_cents ?? null,
+    input.notes ?? null,
+    input.status ?? null,
+  ]);
+  return rows[0] as OrderText;
+}
+
+export async function lockOrder(tx: Queryable, id: number): Promise<{ status: OrderStatus; version: number } | undefined> {
+  const { rows } = await tx.query<{ status: OrderStatus; version: number }>('SELECT status, version FROM orders WHERE id = $1 FOR UPDATE', [
+    id,
+  ]);
+  return rows[0];
+}
+
+export async function updateOrder(tx: Queryable, id: number, patch: OrderUpdate): Promise<OrderText> {
+  const columns = WRITABLE_FIELDS.filter((f) => patch[f] !== undefined);
+  const sets = columns.map((c, i) => `${c} = $${i + 2}`).join(', ');
+  const { rows } = await tx.query<OrderText>(
+    `UPDATE orders SET ${sets} WHERE id = $1 RETURNING id, version, order_json(orders)::text AS json`,
+    [id, ...columns.map((c) => patch[c])],
+  );
+  return rows[0] as OrderText;
+}
+
+export async function deleteOrder(db: Queryable, id: number): Promise<boolean> {
+  const { rowCount } = await db.query('DELETE FROM orders WHERE id = $1', [id]);
+  return rowCount === 1;
+}
+
+export async function orderStats(db: Database): Promise<Stats> {
+  const { rows } = await db.query<{ stats: Stats }>(`
+    WITH by_status AS (
+      SELECT status, count(*)::bigint AS count, coalesce(sum(total_cents), 0)::bigint AS total_cents
+      FROM orders GROUP BY status
+    ), minutes AS (
+      SELECT generate_series(date_trunc('minute', now()) - interval '59 minutes', date_trunc('minute', now()), interval '1 minute') AS minute
+    ), created AS (
+      SELECT date_trunc('minute', created_at) AS minute, count(*)::bigint AS count
+      FROM orders WHERE created_at >= date_trunc('minute', now()) - interval '59 minutes'
+      GROUP BY 1
+    )
+    SELECT json_build_object(
+      'total_orders', (SELECT coalesce(sum(count), 0) FROM by_status),
+      'total_cents', (SELECT coalesce(sum(total_cents), 0) FROM by_status),
+      'by_status', (SELECT coalesce(json_object_agg(status, json_build_object('count', count, 'total_cents', total_cents)), '{}') FROM by_status),
+      'per_minute', (SELECT json_agg(json_build_object(
+          'minute', to_char(m.minute AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+          'count', coalesce(c.count, 0)) ORDER BY m.minute)
+        FROM minutes m LEFT JOIN created c USING (minute))
+    ) AS stats`);
+  return (rows[0] as { stats: Stats }).stats;
+}
+
+export interface StoredResponse {
+  request_hash: string;
+  status_code: number;
+  headers: Record<string, string>;
+  /** The response body as JSON text. */
+  body: string;
+}
+
+/**
+ * False when another transaction holds the key right now (a concurrent request with the same key).
+ * The lock is transaction-scoped: it ends with the transaction that stores the outcome.
+ */
+export async function tryLockIdempotencyKey(tx: Queryable, scope: string, key: string): Promise<boolean> {
+  const { rows } = await tx.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock(hashtextextended($1, 4242)) AS locked', [
+    JSON.stringify([scope, key]),
+  ]);
+  return rows[0]?.locked === true;
+}
+
+export async function findIdempotentResponse(
+  tx: Queryable,
+  scope: string,
+  key: string,
+  ttlHours: number,
+): Promise<StoredResponse | undefined> {
+  const { rows } = await tx.query<StoredResponse>(
+    `SELECT request_hash, status_code, headers, body::text AS body FROM idempotency_keys
+     WHERE scope = $1 AND key = $2 AND created_at > now() - make_interval(hours => $3)`,
+    [scope, key, ttlHours],
+  );
+  return rows[0];
+}
+
+export async function storeIdempotentResponse(tx: Queryable, scope: string, key: string, response: StoredResponse): Promise<void> {
+  await tx.query(
+    `INSERT INTO idempotency_keys (scope, key, request_hash, status_code, headers, body)
+     VALUES ($1, $2, $3, $4, $5, $6::json)
+     ON CONFLICT (scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, status_code = EXCLUDED.status_code,
+       headers = EXCLUDED.headers, body = EXCLUDED.body, created_at = now()`,
+    [scope, key, response.request_hash, response.status_code, JSON.stringify(response.headers), response.body],
+  );
+}
+
+export async function pruneIdempotencyKeys(db: Database, ttlHours: number): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM idempotency_keys WHERE ctid IN (
+       SELECT ctid FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1) LIMIT 5000)`,
+    [ttlHours],
+  );
+  return rowCount ?? 0;
+}

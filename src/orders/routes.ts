@@ -1,0 +1,182 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { Database } from '../db/database.js';
+import { ApiError } from '../errors.js';
+import { ProblemSchema } from '../http/problem-schema.js';
+import * as commands from './commands.js';
+import * as repo from './repository.js';
+import {
+  IdempotencyKeyHeaderSchema,
+  IdParamsSchema,
+  ListQuerySchema,
+  OrderCreateSchema,
+  OrderSchema,
+  OrderUpdateSchema,
+  StatsSchema,
+} from './schemas.js';
+
+export interface OrdersRoutesOptions {
+  db: Database;
+  idempotencyTtlHours: number;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * Orders arrive from the database as JSON text (order_json()); Fastify sends a string with a JSON content
+ * type as it is, so the response schemas describe the API without costing a parse and a re-serialise.
+ */
+const preserialized = (json: string) => json as never;
+
+function parseIfMatch(header: string | undefined): commands.Precondition | undefined {
+  if (header === undefined) return undefined;
+  if (header.trim() === '*') return { versions: '*' };
+  const versions: number[] = [];
+  for (const part of header.split(',')) {
+    const m = /^\s*(?:W\/)?"(\d{1,9})"\s*$/.exec(part);
+    if (!m) {
+      throw new ApiError('validation-failed', 'If-Match must be an ETag such as "3" (with the quotes), a list of them, or *.', {
+        errors: [{ field: 'If-Match', message: 'must be a quoted version such as "3"' }],
+      });
+    }
+    versions.push(Number(m[1]));
+  }
+  return { versions };
+}
+
+/** Names are compared and stored trimmed; trimming before validation makes "1–200 after trim" exact. */
+function trimNames(body: unknown): void {
+  if (!body || typeof body !== 'object') return;
+  const b = body as Record<string, unknown>;
+  for (const f of ['customer_name', 'product_name']) if (typeof b[f] === 'string') b[f] = (b[f] as string).trim();
+}
+
+const errorResponses = {
+  400: ProblemSchema,
+  404: ProblemSchema,
+  409: ProblemSchema,
+  412: ProblemSchema,
+  413: ProblemSchema,
+  415: ProblemSchema,
+  422: ProblemSchema,
+  503: ProblemSchema,
+};
+
+export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = async (app, { db, idempotencyTtlHours }) => {
+  app.get(
+    '/orders',
+    {
+      schema: {
+        summary: 'List orders, newest first',
+        description:
+          'Keyset-paginated. `X-Change-Cursor` is the feed position of this snapshot: stream `/ws?after=<cursor>` to receive every later change exactly once. A `Link: <…>; rel="next"` header points to the next page when there is one.',
+        querystring: ListQuerySchema,
+        response: { 200: Type.Array(OrderSchema), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const page = await repo.listOrders(db, request.query);
+      reply.header('x-change-cursor', page.cursor);
+      if (page.nextBefore !== null) {
+        const next = new URLSearchParams();
+        if (request.query.status) next.set('status', request.query.status);
+        if (request.query.q) next.set('q', request.query.q);
+        next.set('limit', String(request.query.limit));
+        next.set('before', String(page.nextBefore));
+        reply.header('link', `</orders?${next.toString()}>; rel="next"`);
+      }
+      return reply.type(JSON_TYPE).send(preserialized(page.json));
+    },
+  );
+
+  app.get(
+    '/orders/stats',
+    {
+      schema: {
+        summary: 'Counts and totals per status, and orders created per minute over the last hour',
+        response: { 200: StatsSchema, 503: ProblemSchema },
+      },
+    },
+    async () => repo.orderStats(db),
+  );
+
+  app.get(
+    '/orders/:id',
+    {
+      schema: {
+        summary: 'One order; its ETag is its version',
+        params: IdParamsSchema,
+        response: { 200: OrderSchema, 304: Type.Null(), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const order = await repo.getOrder(db, request.params.id);
+      if (!order) throw new ApiError('not-found', `Order ${request.params.id} does not exist.`);
+      const etag = `"${order.version}"`;
+      reply.header('etag', etag);
+      if (request.headers['if-none-match'] === etag) return reply.code(304).send(null);
+      return reply.type(JSON_TYPE).send(preserialized(order.json));
+    },
+  );
+
+  app.post(
+    '/orders',
+    {
+      preValidation: async (request) => trimNames(request.body),
+      schema: {
+        summary: 'Create an order',
+        description:
+          'With `Idempotency-Key`, the first outcome is stored and replayed for repeats with the same body (for IDEMPOTENCY_TTL_HOURS); the same key with a different body is 422, and a repeat while the first is in flight is 409.',
+        body: OrderCreateSchema,
+        headers: IdempotencyKeyHeaderSchema,
+        response: { 201: OrderSchema, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const key = request.headers['idempotency-key'];
+      const result = key
+        ? await commands.createOrderIdempotent(db, request.body, '', key, idempotencyTtlHours)
+        : await commands.createOrder(db, request.body);
+      if (result.replayed) reply.header('idempotent-replayed', 'true');
+      return reply.code(result.status).headers(result.headers).type(JSON_TYPE).send(preserialized(result.body));
+    },
+  );
+
+  for (const method of ['PUT', 'PATCH'] as const) {
+    app.route({
+      method,
+      url: '/orders/:id',
+      preValidation: async (request) => trimNames(request.body),
+      schema: {
+        summary: method === 'PATCH' ? 'Change some fields of an order' : 'Change some fields of an order (same as PATCH)',
+        description:
+          'Any non-empty subset of the writable fields. `If-Match: "<version>"` makes it conditional (412 when stale). Status moves forward only (409 names the allowed next statuses).',
+        params: IdParamsSchema,
+        body: OrderUpdateSchema,
+        headers: IdempotencyKeyHeaderSchema,
+        response: { 200: OrderSchema, ...errorResponses },
+      },
+      handler: async (request, reply) => {
+        const precondition = parseIfMatch(request.headers['if-match']);
+        const order = await commands.updateOrder(db, request.params.id, request.body, precondition);
+        return reply.header('etag', `"${order.version}"`).type(JSON_TYPE).send(preserialized(order.json));
+      },
+    });
+  }
+
+  app.delete(
+    '/orders/:id',
+    {
+      schema: {
+        summary: 'Delete an order',
+        params: IdParamsSchema,
+        headers: IdempotencyKeyHeaderSchema,
+        response: { 204: Type.Null(), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      await commands.deleteOrder(db, request.params.id, parseIfMatch(request.headers['if-match']));
+      return reply.code(204).send(null);
+    },
+  );
+};

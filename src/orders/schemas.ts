@@ -1,0 +1,102 @@
+import { type Static, Type } from '@sinclair/typebox';
+
+/**
+ * The API's request and response shapes: one source for validation (Fastify/Ajv), TypeScript types and
+ * the OpenAPI description. Limits mirror the CHECK constraints in migrations/0001_orders.sql.
+ */
+export const ORDER_STATUSES = ['pending', 'processing', 'shipped', 'delivered', 'cancelled'] as const;
+export type OrderStatus = (typeof ORDER_STATUSES)[number];
+
+export const OrderStatusSchema = Type.Union(
+  ORDER_STATUSES.map((s) => Type.Literal(s)),
+  { description: 'Lifecycle: pending → processing | shipped | cancelled; processing → shipped | cancelled; shipped → delivered.' },
+);
+
+const Name = (description: string) =>
+  Type.String({ minLength: 1, maxLength: 200, description: `${description} (1–200 characters after trimming)` });
+const Quantity = Type.Integer({ minimum: 1, maximum: 100_000, description: 'Units ordered (1–100000).' });
+const TotalCents = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Order total in cents (≥ 0).' });
+const Notes = Type.String({ maxLength: 10_000, description: 'Free text, up to 10,000 characters.' });
+
+export const OrderSchema = Type.Object(
+  {
+    id: Type.Integer({ minimum: 1 }),
+    customer_name: Type.String(),
+    product_name: Type.String(),
+    quantity: Type.Integer(),
+    total_cents: Type.Integer(),
+    notes: Type.String(),
+    status: OrderStatusSchema,
+    version: Type.Integer({ minimum: 1, description: 'Starts at 1, +1 on every update (by any writer); also the ETag.' }),
+    created_at: Type.String({ format: 'date-time' }),
+    updated_at: Type.String({ format: 'date-time' }),
+  },
+  { $id: 'Order' },
+);
+export type Order = Static<typeof OrderSchema>;
+
+export const OrderCreateSchema = Type.Object(
+  {
+    customer_name: Name('Customer name'),
+    product_name: Name('Product name'),
+    quantity: Type.Optional(Quantity),
+    total_cents: Type.Optional(TotalCents),
+    notes: Type.Optional(Notes),
+    status: Type.Optional(OrderStatusSchema),
+  },
+  { additionalProperties: false },
+);
+export type OrderCreate = Static<typeof OrderCreateSchema>;
+
+export const OrderUpdateSchema = Type.Object(
+  {
+    customer_name: Type.Optional(Name('Customer name')),
+    product_name: Type.Optional(Name('Product name')),
+    quantity: Type.Optional(Quantity),
+    total_cents: Type.Optional(TotalCents),
+    notes: Type.Optional(Notes),
+    status: Type.Optional(OrderStatusSchema),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type OrderUpdate = Static<typeof OrderUpdateSchema>;
+
+export const WRITABLE_FIELDS = ['customer_name', 'product_name', 'quantity', 'total_cents', 'notes', 'status'] as const;
+
+export const IdParamsSchema = Type.Object(
+  { id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Order id.' }) },
+  { additionalProperties: false },
+);
+
+export const ListQuerySchema = Type.Object(
+  {
+    status: Type.Optional(
+      Type.String({
+        pattern: `^(${ORDER_STATUSES.join('|')})(,(${ORDER_STATUSES.join('|')}))*$`,
+        description: 'One status or several, comma-separated.',
+      }),
+    ),
+    q: Type.Optional(Type.String({ maxLength: 200, description: 'Case-insensitive substring of customer or product name.' })),
+    limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+    before: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Keyset pagination: orders with a smaller id.' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type ListQuery = Static<typeof ListQuerySchema>;
+
+export const IdempotencyKeyHeaderSchema = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' })),
+  'if-match': Type.Optional(Type.String({ maxLength: 1000 })),
+});
+
+export const StatsSchema = Type.Object({
+  total_orders: Type.Integer(),
+  total_cents: Type.Integer(),
+  by_status: Type.Record(Type.String(), Type.Object({ count: Type.Integer(), total_cents: Type.Integer() })),
+  per_minute: Type.Array(Type.Object({ minute: Type.String({ format: 'date-time' }), count: Type.Integer() }), {
+    description: 'Orders created per minute over the last 60 minutes, oldest first.',
+  }),
+});
+export type Stats = Static<typeof StatsSchema>;

@@ -1,0 +1,352 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { WebSocket } from 'ws';
+import type { LoggedChange } from '../feed/change-log.js';
+import {
+  type Cursor,
+  comparePositions,
+  formatCursor,
+  formatPosition,
+  hasChange,
+  lowerBound,
+  type Position,
+  parseCursor,
+  upperBound,
+} from '../feed/cursor.js';
+import type { Batch, ChangeFeed } from '../feed/feed.js';
+import { CLOSE, type ClientErrorCode, type ResetReason } from '../protocol.js';
+
+/**
+ * The hub fans the feed out to WebSocket clients. Each batch is serialised once, as the concatenation
+ * of the changes' JSON (which the database already produced), and the same bytes go to every live
+ * client: the broadcast loop does no per-client work beyond a buffer check and the send.
+ *
+ * A client that resumes from a cursor first catches up, from memory when the feed still holds its
+ * position, otherwise from the log in pages, and joins the live stream in the same tick as it reaches
+ * the feed's head, so nothing falls between the two. A client whose cursor is ahead of this instance
+ * (it came from another instance) or that holds a snapshot cursor keeps a "floor" and is sent only what
+ * it lacks until the feed passes it.
+ *
+ * A client that does not keep up is closed with 1013 rather than buffered for: buffering would let one
+ * stalled browser grow the server's memory without bound. It resumes from its cursor and loses nothing.
+ */
+export interface HubOptions {
+  feed: ChangeFeed;
+  log: Logger;
+  heartbeatMs: number;
+  pingMs: number;
+  maxBufferedBytes: number;
+  maxMessagesPerSec: number;
+  catchUpPageSize?: number;
+  /** The feed's pruning mark and next xid, for judging cursors older or newer than anything in memory. */
+  cursorBounds: () => Promise<{ pruned: Position; nextXid: number }>;
+}
+
+interface Client {
+  id: string;
+  socket: WebSocket;
+  live: boolean;
+  /** While set, the client already has some changes beyond the head: send only what hasChange says it lacks. */
+  floor: Cursor | null;
+  alive: boolean;
+  tokens: number;
+  tokensAt: number;
+  lastRateError: number;
+  remote: string;
+  connectedAt: number;
+  /** Last cursor sent to this client (for debugging and lag display). */
+  cursor: string;
+}
+
+export interface HubStats {
+  clients: number;
+  framesSent: number;
+  changesSent: number;
+  slowClosed: number;
+  resets: number;
+  connectionsTotal: number;
+}
+
+const FRAME_HEAD = '{"type":"changes","changes":[';
+const FRAME_TAIL = ']}';
+const MAX_CHANGES_PER_FRAME = 500;
+
+function framesOf(changes: readonly LoggedChange[]): string[] {
+  const frames: string[] = [];
+  for (let i = 0; i < changes.length; i += MAX_CHANGES_PER_FRAME) {
+    const slice = changes.slice(i, i + MAX_CHANGES_PER_FRAME);
+    frames.push(FRAME_HEAD + slice.map((c) => c.json).join(',') + FRAME_TAIL);
+  }
+  return frames;
+}
+
+export class Hub {
+  readonly serverId = randomUUID();
+  private readonly clients = new Set<Client>();
+  private readonly stats: HubStats = { clients: 0, framesSent: 0, changesSent: 0, slowClosed: 0, resets: 0, connectionsTotal: 0 };
+  private heartbeatTimer: NodeJS.Timeout;
+  private pingTimer: NodeJS.Timeout;
+  private lastBroadcastAt = Date.now();
+  private closing = false;
+
+  constructor(private readonly options: HubOptions) {
+    options.feed.on('batch', (batch) => this.broadcast(batch));
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), options.heartbeatMs);
+    this.pingTimer = setInterval(() => this.pingSweep(), options.pingMs);
+  }
+
+  get snapshot(): HubStats {
+    return { ...this.stats, clients: this.clients.size };
+  }
+
+  listClients(): { id: string; remote: string; live: boolean; cursor: string; connectedAt: string; bufferedBytes: number }[] {
+    return [...this.clients].map((c) => ({
+      id: c.id,
+      remote: c.remote,
+      live: c.live,
+      cursor: c.cursor,
+      connectedAt: new Date(c.connectedAt).toISOString(),
+      bufferedBytes: c.socket.bufferedAmount,
+    }));
+  }
+
+  /** Takes over a freshly upgraded socket. `after` is the raw `after` query parameter, if any. */
+  accept(socket: WebSocket, after: string | undefined, remote: string): void {
+    const client: Client = {
+      id: randomUUID(),
+      socket,
+      live: false,
+      floor: null,
+      alive: true,
+      tokens: this.options.maxMessagesPerSec * 2,
+      tokensAt: Date.now(),
+      lastRateError: 0,
+      remote,
+      connectedAt: Date.now(),
+      cursor: '',
+    };
+    if (this.closing) {
+      socket.close(CLOSE.RESTART, 'server restarting');
+      return;
+    }
+    this.clients.add(client);
+    this.stats.connectionsTotal++;
+    this.options.feed.setDemand(this.clients.size);
+    socket.on('pong', () => {
+      client.alive = true;
+    });
+    socket.on('message', (data, isBinary) => this.onMessage(client, data as Buffer, isBinary));
+    socket.on('close', () => {
+      this.clients.delete(client);
+      this.options.feed.setDemand(this.clients.size);
+    });
+    socket.on('error', () => undefined);
+    void this.start(client, after).catch((err: unknown) => {
+      this.options.log.warn(
+        { event: 'client.catchup_failed', client: client.id, reason: (err as Error).message },
+        'catch-up failed; closing',
+      );
+      socket.close(CLOSE.RESTART, 'catch-up failed; reconnect');
+    });
+  }
+
+  private send(client: Client, data: string): boolean {
+    if (client.socket.readyState !== 1) return false;
+    if (client.socket.bufferedAmount > this.options.maxBufferedBytes) {
+      this.closeSlow(client);
+      return false;
+    }
+    client.socket.send(data);
+    return true;
+  }
+
+  private closeSlow(client: Client): void {
+    if (!this.clients.delete(client)) return;
+    this.stats.slowClosed++;
+    this.options.log.warn(
+      { event: 'client.slow', client: client.id, remote: client.remote, bufferedBytes: client.socket.bufferedAmount },
+      'client too slow; closed with 1013 (it will resume from its cursor)',
+    );
+    client.socket.close(CLOSE.SLOW_CONSUMER, 'too slow; resume from your cursor');
+    // A client that does not read will not read the close frame either.
+    setTimeout(() => client.socket.terminate(), 2000).unref();
+    this.options.feed.setDemand(this.clients.size);
+  }
+
+  private reset(client: Client, reason: ResetReason, detail: string): void {
+    this.stats.resets++;
+    this.options.log.info({ event: 'client.reset', client: client.id, reason }, 'cursor cannot be resumed; reset sent');
+    this.send(client, JSON.stringify({ type: 'reset', reason, detail }));
+    client.socket.close(CLOSE.RESET, reason);
+    this.clients.delete(client);
+  }
+
+  private async start(client: Client, after: string | undefined): Promise<void> {
+    const { feed } = this.options;
+    const hello = (cursor: string) =>
+      this.send(client, JSON.stringify({ type: 'hello', cursor, heartbeat_ms: this.options.heartbeatMs, server: this.serverId }));
+    if (after === undefined || after === '') {
+      client.cursor = formatPosition(feed.head);
+      hello(client.cursor);
+      client.live = true;
+      return;
+    }
+    const cursor = parseCursor(after);
+    if (!cursor) return this.reset(client, 'cursor-malformed', 'This is not a cursor this service issued; reload the snapshot.');
+    client.cursor = formatCursor(cursor);
+    let from = lowerBound(cursor);
+    const inMemory = feed.recentSince(from) !== undefined;
+    if (!inMemory || comparePositions(upperBound(cursor), feed.head) > 0) {
+      const bounds = await this.options.cursorBounds();
+      if (comparePositions(from, bounds.pruned) < 0 && !inMemory) {
+        return this.reset(client, 'cursor-expired', 'Changes after this cursor have been pruned; reload the snapshot.');
+      }
+      const newest = cursor.kind === 'position' ? cursor.xid : cursor.xmax - 1;
+      if (newest >= bounds.nextXid) {
+        return this.reset(client, 'cursor-unknown', 'This cursor is newer than anything this database has written; reload the snapshot.');
+      }
+    }
+    if (!hello(client.cursor)) return;
+    const pageSize = this.options.catchUpPageSize ?? 1000;
+    for (;;) {
+      if (client.socket.readyState !== 1 || !this.clients.has(client)) return;
+      const head = feed.head;
+      if (comparePositions(from, head) >= 0) break;
+      const recent = feed.recentSince(from);
+      if (recent) {
+        this.sendCatchUp(client, cursor, recent);
+        break;
+      }
+      const range = await feed.readRange(from, head, pageSize);
+      if (comparePositions(range.pruned, from) > 0) {
+        return this.reset(client, 'cursor-expired', 'Changes after this cursor were pruned while catching up; reload the snapshot.');
+      }
+      this.sendCatchUp(client, cursor, range.changes);
+      const last = range.changes[range.changes.length - 1];
+      from = range.changes.length === pageSize && last ? { xid: last.xid, seq: last.seq } : head;
+    }
+    // Joining here, synchronously after the last catch-up read, means the next batch starts right after
+    // what the client was sent.
+    client.floor = comparePositions(upperBound(cursor), feed.head) > 0 ? cursor : null;
+    client.live = true;
+  }
+
+  private sendCatchUp(client: Client, cursor: Cursor, changes: readonly LoggedChange[]): void {
+    const missing = changes.filter((c) => !hasChange(cursor, c));
+    if (missing.length === 0) return;
+    for (const frame of framesOf(missing)) {
+      if (!this.send(client, frame)) return;
+      this.stats.framesSent++;
+    }
+    this.stats.changesSent += missing.length;
+    const last = missing[missing.length - 1] as LoggedChange;
+    client.cursor = formatPosition(last);
+  }
+
+  private broadcast(batch: Batch): void {
+    this.lastBroadcastAt = Date.now();
+    let frames: string[] | null = null;
+    const cursor = formatPosition(batch.to);
+    for (const client of this.clients) {
+      if (!client.live) continue;
+      if (client.floor) {
+        this.sendCatchUp(client, client.floor, batch.changes);
+        if (comparePositions(batch.to, upperBound(client.floor)) >= 0) client.floor = null;
+        continue;
+      }
+      frames ??= framesOf(batch.changes);
+      for (const frame of frames) if (!this.send(client, frame)) break;
+      this.stats.framesSent += frames.length;
+      this.stats.changesSent += batch.changes.length;
+      client.cursor = cursor;
+    }
+  }
+
+  private heartbeat(): void {
+    if (Date.now() - this.lastBroadcastAt < this.options.heartbeatMs / 2) return;
+    const cursor = formatPosition(this.options.feed.head);
+    const shared = JSON.stringify({ type: 'heartbeat', cursor });
+    for (const client of this.clients) {
+      if (!client.live) continue;
+      if (client.floor) {
+        this.send(client, JSON.stringify({ type: 'heartbeat', cursor: formatCursor(client.floor) }));
+        continue;
+      }
+      this.send(client, shared);
+      client.cursor = cursor;
+    }
+  }
+
+  private pingSweep(): void {
+    for (const client of this.clients) {
+      if (!client.alive) {
+        this.options.log.info({ event: 'client.dead', client: client.id }, 'no pong: terminating socket');
+        this.clients.delete(client);
+        client.socket.terminate();
+        continue;
+      }
+      client.alive = false;
+      client.socket.ping();
+    }
+    this.options.feed.setDemand(this.clients.size);
+  }
+
+  private clientError(client: Client, code: ClientErrorCode, detail: string): void {
+    this.send(client, JSON.stringify({ type: 'error', code, detail }));
+  }
+
+  private onMessage(client: Client, data: Buffer, isBinary: boolean): void {
+    const now = Date.now();
+    const rate = this.options.maxMessagesPerSec;
+    client.tokens = Math.min(rate * 2, client.tokens + ((now - client.tokensAt) / 1000) * rate);
+    client.tokensAt = now;
+    if (client.tokens < 1) {
+      client.tokens -= 1;
+      if (client.tokens < -rate * 10) {
+        this.options.log.warn({ event: 'client.flood', client: client.id, remote: client.remote }, 'message flood; closing with 1008');
+        client.socket.close(CLOSE.POLICY, 'too many messages');
+        this.clients.delete(client);
+        return;
+      }
+      if (now - client.lastRateError > 1000) {
+        client.lastRateError = now;
+        this.clientError(client, 'rate-limited', `At most ${rate} messages per second; extra messages are dropped.`);
+      }
+      return;
+    }
+    client.tokens -= 1;
+    let message: unknown;
+    try {
+      message = isBinary ? undefined : JSON.parse(data.toString('utf8'));
+    } catch {
+      message = undefined;
+    }
+    if (!message || typeof message !== 'object') {
+      this.clientError(client, 'malformed-message', 'Messages are JSON objects with a "type".');
+      return;
+    }
+    const type = (message as { type?: unknown }).type;
+    if (type === 'ping') {
+      this.send(client, '{"type":"pong"}');
+      return;
+    }
+    this.clientError(
+      client,
+      'unknown-message-type',
+      `Unknown message type ${JSON.stringify(type)?.slice(0, 50)}; the only client message is {"type":"ping"}.`,
+    );
+  }
+
+  /** Rolling restart: tell every client to go elsewhere (1012), then stop. */
+  async close(graceMs = 1000): Promise<void> {
+    this.closing = true;
+    clearInterval(this.heartbeatTimer);
+    clearInterval(this.pingTimer);
+    const sockets = [...this.clients].map((c) => c.socket);
+    this.clients.clear();
+    for (const s of sockets) s.close(CLOSE.RESTART, 'server restarting; reconnect');
+    const deadline = Date.now() + graceMs;
+    while (sockets.some((s) => s.readyState !== 3) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const s of sockets) if (s.readyState !== 3) s.terminate();
+  }
+}

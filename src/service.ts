@@ -1,0 +1,107 @@
+import type { FastifyInstance } from 'fastify';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { buildApp } from './app.js';
+import type { Config } from './config.js';
+import { Database } from './db/database.js';
+import { migrate } from './db/migrate.js';
+import { clientConfig, createPool } from './db/pool.js';
+import { readNextXid, readPruned } from './feed/change-log.js';
+import { ChangeFeed } from './feed/feed.js';
+import { Listener } from './feed/listener.js';
+import { Hub } from './realtime/hub.js';
+
+/** Everything one instance runs, wired together; started and stopped as a unit. */
+export interface Service {
+  app: FastifyInstance;
+  pool: pg.Pool;
+  db: Database;
+  listener: Listener;
+  feed: ChangeFeed;
+  hub: Hub;
+  /** Graceful: close WebSockets with 1012, drain HTTP, stop the listener, close the pool. */
+  close(): Promise<void>;
+}
+
+export async function createService(config: Config, log: Logger, databaseUrl: string): Promise<Service> {
+  const dbOptions = {
+    connectionString: databaseUrl,
+    connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+    queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS,
+    applicationName: 'orders-api',
+  };
+  const pool = createPool({ ...dbOptions, max: config.DB_POOL_MAX }, log);
+  const db = new Database(pool);
+  try {
+    if (config.DB_MIGRATE) await migrate(pool, log);
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw err;
+  }
+  const listener = new Listener({
+    clientConfig: clientConfig({
+      ...dbOptions,
+      connectionString: config.DATABASE_LISTEN_URL ?? databaseUrl,
+      applicationName: 'orders-listener',
+      queryTimeoutMs: 0,
+    }),
+    keepaliveMs: config.LISTENER_KEEPALIVE_MS,
+    keepaliveTimeoutMs: config.LISTENER_KEEPALIVE_TIMEOUT_MS,
+    backoffMinMs: config.LISTENER_BACKOFF_MIN_MS,
+    backoffMaxMs: config.LISTENER_BACKOFF_MAX_MS,
+    log: log.child({ component: 'listener' }),
+  });
+  const feed = new ChangeFeed({
+    db,
+    listener,
+    log: log.child({ component: 'feed' }),
+    pollMs: config.FEED_POLL_MS,
+    batchSize: config.FEED_BATCH_SIZE,
+    memoryChanges: config.FEED_MEMORY_CHANGES,
+    idleDisconnectMs: config.FEED_IDLE_DISCONNECT_MS,
+    retention: {
+      maxAgeHours: config.FEED_RETENTION_HOURS,
+      maxRows: config.FEED_RETENTION_MAX_ROWS,
+      intervalMs: config.FEED_RETENTION_INTERVAL_MS,
+      idempotencyTtlHours: config.IDEMPOTENCY_TTL_HOURS,
+    },
+  });
+  const hub = new Hub({
+    feed,
+    log: log.child({ component: 'hub' }),
+    heartbeatMs: config.WS_HEARTBEAT_MS,
+    pingMs: config.WS_PING_MS,
+    maxBufferedBytes: config.WS_MAX_BUFFERED_BYTES,
+    maxMessagesPerSec: config.WS_MAX_MESSAGES_PER_SEC,
+    cursorBounds: async () => ({ pruned: await readPruned(db), nextXid: await readNextXid(db) }),
+  });
+  const app = await buildApp({ config, log, db, feed, listener, hub });
+  try {
+    await feed.start();
+  } catch (err) {
+    await hub.close(0);
+    await app.close();
+    await feed.stop();
+    await pool.end().catch(() => undefined);
+    throw err;
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    pool,
+    db,
+    listener,
+    feed,
+    hub,
+    close() {
+      closing ??= (async () => {
+        await hub.close();
+        await app.close();
+        await feed.stop();
+        await pool.end().catch(() => undefined);
+      })();
+      return closing;
+    },
+  };
+}
