@@ -1,0 +1,125 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { http } from './helpers/service.js';
+
+/**
+ * The process as a user runs it (`npm start` is `tsx src/main.ts`): configuration errors, the embedded
+ * database kept between runs, a restart after kill -9, and a graceful stop.
+ */
+const root = path.resolve(import.meta.dirname, '..');
+let dataDir: string;
+const children = new Set<ChildProcess>();
+
+function run(env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const listening = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no start within 30 s:\n${stdout}\n${stderr}`)), 30_000);
+    child.stdout?.on('data', () => {
+      const m = /"url":"(http:\/\/[^"]+)"/.exec(stdout);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1] as string);
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited with ${code}:\n${stdout}\n${stderr}`));
+    });
+  });
+  listening.catch(() => undefined);
+  return { child, listening, exited, output: () => ({ stdout, stderr }) };
+}
+
+function postmasterPid(): number | undefined {
+  const file = path.join(dataDir, 'pg', 'postmaster.pid');
+  return existsSync(file) ? Number(readFileSync(file, 'utf8').split('\n')[0]) : undefined;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(path.join(tmpdir(), 'orders-start-'));
+});
+
+afterEach(() => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+afterAll(async () => {
+  const pid = postmasterPid();
+  if (pid && alive(pid)) process.kill(pid, 'SIGQUIT');
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('configuration', () => {
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['DB_POOL_MAX', '0'],
+    ['LOG_LEVEL', 'loud'],
+    ['DATABASE_URL', 'mysql://nope'],
+  ])('stops with one line naming %s=%s', async (name, value) => {
+    const proc = run({ [name]: value });
+    expect(await proc.exited).toBe(1);
+    const lines = proc.output().stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^orders: invalid ${name}=`));
+    if (name === 'DATABASE_URL') expect(lines[0]).not.toContain('mysql://nope');
+  });
+});
+
+describe('embedded database lifecycle', () => {
+  it('keeps data between runs, survives kill -9, and stops cleanly on SIGTERM', { timeout: 120_000 }, async () => {
+    const env = { DATA_DIR: dataDir, PORT: '0' };
+    const first = run(env);
+    const url1 = await first.listening;
+    expect(first.output().stdout).toMatch(/embedded PostgreSQL in .*orders-start-/);
+    const created = await http(url1, 'POST', '/orders', { customer_name: 'Persisted', product_name: 'Across runs' });
+    expect(created.status).toBe(201);
+    const orphan = postmasterPid();
+    expect(orphan && alive(orphan)).toBe(true);
+
+    first.child.kill('SIGKILL');
+    await first.exited;
+    // The database outlives a killed Node process; the next start must cope with it.
+    expect(alive(orphan as number)).toBe(true);
+
+    const second = run(env);
+    const url2 = await second.listening;
+    const list = await http<any[]>(url2, 'GET', '/orders');
+    expect(list.body.map((o) => o.customer_name)).toEqual(['Persisted']);
+    expect(alive(orphan as number)).toBe(false);
+    const running = postmasterPid() as number;
+
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+    expect(second.output().stdout).toMatch(/shutting down/);
+    expect(alive(running)).toBe(false);
+  });
+});
