@@ -1,0 +1,385 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import path from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import pg from 'pg';
+import pino from 'pino';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from '../src/db/embedded.js';
+import { migrate } from '../src/db/migrate.js';
+import { BENCH_DIR, cpuSeconds, rssBytes, startWorker, summarize } from './lib.js';
+
+/**
+ * `npm run bench [-- --only latency,fanout,connections,throughput,snapshot] [--scale 0.1]`
+ *
+ * Starts PostgreSQL (embedded, or DATABASE_URL) and the service as its own process, drives load from
+ * separate worker processes, prints a table and writes bench/results/<time>.json. Everything shares
+ * this machine's cores: the load generators compete with the service and the database, so absolute
+ * numbers are a floor, and ratios measured in the same run are the figures to compare.
+ */
+const { values: opts } = parseArgs({
+  options: {
+    only: { type: 'string', default: 'latency,fanout,connections,throughput,snapshot' },
+    scale: { type: 'string', default: '1' },
+    'fanout-clients': { type: 'string' },
+    'fanout-rate': { type: 'string' },
+  },
+});
+const only = new Set((opts.only as string).split(','));
+const scale = Number(opts.scale);
+const sized = (n: number, min = 1) => Math.max(min, Math.round(n * scale));
+const execFileAsync = promisify(execFile);
+const log = pino({ level: 'silent' });
+const results: Record<string, unknown> = {};
+const rows: string[][] = [];
+const ms = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)} ms` : 'n/a');
+const report = (scenario: string, metric: string, value: string, target = '') => {
+  rows.push([scenario, metric, value, target]);
+  console.log(`  ${scenario.padEnd(34)} ${metric.padEnd(34)} ${value.padEnd(22)} ${target}`);
+};
+
+let embedded: EmbeddedPostgres | undefined;
+let dataDir: string | undefined;
+let service: ChildProcess | undefined;
+
+async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+async function startServiceProcess(dbUrl: string, extraEnv: Record<string, string> = {}) {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: path.resolve(BENCH_DIR, '..'),
+    env: {
+      ...process.env,
+      DATABASE_URL: dbUrl,
+      PORT: String(port),
+      LOG_LEVEL: 'warn',
+      DB_MIGRATE: 'false',
+      DB_POOL_MAX: '20',
+      ...extraEnv,
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      if ((await fetch(`${baseUrl}/readyz`)).status === 200) break;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > deadline) throw new Error('service did not become ready');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child, baseUrl, wsUrl: `ws://127.0.0.1:${port}/ws`, pid: child.pid as number };
+}
+
+async function stopServiceProcess(child: ChildProcess) {
+  if (child.exitCode !== null) return;
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+}
+
+type ClientReport = { type: string; latencies: number[]; changes: number; frames: number; closed: number };
+
+async function openClients(wsUrl: string, clients: number, sampledPerProcess: number, processes: number) {
+  const per = Math.ceil(clients / processes);
+  const workers = Array.from({ length: processes }, (_, i) =>
+    startWorker<ClientReport & { clients: number }>('ws-clients.ts', {
+      url: wsUrl,
+      clients: Math.min(per, clients - i * per),
+      sampled: sampledPerProcess,
+    }),
+  );
+  await Promise.all(workers.map((w) => w.next('ready', 180_000)));
+  return {
+    record: () => {
+      for (const w of workers) w.send({ type: 'record' });
+    },
+    report: async () => {
+      for (const w of workers) w.send({ type: 'report' });
+      const reports = await Promise.all(workers.map((w) => w.next('report')));
+      return {
+        latencies: reports.flatMap((r) => r.latencies),
+        changes: reports.reduce((s, r) => s + r.changes, 0),
+        frames: reports.reduce((s, r) => s + r.frames, 0),
+        closed: reports.reduce((s, r) => s + r.closed, 0),
+      };
+    },
+    close: async () => {
+      for (const w of workers) w.send({ type: 'close' });
+      await Promise.all(workers.map((w) => new Promise((r) => (w.child.exitCode !== null ? r(null) : w.child.once('exit', r)))));
+    },
+  };
+}
+
+async function runWriter(mode: 'rest' | 'sql', baseUrl: string, dbUrl: string, rate: number, seconds: number) {
+  const w = startWorker<{ type: string; done: number; errors: number; lateSends: number }>('writer.ts', {
+    mode,
+    baseUrl,
+    dbUrl,
+    rate,
+    seconds,
+  });
+  await w.next('ready');
+  w.send({ type: 'go' });
+  return w.next('done', (seconds + 60) * 1000);
+}
+
+async function truncate(sql: pg.Pool) {
+  await sql.query('TRUNCATE orders, order_changes RESTART IDENTITY');
+}
+
+async function latency(svc: { baseUrl: string; wsUrl: string }, dbUrl: string, sql: pg.Pool) {
+  const seconds = sized(10, 3);
+  const cases: [number, number, number, number][] = [
+    [100, 100, 1.5, 5],
+    [1000, 100, 5, 20],
+  ];
+  results.latency = [];
+  for (const [clients, rate, p50Target, p99Target] of cases) {
+    const n = sized(clients, 10);
+    const pool = await openClients(svc.wsUrl, n, n, n > 200 ? 2 : 1);
+    for (const mode of ['rest', 'sql'] as const) {
+      await truncate(sql);
+      pool.record();
+      const w = await runWriter(mode, svc.baseUrl, dbUrl, rate, seconds);
+      await new Promise((r) => setTimeout(r, 1000));
+      const got = await pool.report();
+      const s = summarize(got.latencies);
+      const expected = w.done * n;
+      (results.latency as unknown[]).push({
+        clients: n,
+        rate,
+        mode,
+        seconds,
+        writes: w.done,
+        writeErrors: w.errors,
+        lateSends: w.lateSends,
+        deliveries: got.latencies.length,
+        expected,
+        ...s,
+      });
+      report(
+        `latency ${mode.toUpperCase()} ${rate}/s → ${n} clients`,
+        'p50 / p99 / max',
+        `${ms(s.p50)} / ${ms(s.p99)} / ${ms(s.max)}`,
+        `≤ ${p50Target} / ≤ ${p99Target} ms`,
+      );
+      if (got.latencies.length !== expected) report('', 'deliveries (received / expected)', `${got.latencies.length} / ${expected}`);
+    }
+    await pool.close();
+  }
+}
+
+async function fanout(svc: { baseUrl: string; wsUrl: string; pid: number }, dbUrl: string, sql: pg.Pool) {
+  const clients = Number(opts['fanout-clients'] ?? sized(5000, 50));
+  const rate = Number(opts['fanout-rate'] ?? 50);
+  const seconds = sized(30, 5);
+  await truncate(sql);
+  const pool = await openClients(svc.wsUrl, clients, 50, 2);
+  pool.record();
+  const cpu0 = cpuSeconds(svc.pid);
+  const w = await runWriter('sql', svc.baseUrl, dbUrl, rate, seconds);
+  await new Promise((r) => setTimeout(r, 1500));
+  const cpu1 = cpuSeconds(svc.pid);
+  const got = await pool.report();
+  await pool.close();
+  const s = summarize(got.latencies);
+  const deliveriesPerSec = got.changes / seconds;
+  const framesPerSec = got.frames / seconds;
+  const cpuPer100k = ((cpu1 - cpu0) / got.changes) * 100_000;
+  results.fanout = {
+    clients,
+    rate,
+    seconds,
+    writes: w.done,
+    deliveries: got.changes,
+    expected: w.done * clients,
+    deliveriesPerSec,
+    framesPerSec,
+    serverCpuSeconds: cpu1 - cpu0,
+    cpuSecondsPer100kDeliveries: cpuPer100k,
+    closedByServer: got.closed,
+    ...s,
+  };
+  report(
+    `fan-out ${clients} clients × ${rate} writes/s`,
+    'deliveries/s',
+    `${Math.round(deliveriesPerSec).toLocaleString('en')}`,
+    '≥ 250,000 (stretch 500,000)',
+  );
+  report('', 'frames/s', `${Math.round(framesPerSec).toLocaleString('en')}`);
+  report('', 'p50 / p99 (sampled clients)', `${ms(s.p50)} / ${ms(s.p99)}`, 'p99 ≤ 150 ms');
+  report('', 'server CPU-s per 100k deliveries', cpuPer100k.toFixed(3));
+  report('', 'delivered / expected', `${got.changes} / ${w.done * clients}`);
+}
+
+async function connections(svc: { wsUrl: string; pid: number }) {
+  const n = sized(10_000, 100);
+  await new Promise((r) => setTimeout(r, 1000));
+  const before = rssBytes(svc.pid);
+  const pool = await openClients(svc.wsUrl, n, 0, 2);
+  await new Promise((r) => setTimeout(r, 3000));
+  const after = rssBytes(svc.pid);
+  await pool.close();
+  const perConn = (after - before) / n;
+  results.connections = { connections: n, rssBeforeBytes: before, rssAfterBytes: after, bytesPerConnection: perConn };
+  report(`${n.toLocaleString('en')} idle WebSockets`, 'RSS delta per connection', `${(perConn / 1024).toFixed(2)} KB`, '≤ 8 KB');
+}
+
+async function pgbenchTps(dbUrl: string, script: string, clients: number, seconds: number): Promise<number> {
+  const file = path.join(tmpdir(), `bench-${Date.now()}.sql`);
+  await writeFile(file, script);
+  const { stdout } = await execFileAsync('pgbench', [
+    '-n',
+    '-c',
+    String(clients),
+    '-j',
+    String(Math.min(clients, 2)),
+    '-T',
+    String(seconds),
+    '-f',
+    file,
+    dbUrl,
+  ]);
+  await rm(file, { force: true });
+  const m = /tps = ([\d.]+) \(without initial connection time\)/.exec(stdout);
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+async function throughput(svc: { baseUrl: string }, dbUrl: string, sql: pg.Pool) {
+  const seconds = sized(5, 2);
+  const sweep = [1, 2, 4, 8, 16];
+  await sql.query('CREATE TABLE IF NOT EXISTS orders_plain (LIKE orders INCLUDING ALL)');
+  const sweepPg = async (table: string) => {
+    const points: Record<number, number> = {};
+    for (const c of sweep) {
+      await truncate(sql);
+      await sql.query('TRUNCATE orders_plain');
+      points[c] = await pgbenchTps(
+        dbUrl,
+        `INSERT INTO ${table} (customer_name, product_name) VALUES ('Bench', 'Throughput');\n`,
+        c,
+        seconds,
+      );
+    }
+    return points;
+  };
+  const withTriggers = await sweepPg('orders');
+  const plain = await sweepPg('orders_plain');
+  const rest: Record<number, number> = {};
+  for (const c of [8, 16, 32, 64]) {
+    await truncate(sql);
+    const w = startWorker<{ type: string; rps: number }>('rest-load.ts', { baseUrl: svc.baseUrl, concurrency: c, seconds });
+    await w.next('ready');
+    w.send({ type: 'go' });
+    rest[c] = (await w.next('done')).rps;
+  }
+  const best = (p: Record<number, number>) => Math.max(...Object.values(p));
+  const bestTrig = best(withTriggers);
+  const bestPlain = best(plain);
+  const bestRest = best(rest);
+  results.throughput = {
+    seconds,
+    pgbenchWithTriggers: withTriggers,
+    pgbenchPlain: plain,
+    rest,
+    ratioRestToTriggers: bestRest / bestTrig,
+    ratioTriggersToPlain: bestTrig / bestPlain,
+  };
+  report('create throughput', 'pgbench INSERT, same triggers', `${Math.round(bestTrig)} tx/s`);
+  report('', 'pgbench INSERT, no triggers', `${Math.round(bestPlain)} tx/s`);
+  report('', 'REST POST /orders', `${Math.round(bestRest)} req/s`);
+  report('', 'REST ÷ pgbench with triggers', (bestRest / bestTrig).toFixed(2), '≥ 0.70');
+  report('', 'change capture cost (trig ÷ plain)', (bestTrig / bestPlain).toFixed(2));
+}
+
+async function snapshot(svc: { baseUrl: string }, sql: pg.Pool) {
+  const n = sized(100_000, 1000);
+  await truncate(sql);
+  await sql.query(
+    `INSERT INTO orders (customer_name, product_name, quantity, total_cents, status)
+     SELECT 'Customer ' || i, 'Product ' || (i % 97), 1 + i % 5, i * 7, (ARRAY['pending','processing','shipped','delivered','cancelled'])[1 + i % 5]
+     FROM generate_series(1, $1) i`,
+    [n],
+  );
+  const samples: number[] = [];
+  for (let i = 0; i < sized(200, 20); i++) {
+    const t = performance.now();
+    const res = await fetch(`${svc.baseUrl}/orders?limit=1000`);
+    await res.arrayBuffer();
+    samples.push(performance.now() - t);
+  }
+  const s = summarize(samples);
+  results.snapshot = { orders: n, limit: 1000, ...s };
+  report(`GET /orders?limit=1000 (${n.toLocaleString('en')} rows)`, 'p50 / p99', `${ms(s.p50)} / ${ms(s.p99)}`);
+}
+
+async function main() {
+  let adminUrl = process.env.DATABASE_URL;
+  if (!adminUrl) {
+    dataDir = await mkdtemp(path.join(tmpdir(), 'orders-bench-'));
+    embedded = await startEmbeddedPostgres({ dataDir, port: 0, log });
+    adminUrl = embedded.url;
+  }
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query('DROP DATABASE IF EXISTS orders_bench');
+  await admin.query('CREATE DATABASE orders_bench');
+  const pgVersion = (await admin.query('SHOW server_version')).rows[0].server_version as string;
+  await admin.end();
+  const dbUrlObj = new URL(adminUrl);
+  dbUrlObj.pathname = '/orders_bench';
+  const dbUrl = dbUrlObj.toString();
+  const sql = new pg.Pool({ connectionString: dbUrl, max: 2 });
+  await migrate(sql, log);
+
+  const machine = {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    postgres: pgVersion,
+    database: embedded ? 'embedded' : 'DATABASE_URL',
+    note: 'load generators, the service and PostgreSQL share these cores (loopback)',
+  };
+  console.log(
+    `\nmachine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, PostgreSQL ${machine.postgres}`,
+  );
+  console.log(`(${machine.note}; scale ${scale})\n`);
+
+  const svc = await startServiceProcess(dbUrl);
+  service = svc.child;
+  try {
+    if (only.has('latency')) await latency(svc, dbUrl, sql);
+    if (only.has('fanout')) await fanout(svc, dbUrl, sql);
+    if (only.has('connections')) await connections(svc);
+    if (only.has('throughput')) await throughput(svc, dbUrl, sql);
+    if (only.has('snapshot')) await snapshot(svc, sql);
+  } finally {
+    await stopServiceProcess(svc.child);
+    await sql.end();
+  }
+  const file = path.join(BENCH_DIR, 'results', `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  await writeFile(file, `${JSON.stringify({ date: new Date().toISOString(), scale, machine, results, table: rows }, null, 2)}\n`);
+  console.log(`\nwritten ${path.relative(process.cwd(), file)}`);
+}
+
+main()
+  .catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(async () => {
+    if (service && service.exitCode === null) service.kill('SIGKILL');
+    await embedded?.stop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });

@@ -1,0 +1,72 @@
+import http from 'node:http';
+import pg from 'pg';
+import { nowMs, post } from '../lib.js';
+
+/**
+ * Open-loop writer: write i is due at start + i / rate and is sent then, whether or not earlier writes
+ * have completed, so a slow server shows up as latency instead of silently lowering the rate (a closed
+ * loop would hide queueing). `notes` carries the due time, which the clients subtract.
+ */
+const args = JSON.parse(process.argv[2] as string) as {
+  mode: 'rest' | 'sql';
+  baseUrl: string;
+  dbUrl: string;
+  rate: number;
+  seconds: number;
+};
+const total = Math.round(args.rate * args.seconds);
+let done = 0;
+let errors = 0;
+let lateSends = 0;
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+const pool = new pg.Pool({ connectionString: args.dbUrl, max: 16 });
+pool.on('error', () => undefined);
+
+async function writeOne(due: number): Promise<void> {
+  const body = { customer_name: 'Bench', product_name: 'Latency', notes: due.toFixed(3) };
+  try {
+    if (args.mode === 'rest') {
+      const status = await post(`${args.baseUrl}/orders`, JSON.stringify(body), agent);
+      if (status !== 201) errors++;
+    } else {
+      await pool.query('INSERT INTO orders (customer_name, product_name, notes) VALUES ($1, $2, $3)', [
+        body.customer_name,
+        body.product_name,
+        body.notes,
+      ]);
+    }
+  } catch {
+    errors++;
+  }
+  done++;
+}
+
+async function main() {
+  if (args.mode === 'sql') await pool.query('SELECT 1');
+  else await fetch(`${args.baseUrl}/healthz`);
+  process.send?.({ type: 'ready' });
+  await new Promise<void>((resolve) => process.once('message', () => resolve()));
+  const start = nowMs() + 5;
+  const inflight: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / args.rate;
+    const wait = due - nowMs();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait - 0.5));
+    while (nowMs() < due) {
+      /* spin the last half millisecond for an accurate send time */
+    }
+    if (nowMs() - due > 2) lateSends++;
+    inflight.push(writeOne(due));
+  }
+  await Promise.all(inflight);
+  process.send?.({ type: 'done', done, errors, lateSends, elapsedS: (nowMs() - start) / 1000 });
+  await pool.end();
+  agent.destroy();
+  process.exit(0);
+}
+
+main().catch((err) => {
+  process.send?.({ type: 'error', message: String(err) });
+  process.exit(1);
+});
