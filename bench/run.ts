@@ -54,7 +54,8 @@ async function freePort(): Promise<number> {
 
 async function startServiceProcess(dbUrl: string, extraEnv: Record<string, string> = {}) {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const profile = process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts'], {
     cwd: path.resolve(BENCH_DIR, '..'),
     env: {
       ...process.env,

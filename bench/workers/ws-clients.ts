@@ -18,7 +18,8 @@ const sockets: WebSocket[] = [];
 function open(i: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(args.url, { perMessageDeflate: false });
-    const sampled = i < args.sampled;
+    // Sampled clients are spread over the connection order, which is also the server's send order.
+    const sampled = args.sampled > 0 && i % Math.max(1, Math.floor(args.clients / args.sampled)) === 0;
     ws.on('message', (data: Buffer) => {
       if (!recording) return;
       frames++;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import type { LoggedChange } from '../feed/change-log.js';
@@ -71,14 +72,56 @@ const FRAME_HEAD = '{"type":"changes","changes":[';
 const FRAME_TAIL = ']}';
 const MAX_CHANGES_PER_FRAME = 500;
 
-function framesOf(changes: readonly LoggedChange[]): string[] {
-  const frames: string[] = [];
+function messagesOf(changes: readonly LoggedChange[]): string[] {
+  const messages: string[] = [];
   for (let i = 0; i < changes.length; i += MAX_CHANGES_PER_FRAME) {
     const slice = changes.slice(i, i + MAX_CHANGES_PER_FRAME);
-    frames.push(FRAME_HEAD + slice.map((c) => c.json).join(',') + FRAME_TAIL);
+    messages.push(FRAME_HEAD + slice.map((c) => c.json).join(',') + FRAME_TAIL);
   }
-  return frames;
+  return messages;
 }
+
+/**
+ * A complete unmasked WebSocket text frame (RFC 6455 §5.2), built once per broadcast and written as is
+ * to every socket: no per-client encoding, framing or copying. Servers never mask.
+ */
+export function textFrame(message: string): Buffer {
+  const payload = Buffer.from(message);
+  const len = payload.length;
+  const headerLen = len < 126 ? 2 : len < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(headerLen + len);
+  frame[0] = 0x81; // FIN + text
+  if (len < 126) {
+    frame[1] = len;
+  } else if (len < 65_536) {
+    frame[1] = 126;
+    frame.writeUInt16BE(len, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(len), 2);
+  }
+  payload.copy(frame, headerLen);
+  return frame;
+}
+
+/**
+ * `ws` keeps its TCP socket in `_socket`; writing a whole prebuilt frame there is what ws itself does
+ * for an uncompressed message (we disable permessage-deflate, so its sender never queues), and ws's
+ * `bufferedAmount` still counts it. Without the socket we fall back to ws's own send.
+ */
+function rawSocket(ws: WebSocket): Socket | undefined {
+  return (ws as unknown as { _socket?: Socket })._socket;
+}
+
+/**
+ * Broadcasting to thousands of sockets costs real CPU per frame, so under load batches are coalesced:
+ * after a broadcast that took d ms, the next one waits until COOLDOWN_FACTOR × d has passed, gathering
+ * whatever arrived meanwhile into one frame. With few clients d is microseconds and every change goes
+ * out at once; with many, frames grow instead of the backlog. Broadcasting then uses at most about
+ * 1 / (1 + COOLDOWN_FACTOR) of a core.
+ */
+const COOLDOWN_FACTOR = 1;
+const MAX_COOLDOWN_MS = 50;
 
 export class Hub {
   readonly serverId = randomUUID();
@@ -88,11 +131,21 @@ export class Hub {
   private pingTimer: NodeJS.Timeout;
   private lastBroadcastAt = Date.now();
   private closing = false;
+  /** Changes received from the feed but not yet broadcast (coalescing), and the head before them. */
+  private pending: LoggedChange[] = [];
+  private pendingFrom: Position | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private nextFlushAt = 0;
 
   constructor(private readonly options: HubOptions) {
     options.feed.on('batch', (batch) => this.broadcast(batch));
     this.heartbeatTimer = setInterval(() => this.heartbeat(), options.heartbeatMs);
     this.pingTimer = setInterval(() => this.pingSweep(), options.pingMs);
+  }
+
+  /** The last position broadcast to live clients: catch-up runs up to here, live takes over after it. */
+  private get head(): Position {
+    return this.pendingFrom ?? this.options.feed.head;
   }
 
   get snapshot(): HubStats {
@@ -150,13 +203,27 @@ export class Hub {
     });
   }
 
-  private send(client: Client, data: string): boolean {
+  private send(client: Client, message: string): boolean {
     if (client.socket.readyState !== 1) return false;
     if (client.socket.bufferedAmount > this.options.maxBufferedBytes) {
       this.closeSlow(client);
       return false;
     }
-    client.socket.send(data);
+    client.socket.send(message);
+    return true;
+  }
+
+  /** The broadcast path: a prebuilt frame, written straight to the socket. */
+  private sendFrame(client: Client, frame: Buffer, message: string): boolean {
+    const ws = client.socket;
+    if (ws.readyState !== 1) return false;
+    if (ws.bufferedAmount > this.options.maxBufferedBytes) {
+      this.closeSlow(client);
+      return false;
+    }
+    const raw = rawSocket(ws);
+    if (raw) raw.write(frame);
+    else ws.send(message);
     return true;
   }
 
@@ -186,7 +253,7 @@ export class Hub {
     const hello = (cursor: string) =>
       this.send(client, JSON.stringify({ type: 'hello', cursor, heartbeat_ms: this.options.heartbeatMs, server: this.serverId }));
     if (after === undefined || after === '') {
-      client.cursor = formatPosition(feed.head);
+      client.cursor = formatPosition(this.head);
       hello(client.cursor);
       client.live = true;
       return;
@@ -196,7 +263,7 @@ export class Hub {
     client.cursor = formatCursor(cursor);
     let from = lowerBound(cursor);
     const inMemory = feed.recentSince(from) !== undefined;
-    if (!inMemory || comparePositions(upperBound(cursor), feed.head) > 0) {
+    if (!inMemory || comparePositions(upperBound(cursor), this.head) > 0) {
       const bounds = await this.options.cursorBounds();
       if (comparePositions(from, bounds.pruned) < 0 && !inMemory) {
         return this.reset(client, 'cursor-expired', 'Changes after this cursor have been pruned; reload the snapshot.');
@@ -210,11 +277,11 @@ export class Hub {
     const pageSize = this.options.catchUpPageSize ?? 1000;
     for (;;) {
       if (client.socket.readyState !== 1 || !this.clients.has(client)) return;
-      const head = feed.head;
+      const head = this.head;
       if (comparePositions(from, head) >= 0) break;
       const recent = feed.recentSince(from);
       if (recent) {
-        this.sendCatchUp(client, cursor, recent);
+        this.sendCatchUp(client, cursor, this.pending.length ? recent.filter((c) => comparePositions(c, head) <= 0) : recent);
         break;
       }
       const range = await feed.readRange(from, head, pageSize);
@@ -227,15 +294,15 @@ export class Hub {
     }
     // Joining here, synchronously after the last catch-up read, means the next batch starts right after
     // what the client was sent.
-    client.floor = comparePositions(upperBound(cursor), feed.head) > 0 ? cursor : null;
+    client.floor = comparePositions(upperBound(cursor), this.head) > 0 ? cursor : null;
     client.live = true;
   }
 
   private sendCatchUp(client: Client, cursor: Cursor, changes: readonly LoggedChange[]): void {
     const missing = changes.filter((c) => !hasChange(cursor, c));
     if (missing.length === 0) return;
-    for (const frame of framesOf(missing)) {
-      if (!this.send(client, frame)) return;
+    for (const message of messagesOf(missing)) {
+      if (!this.send(client, message)) return;
       this.stats.framesSent++;
     }
     this.stats.changesSent += missing.length;
@@ -244,27 +311,48 @@ export class Hub {
   }
 
   private broadcast(batch: Batch): void {
+    if (this.pending.length === 0) this.pendingFrom = batch.from;
+    for (const c of batch.changes) this.pending.push(c);
+    if (this.flushTimer) return;
+    const wait = this.nextFlushAt - performance.now();
+    if (wait <= 0) this.flush();
+    else this.flushTimer = setTimeout(() => this.flush(), wait);
+  }
+
+  private flush(): void {
+    this.flushTimer = null;
+    const changes = this.pending;
+    if (changes.length === 0) return;
+    const started = performance.now();
+    this.pending = [];
+    this.pendingFrom = null;
     this.lastBroadcastAt = Date.now();
-    let frames: string[] | null = null;
-    const cursor = formatPosition(batch.to);
+    const last = changes[changes.length - 1] as LoggedChange;
+    const to: Position = { xid: last.xid, seq: last.seq };
+    const cursor = formatPosition(to);
+    let messages: string[] | null = null;
+    let frames: Buffer[] | null = null;
     for (const client of this.clients) {
       if (!client.live) continue;
       if (client.floor) {
-        this.sendCatchUp(client, client.floor, batch.changes);
-        if (comparePositions(batch.to, upperBound(client.floor)) >= 0) client.floor = null;
+        this.sendCatchUp(client, client.floor, changes);
+        if (comparePositions(to, upperBound(client.floor)) >= 0) client.floor = null;
         continue;
       }
-      frames ??= framesOf(batch.changes);
-      for (const frame of frames) if (!this.send(client, frame)) break;
+      messages ??= messagesOf(changes);
+      frames ??= messages.map(textFrame);
+      for (let i = 0; i < frames.length; i++) if (!this.sendFrame(client, frames[i] as Buffer, messages[i] as string)) break;
       this.stats.framesSent += frames.length;
-      this.stats.changesSent += batch.changes.length;
+      this.stats.changesSent += changes.length;
       client.cursor = cursor;
     }
+    const took = performance.now() - started;
+    this.nextFlushAt = performance.now() + Math.min(MAX_COOLDOWN_MS, took * COOLDOWN_FACTOR);
   }
 
   private heartbeat(): void {
-    if (Date.now() - this.lastBroadcastAt < this.options.heartbeatMs / 2) return;
-    const cursor = formatPosition(this.options.feed.head);
+    if (Date.now() - this.lastBroadcastAt < this.options.heartbeatMs / 2 || this.pending.length > 0) return;
+    const cursor = formatPosition(this.head);
     const shared = JSON.stringify({ type: 'heartbeat', cursor });
     for (const client of this.clients) {
       if (!client.live) continue;
@@ -342,6 +430,7 @@ export class Hub {
     this.closing = true;
     clearInterval(this.heartbeatTimer);
     clearInterval(this.pingTimer);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
     const sockets = [...this.clients].map((c) => c.socket);
     this.clients.clear();
     for (const s of sockets) s.close(CLOSE.RESTART, 'server restarting; reconnect');
