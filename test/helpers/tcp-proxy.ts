@@ -1,0 +1,111 @@
+import net from 'node:net';
+
+/**
+ * A TCP proxy between the service and PostgreSQL that fails the way networks fail:
+ * - `pass()`: forward bytes both ways (new connections only, once blackholed: see below);
+ * - `cut()`: destroy every connection (the peer sees a reset/close at once);
+ * - `blackhole()`: keep every connection open but forward nothing, in either direction, and accept new
+ *   connections without ever reaching the database. No FIN, no RST: the service only notices by timing
+ *   out, as with a NAT that forgot the flow or a suspended compute.
+ * A connection blackholed once stays dead after `pass()` (its flow is gone), until its owner gives up on
+ * it; when the service side closes it, the database side is closed too, so no backend lingers.
+ */
+type Mode = 'pass' | 'blackhole';
+
+interface Pair {
+  client: net.Socket;
+  upstream: net.Socket | null;
+  dead: boolean;
+}
+
+export class TcpProxy {
+  private mode: Mode = 'pass';
+  private readonly pairs = new Set<Pair>();
+  /** Connections accepted so far. */
+  accepted = 0;
+
+  private constructor(
+    private readonly server: net.Server,
+    readonly port: number,
+    private readonly targetPort: number,
+    private readonly targetHost: string,
+  ) {}
+
+  static async start(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    const proxy = new TcpProxy(server, port, targetPort, targetHost);
+    server.on('connection', (socket) => proxy.accept(socket));
+    return proxy;
+  }
+
+  /** `url` with its host and port replaced by the proxy's. */
+  urlFor(url: string): string {
+    const u = new URL(url);
+    u.hostname = '127.0.0.1';
+    u.port = String(this.port);
+    return u.toString();
+  }
+
+  get connections(): number {
+    return this.pairs.size;
+  }
+
+  private accept(client: net.Socket): void {
+    this.accepted++;
+    const pair: Pair = { client, upstream: null, dead: this.mode === 'blackhole' };
+    this.pairs.add(pair);
+    const drop = () => {
+      this.pairs.delete(pair);
+      client.destroy();
+      pair.upstream?.destroy();
+    };
+    client.on('error', drop);
+    client.on('close', drop);
+    client.on('data', (chunk) => {
+      if (!pair.dead) pair.upstream?.write(chunk);
+    });
+    if (pair.dead) return;
+    const upstream = net.connect(this.targetPort, this.targetHost);
+    pair.upstream = upstream;
+    upstream.on('data', (chunk) => {
+      if (!pair.dead) client.write(chunk);
+    });
+    // A blackholed flow hears nothing from the database, not even that it went away.
+    const upstreamGone = () => {
+      if (!pair.dead) drop();
+    };
+    upstream.on('error', upstreamGone);
+    upstream.on('close', upstreamGone);
+    client.pause();
+    upstream.once('connect', () => client.resume());
+  }
+
+  pass(): void {
+    this.mode = 'pass';
+  }
+
+  blackhole(): void {
+    this.mode = 'blackhole';
+    for (const pair of this.pairs) pair.dead = true;
+  }
+
+  cut(): void {
+    for (const pair of [...this.pairs]) {
+      this.pairs.delete(pair);
+      pair.client.destroy();
+      pair.upstream?.destroy();
+    }
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.cut();
+    await closed;
+  }
+}
