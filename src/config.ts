@@ -40,6 +40,10 @@ export const ConfigSchema = Type.Object({
   DB_MIGRATE: Bool(true, 'Apply pending migrations at startup.'),
   BODY_LIMIT_BYTES: Int(1024, 10 * 1024 * 1024, 64 * 1024, 'Largest accepted request body (413 above).'),
   IDEMPOTENCY_TTL_HOURS: Int(1, 24 * 30, 24, 'How long an Idempotency-Key and its response are kept.'),
+  FEED_SERVICE_DOORBELL: Bool(
+    true,
+    "The service's own writes skip the trigger NOTIFY and ring one doorbell per burst after commit (faster commits); off: every write notifies.",
+  ),
   FEED_POLL_MS: Int(100, 60_000, 1000, 'Safety-net read of the change log when no notification arrives.'),
   FEED_BATCH_SIZE: Int(1, 10_000, 1000, 'Most changes read from the log per query.'),
   LISTENER_KEEPALIVE_MS: Int(100, 600_000, 25_000, 'Keepalive query interval on the LISTEN connection.'),

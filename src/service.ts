@@ -7,6 +7,7 @@ import { Database } from './db/database.js';
 import { migrate } from './db/migrate.js';
 import { clientConfig, createPool } from './db/pool.js';
 import { readNextXid, readPruned } from './feed/change-log.js';
+import { Doorbell } from './feed/doorbell.js';
 import { ChangeFeed } from './feed/feed.js';
 import { Listener } from './feed/listener.js';
 import { Hub } from './realtime/hub.js';
@@ -30,7 +31,14 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
     queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS,
     applicationName: 'orders-api',
   };
-  const pool = createPool({ ...dbOptions, max: config.DB_POOL_MAX }, log);
+  const pool = createPool(
+    {
+      ...dbOptions,
+      max: config.DB_POOL_MAX,
+      sessionSettings: config.FEED_SERVICE_DOORBELL ? { 'orders.skip_notify': 'on' } : {},
+    },
+    log,
+  );
   const db = new Database(pool);
   try {
     if (config.DB_MIGRATE) await migrate(pool, log);
@@ -54,6 +62,7 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
   const feed = new ChangeFeed({
     db,
     listener,
+    ...(config.FEED_SERVICE_DOORBELL ? { doorbell: new Doorbell(db, log.child({ component: 'doorbell' })) } : {}),
     log: log.child({ component: 'feed' }),
     pollMs: config.FEED_POLL_MS,
     batchSize: config.FEED_BATCH_SIZE,

@@ -4,6 +4,7 @@ import type { Database } from '../db/database.js';
 import { pruneIdempotencyKeys } from '../orders/repository.js';
 import { type LoggedChange, readFinalChanges, readHead, readRange } from './change-log.js';
 import { comparePositions, formatPosition, type Position } from './cursor.js';
+import type { Doorbell } from './doorbell.js';
 import type { Listener } from './listener.js';
 import { pruneChanges, type RetentionPolicy } from './retention.js';
 
@@ -20,6 +21,8 @@ import { pruneChanges, type RetentionPolicy } from './retention.js';
 export interface FeedOptions {
   db: Database;
   listener: Listener;
+  /** Rings the other instances after this one's own writes (see doorbell.ts); absent: rely on triggers. */
+  doorbell?: Doorbell;
   log: Logger;
   pollMs: number;
   batchSize: number;
@@ -172,6 +175,12 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
       if (this.started && !this.sleeping) this.scheduleRetention(retention.intervalMs);
     }, delayMs);
     this.retentionTimer.unref();
+  }
+
+  /** This instance committed a change: read now, and let the other instances know. */
+  wroteLocally(): void {
+    this.requestRead();
+    this.options.doorbell?.ring();
   }
 
   /** Ask for a read of the log; calls during a read fold into one more read after it. */

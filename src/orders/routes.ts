@@ -18,6 +18,8 @@ import {
 export interface OrdersRoutesOptions {
   db: Database;
   idempotencyTtlHours: number;
+  /** Called after every committed write, so the feed can relay it without waiting for a NOTIFY. */
+  afterWrite: () => void;
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -62,7 +64,7 @@ const errorResponses = {
   503: ProblemSchema,
 };
 
-export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = async (app, { db, idempotencyTtlHours }) => {
+export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = async (app, { db, idempotencyTtlHours, afterWrite }) => {
   app.get(
     '/orders',
     {
@@ -138,6 +140,7 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
         ? await commands.createOrderIdempotent(db, request.body, '', key, idempotencyTtlHours)
         : await commands.createOrder(db, request.body);
       if (result.replayed) reply.header('idempotent-replayed', 'true');
+      else afterWrite();
       return reply.code(result.status).headers(result.headers).type(JSON_TYPE).send(preserialized(result.body));
     },
   );
@@ -159,6 +162,7 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
       handler: async (request, reply) => {
         const precondition = parseIfMatch(request.headers['if-match']);
         const order = await commands.updateOrder(db, request.params.id, request.body, precondition);
+        afterWrite();
         return reply.header('etag', `"${order.version}"`).type(JSON_TYPE).send(preserialized(order.json));
       },
     });
@@ -176,6 +180,7 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
     },
     async (request, reply) => {
       await commands.deleteOrder(db, request.params.id, parseIfMatch(request.headers['if-match']));
+      afterWrite();
       return reply.code(204).send(null);
     },
   );
