@@ -39,7 +39,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   installProblemHandlers(app);
 
   await app.register(healthRoutes, { db, feed, listener, hub });
-  await app.register(ordersRoutes, { db, idempotencyTtlHours: config.IDEMPOTENCY_TTL_HOURS });
+  await app.register(ordersRoutes, {
+    db,
+    idempotencyTtlHours: config.IDEMPOTENCY_TTL_HOURS,
+    afterWrite: () => feed.wroteLocally(),
+  });
   await app.register(realtimeRoutes, { hub, maxPayloadBytes: config.WS_MAX_PAYLOAD_BYTES });
   return app as unknown as FastifyInstance;
 }
