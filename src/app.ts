@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
+import { dashboardStatic } from './dashboard/static.js';
 import type { Database } from './db/database.js';
 import type { ChangeFeed } from './feed/feed.js';
 import type { Listener } from './feed/listener.js';
@@ -45,5 +46,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     afterWrite: () => feed.wroteLocally(),
   });
   await app.register(realtimeRoutes, { hub, maxPayloadBytes: config.WS_MAX_PAYLOAD_BYTES });
+  await app.register(dashboardStatic);
   return app as unknown as FastifyInstance;
 }

@@ -1,0 +1,357 @@
+import type { Order, OrderStatus } from '../../src/protocol.ts';
+import * as api from './api.ts';
+import { type ConnectionState, FeedClient } from './feed-client.ts';
+import { OfflineQueue, type QueuedAction } from './offline-queue.ts';
+import { OrderStore } from './order-store.ts';
+
+/**
+ * The page's controller: wires the snapshot, the stream, the store and the offline queue together, and
+ * performs the user's actions. Views read its fields and call its methods; they never talk to the
+ * server themselves.
+ *
+ * Actions are optimistic: the row shows the intended state at once (an overlay over the store), and
+ * when the server refuses, the overlay is dropped (the row flashes back) and a notice says why. A 412
+ * keeps the newer order the server sent and offers to apply the change again on top of it.
+ */
+export type SortKey = 'id' | 'customer_name' | 'product_name' | 'quantity' | 'total_cents' | 'status' | 'updated_at';
+
+export interface Query {
+  statuses: OrderStatus[];
+  q: string;
+  sort: SortKey;
+  dir: 'asc' | 'desc';
+}
+
+export interface Notice {
+  id: number;
+  tone: 'error' | 'info';
+  text: string;
+}
+
+export interface Conflict {
+  id: number;
+  /** What the user wanted; null for a delete. */
+  patch: api.OrderPatch | null;
+  newer: Order | null;
+  detail: string;
+}
+
+type Overlay = { kind: 'update'; order: Order } | { kind: 'delete' };
+
+function pageSizeFromUrl(): number {
+  const n = Number(new URLSearchParams(location.search).get('limit'));
+  return Number.isInteger(n) && n >= 1 && n <= 1000 ? n : 100;
+}
+
+export class Dashboard {
+  readonly store = new OrderStore();
+  readonly queue = new OfflineQueue();
+  readonly pageSize = pageSizeFromUrl();
+  connection: ConnectionState = { kind: 'connecting', attempt: 0 };
+  query: Query = { statuses: [], q: '', sort: 'id', dir: 'desc' };
+  /** Ids at or above this are all loaded for the current query; null when every page is loaded. */
+  floor: number | null = null;
+  loading = true;
+  loadingMore = false;
+  loadError: string | null = null;
+  notices: Notice[] = [];
+  conflicts: Conflict[] = [];
+  /** Rows refused by the server, for a red flash: id → when. */
+  readonly rolledBack = new Map<number, number>();
+  /** Orders this page created: shown at once even where others' new orders are only announced. */
+  readonly ownIds = new Set<number>();
+  private readonly overlays = new Map<number, Overlay>();
+  private readonly feed: FeedClient;
+  private queryGeneration = 0;
+  private noticeSeq = 0;
+  private flushing = false;
+
+  constructor() {
+    this.feed = new FeedClient({
+      onChanges: (changes) => this.store.applyChanges(changes),
+      onState: (state) => {
+        this.connection = state;
+        this.emit();
+        if (state.kind === 'live') void this.flushQueue();
+      },
+      onReset: async () => {
+        this.store.clear();
+        return this.loadSnapshot();
+      },
+    });
+    this.queue.subscribe(() => this.emit());
+  }
+
+  /** Loads the first page and the summary at one cursor, then streams from it. Retries until it works. */
+  async start(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const cursor = await this.loadSnapshot();
+        this.feed.start(cursor);
+        return;
+      } catch (err) {
+        const delay = Math.min(30_000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2);
+        this.loadError = (err as Error).message;
+        this.connection = navigator.onLine
+          ? { kind: 'reconnecting', attempt: attempt + 1, nextAttemptAt: Date.now() + delay, reason: 'server unreachable' }
+          : { kind: 'offline' };
+        this.emit();
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          window.addEventListener(
+            'online',
+            () => {
+              clearTimeout(timer);
+              resolve();
+            },
+            { once: true },
+          );
+        });
+      }
+    }
+  }
+
+  /**
+   * The list's first page and /orders/stats, taken at the same database snapshot. Stats carry no cursor
+   * of their own, so they are bracketed: list (cursor A), stats, list again (cursor B). When A equals B
+   * no transaction committed in between, so the stats are exactly at A. Otherwise try again; after a
+   * few busy tries, accept them (the counts may then be off by the few changes of that instant).
+   */
+  private async loadSnapshot(): Promise<string> {
+    const generation = ++this.queryGeneration;
+    this.loading = true;
+    this.emit();
+    for (let attempt = 0; ; attempt++) {
+      const page = await api.listOrders({ statuses: this.query.statuses, q: this.query.q, limit: this.pageSize });
+      const stats = await api.fetchStats();
+      const check = await api.listOrders({ statuses: [], q: '', limit: 1 });
+      if (check.cursor === page.cursor || attempt >= 4) {
+        if (check.cursor !== page.cursor) console.warn('summary taken while busy; counts may be off by a few');
+        this.store.putAll(page.orders);
+        this.store.setStats(stats);
+        if (generation === this.queryGeneration) {
+          this.floor = page.nextBefore;
+          this.loading = false;
+          this.loadError = null;
+        }
+        this.emit();
+        return page.cursor;
+      }
+    }
+  }
+
+  /** Views re-render on this, at most once per animation frame. */
+  onChange(listener: () => void): () => void {
+    return this.store.subscribe(listener);
+  }
+
+  private emit(): void {
+    this.store.touch();
+  }
+
+  /**
+   * A new filter or search: the first page of that query. The stream goes on as it is: the page is
+   * merged by version like everything else, so changes from before or after its snapshot cannot undo it.
+   */
+  async setQuery(next: Partial<Query>): Promise<void> {
+    const before = this.query;
+    this.query = { ...this.query, ...next };
+    this.emit();
+    if (before.q === this.query.q && before.statuses.join() === this.query.statuses.join()) return;
+    const generation = ++this.queryGeneration;
+    this.loading = true;
+    try {
+      const page = await api.listOrders({ statuses: this.query.statuses, q: this.query.q, limit: this.pageSize });
+      if (generation !== this.queryGeneration) return;
+      this.store.putAll(page.orders);
+      this.floor = page.nextBefore;
+      this.loadError = null;
+    } catch (err) {
+      if (generation === this.queryGeneration) this.loadError = (err as Error).message;
+    } finally {
+      if (generation === this.queryGeneration) this.loading = false;
+      this.emit();
+    }
+  }
+
+  async loadMore(): Promise<void> {
+    if (this.floor === null || this.loadingMore) return;
+    const generation = this.queryGeneration;
+    this.loadingMore = true;
+    this.emit();
+    try {
+      const page = await api.listOrders({ statuses: this.query.statuses, q: this.query.q, limit: this.pageSize, before: this.floor });
+      if (generation !== this.queryGeneration) return;
+      this.store.putAll(page.orders);
+      this.floor = page.nextBefore;
+    } catch (err) {
+      this.notify('error', `Could not load more orders: ${(err as Error).message}`);
+    } finally {
+      this.loadingMore = false;
+      this.emit();
+    }
+  }
+
+  /** The order as the page shows it: our pending change over the store's. Undefined when gone. */
+  displayed(id: number): Order | undefined {
+    const overlay = this.overlays.get(id);
+    if (overlay?.kind === 'delete') return undefined;
+    const held = this.store.orders.get(id);
+    if (overlay?.kind === 'update' && held && overlay.order.version >= held.version) return overlay.order;
+    return held;
+  }
+
+  isPending(id: number): boolean {
+    return this.overlays.has(id);
+  }
+
+  get online(): boolean {
+    return this.connection.kind === 'live';
+  }
+
+  notify(tone: Notice['tone'], text: string): void {
+    const notice = { id: ++this.noticeSeq, tone, text };
+    this.notices = [...this.notices.slice(-4), notice];
+    this.emit();
+  }
+
+  dismissNotice(id: number): void {
+    this.notices = this.notices.filter((n) => n.id !== id);
+    this.emit();
+  }
+
+  dismissConflict(conflict: Conflict): void {
+    this.conflicts = this.conflicts.filter((c) => c !== conflict);
+    this.emit();
+  }
+
+  /** Resolves to field errors to show in the form (empty when created or queued). */
+  async create(body: api.OrderCreate): Promise<{ errors: api.FieldError[]; queued: boolean; detail?: string }> {
+    if (!this.online) {
+      this.queue.add({ kind: 'create', body });
+      this.notify('info', `Offline: the order for ${body.customer_name} is queued and will be sent when the connection is back.`);
+      return { errors: [], queued: true };
+    }
+    const item = this.queue.add({ kind: 'create', body });
+    const outcome = await this.send(item);
+    if (outcome.kind === 'problem') {
+      return { errors: outcome.problem.errors ?? [], queued: false, detail: outcome.problem.detail };
+    }
+    if (outcome.kind === 'retry') {
+      this.notify('info', `The server could not be reached: the order for ${body.customer_name} is queued.`);
+      return { errors: [], queued: true };
+    }
+    return { errors: [], queued: false };
+  }
+
+  async update(order: Order, patch: api.OrderPatch): Promise<void> {
+    this.overlays.set(order.id, { kind: 'update', order: { ...order, ...patch, version: order.version } });
+    this.emit();
+    const item = this.queue.add({ kind: 'update', id: order.id, patch, version: order.version });
+    if (this.online) await this.send(item);
+    else this.notify('info', `Offline: the change to #${order.id} is queued.`);
+  }
+
+  async remove(order: Order): Promise<void> {
+    this.overlays.set(order.id, { kind: 'delete' });
+    this.emit();
+    const item = this.queue.add({ kind: 'delete', id: order.id, version: order.version });
+    if (this.online) await this.send(item);
+    else this.notify('info', `Offline: the deletion of #${order.id} is queued.`);
+  }
+
+  async reapply(conflict: Conflict): Promise<void> {
+    this.dismissConflict(conflict);
+    const current = this.store.orders.get(conflict.id);
+    if (!current) {
+      this.notify('error', `Order #${conflict.id} no longer exists.`);
+      return;
+    }
+    if (conflict.patch) await this.update(current, conflict.patch);
+    else await this.remove(current);
+  }
+
+  /**
+   * Sends one queued action. `done` and `problem` take it off the queue (the server has decided);
+   * `retry` leaves it for the next flush.
+   */
+  private async send(item: QueuedAction): Promise<{ kind: 'done' } | { kind: 'retry' } | { kind: 'problem'; problem: api.Problem }> {
+    try {
+      if (item.kind === 'create') {
+        const order = await api.createOrder(item.body, item.key);
+        this.ownIds.add(order.id);
+        this.store.put(order);
+      } else if (item.kind === 'update') {
+        this.store.put(await api.updateOrder(item.id, item.patch, item.version));
+      } else {
+        await api.deleteOrder(item.id, item.version);
+        this.store.markDeleted(item.id, item.version);
+      }
+      this.queue.remove(item.key);
+      if (item.kind !== 'create') this.overlays.delete(item.id);
+      this.emit();
+      return { kind: 'done' };
+    } catch (err) {
+      if (err instanceof api.NetworkError) return { kind: 'retry' };
+      if (!(err instanceof api.ApiProblem)) throw err;
+      if (err.problem.code === 'idempotency-key-in-use') return { kind: 'retry' };
+      this.queue.remove(item.key);
+      this.refused(item, err.problem);
+      return { kind: 'problem', problem: err.problem };
+    }
+  }
+
+  private refused(item: QueuedAction, problem: api.Problem): void {
+    if (item.kind === 'create') {
+      // A form shows these inline; a queued create refused later has no form left, so say it here.
+      if (!problem.errors?.length || this.online) {
+        this.notify('error', `The order for ${item.body.customer_name} was refused: ${problem.detail}`);
+      }
+      return;
+    }
+    this.overlays.delete(item.id);
+    this.rolledBack.set(item.id, Date.now());
+    if (problem.order) this.store.put(problem.order);
+    const what = item.kind === 'delete' ? 'delete' : describePatch(item.patch);
+    if (problem.status === 412) {
+      this.conflicts = [
+        ...this.conflicts,
+        { id: item.id, patch: item.kind === 'update' ? item.patch : null, newer: problem.order ?? null, detail: problem.detail },
+      ];
+    } else if (problem.status === 404) {
+      this.store.markDeleted(item.id, this.store.versionOf(item.id));
+      this.notify('error', `Could not ${what} #${item.id}: it no longer exists.`);
+    } else {
+      const allowed = problem.allowed_next_statuses;
+      const hint = allowed ? (allowed.length ? ` Allowed next: ${allowed.join(', ')}.` : ' Its status is final.') : '';
+      this.notify('error', `Could not ${what} #${item.id}; rolled back. ${problem.detail}${hint}`);
+    }
+    this.emit();
+  }
+
+  /** Sends the queue in order; stops at the first action the server could not be reached for. */
+  async flushQueue(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    let sent = 0;
+    try {
+      for (let item = this.queue.peek(); item && this.online; item = this.queue.peek()) {
+        const outcome = await this.send(item);
+        if (outcome.kind === 'retry') break;
+        sent++;
+      }
+    } finally {
+      this.flushing = false;
+    }
+    if (sent) this.notify('info', `Sent ${sent} queued ${sent === 1 ? 'action' : 'actions'}.`);
+  }
+
+  stop(): void {
+    this.feed.stop();
+  }
+}
+
+export function describePatch(patch: api.OrderPatch): string {
+  if (patch.status && Object.keys(patch).length === 1) return `change the status to ${patch.status} for`;
+  return 'edit';
+}

@@ -1,0 +1,204 @@
+import { type Change, CLOSE, type ServerMessage } from '../../src/protocol.ts';
+
+/**
+ * The connection to `/ws`. It owns one thing the rest of the page relies on: the cursor of the last
+ * change (or heartbeat) it handed over, so that every reconnect resumes exactly where the page is and
+ * the server sends each later change once.
+ *
+ * Reconnects use capped exponential backoff with full jitter, so a fleet of dashboards does not come
+ * back in lockstep after a server restart; they happen at once when the browser says it is online again
+ * or the tab becomes visible (a sleeping laptop's timers are not to be trusted). A socket can also die
+ * without a close event (a NAT forgets it, Wi-Fi changes): the server sends a heartbeat every
+ * `heartbeat_ms` when idle, so silence for a few of those means the socket is dead and is replaced.
+ *
+ * A `reset` means the cursor cannot be resumed (the log was pruned past it): the page must reload its
+ * snapshot and connect with the snapshot's cursor; `onReset` does that and returns the new cursor.
+ */
+export type ConnectionState =
+  | { kind: 'connecting'; attempt: number }
+  | { kind: 'live'; since: number }
+  | { kind: 'reconnecting'; attempt: number; nextAttemptAt: number; reason: string }
+  | { kind: 'offline' };
+
+export interface FeedClientOptions {
+  /** `/ws` on this origin unless given. */
+  url?: string;
+  onChanges: (changes: Change[]) => void;
+  onState: (state: ConnectionState) => void;
+  /** Reload the snapshot; resolves to its cursor. */
+  onReset: () => Promise<string>;
+  backoffMinMs?: number;
+  backoffMaxMs?: number;
+}
+
+const WATCHDOG_BEATS = 2.5;
+
+export class FeedClient {
+  private socket: WebSocket | null = null;
+  private cursor = '';
+  private attempt = 0;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private watchdog: ReturnType<typeof setTimeout> | undefined;
+  private heartbeatMs = 15_000;
+  private resetPending = false;
+  private stopped = false;
+  state: ConnectionState = { kind: 'connecting', attempt: 0 };
+
+  constructor(private readonly options: FeedClientOptions) {
+    window.addEventListener('online', this.retryNow);
+    window.addEventListener('offline', this.wentOffline);
+    document.addEventListener('visibilitychange', this.onVisibility);
+  }
+
+  /** Starts streaming after `cursor` (the snapshot's X-Change-Cursor). */
+  start(cursor: string): void {
+    this.cursor = cursor;
+    this.connect();
+  }
+
+  get lastCursor(): string {
+    return this.cursor;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.watchdog);
+    window.removeEventListener('online', this.retryNow);
+    window.removeEventListener('offline', this.wentOffline);
+    document.removeEventListener('visibilitychange', this.onVisibility);
+    this.socket?.close(1000, 'page closed');
+  }
+
+  private setState(state: ConnectionState): void {
+    this.state = state;
+    this.options.onState(state);
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    clearTimeout(this.retryTimer);
+    if (!navigator.onLine) {
+      this.setState({ kind: 'offline' });
+      return;
+    }
+    this.setState({ kind: 'connecting', attempt: this.attempt });
+    const base = this.options.url ?? `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
+    const socket = new WebSocket(`${base}?after=${encodeURIComponent(this.cursor)}`);
+    this.socket = socket;
+    socket.onmessage = (event) => {
+      if (this.socket !== socket) return;
+      this.armWatchdog();
+      this.onMessage(JSON.parse(event.data as string) as ServerMessage);
+    };
+    socket.onclose = (event) => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      clearTimeout(this.watchdog);
+      this.onClose(event.code);
+    };
+    // Not receiving hello in time counts like silence.
+    this.armWatchdog();
+  }
+
+  private onMessage(message: ServerMessage): void {
+    switch (message.type) {
+      case 'hello':
+        this.heartbeatMs = message.heartbeat_ms;
+        this.attempt = 0;
+        this.armWatchdog();
+        this.setState({ kind: 'live', since: Date.now() });
+        return;
+      case 'changes': {
+        const last = message.changes[message.changes.length - 1];
+        if (!last) return;
+        // Hand over first, then advance: a reconnect never resumes past a change the page did not apply.
+        this.options.onChanges(message.changes);
+        this.cursor = last.cursor;
+        return;
+      }
+      case 'heartbeat':
+        this.cursor = message.cursor;
+        return;
+      case 'reset':
+        this.resetPending = true;
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onClose(code: number): void {
+    if (this.stopped) return;
+    if (this.resetPending || code === CLOSE.RESET) {
+      this.resetPending = false;
+      this.setState({ kind: 'connecting', attempt: 0 });
+      this.options.onReset().then(
+        (cursor) => {
+          this.cursor = cursor;
+          this.connect();
+        },
+        () => this.scheduleRetry('reloading after reset failed'),
+      );
+      return;
+    }
+    if (!navigator.onLine) {
+      this.setState({ kind: 'offline' });
+      return;
+    }
+    const reason =
+      code === CLOSE.RESTART
+        ? 'server restarting'
+        : code === CLOSE.SLOW_CONSUMER
+          ? 'fell behind'
+          : code === 4000
+            ? 'no heartbeat'
+            : 'connection lost';
+    this.scheduleRetry(reason);
+  }
+
+  private scheduleRetry(reason: string): void {
+    const min = this.options.backoffMinMs ?? 500;
+    const max = this.options.backoffMaxMs ?? 30_000;
+    const ceiling = Math.min(max, min * 2 ** this.attempt);
+    // "Equal jitter": at least half the ceiling, so a dead server is not hammered, the rest random.
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    this.attempt++;
+    this.setState({ kind: 'reconnecting', attempt: this.attempt, nextAttemptAt: Date.now() + delay, reason });
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  private armWatchdog(): void {
+    clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(
+      () => {
+        const socket = this.socket;
+        if (!socket) return;
+        // close() on a dead TCP connection may take long to fire onclose: detach and move on at once.
+        this.socket = null;
+        socket.close(4000, 'no heartbeat');
+        this.onClose(4000);
+      },
+      this.heartbeatMs * WATCHDOG_BEATS + 1000,
+    );
+  }
+
+  private readonly retryNow = (): void => {
+    if (this.stopped || this.socket || this.state.kind === 'live') return;
+    if (this.state.kind === 'connecting') return;
+    this.connect();
+  };
+
+  private readonly wentOffline = (): void => {
+    const socket = this.socket;
+    this.socket = null;
+    clearTimeout(this.watchdog);
+    clearTimeout(this.retryTimer);
+    socket?.close(1000, 'offline');
+    this.setState({ kind: 'offline' });
+  };
+
+  private readonly onVisibility = (): void => {
+    if (document.visibilityState === 'visible') this.retryNow();
+  };
+}

@@ -1,0 +1,187 @@
+import type { Change, Order, OrderStatus } from '../../src/protocol.ts';
+import type { Stats } from './api.ts';
+
+/**
+ * Everything the page knows about orders, and the one rule that keeps it true: an order (from a page of
+ * the list, a change on the stream, or a response to our own request) replaces what is held only when
+ * its version is newer. Deleted ids keep a tombstone with the delete's version (one past the order's
+ * last), so a late or repeated change cannot bring a deleted order back. The order of arrival between
+ * pages, stream and responses therefore does not matter: once changes stop, the store equals the
+ * database for every id it has heard of.
+ *
+ * The summary (counts, revenue, per-minute chart) is kept from the stream too: a snapshot of
+ * /orders/stats taken at the same cursor as the list, then every change after that cursor applied as a
+ * delta (remove `old`, add `order`). The server sends each change after a cursor exactly once, so the
+ * deltas neither miss nor repeat one.
+ *
+ * Views subscribe; notifications are batched to one per animation frame however many changes arrive.
+ */
+export const STATUSES: readonly OrderStatus[] = ['pending', 'processing', 'shipped', 'delivered', 'cancelled'];
+
+export interface Activity {
+  key: string;
+  id: number;
+  customer: string;
+  text: string;
+  at: number;
+}
+
+export interface Summary {
+  count: Record<OrderStatus, number>;
+  cents: Record<OrderStatus, number>;
+  /** Orders per created minute (epoch ms of the minute), for the chart. */
+  perMinute: Map<number, number>;
+}
+
+const MAX_ACTIVITY = 100;
+const MINUTE = 60_000;
+
+function emptyByStatus(): Record<OrderStatus, number> {
+  return { pending: 0, processing: 0, shipped: 0, delivered: 0, cancelled: 0 };
+}
+
+function minuteOf(iso: string): number {
+  return Math.floor(Date.parse(iso) / MINUTE) * MINUTE;
+}
+
+function describeChange(change: Change): string {
+  const { order, old } = change;
+  if (change.op === 'insert') return `created (${order.status})`;
+  if (change.op === 'delete') return 'deleted';
+  if (old && old.status !== order.status) return `${old.status} → ${order.status}`;
+  const fields = old
+    ? (['customer_name', 'product_name', 'quantity', 'total_cents', 'notes'] as const).filter((f) => old[f] !== order[f])
+    : [];
+  return fields.length ? `edited ${fields.map((f) => f.replace('_name', '').replace('total_cents', 'total')).join(', ')}` : 'updated';
+}
+
+export class OrderStore {
+  readonly orders = new Map<number, Order>();
+  private readonly tombstones = new Map<number, number>();
+  summary: Summary = { count: emptyByStatus(), cents: emptyByStatus(), perMinute: new Map() };
+  summaryLoaded = false;
+  activity: Activity[] = [];
+  /** id → time of its last change, for the row flash. */
+  readonly changedAt = new Map<number, number>();
+  lastChange: { receivedAt: number; lagMs: number } | null = null;
+  /** Bumped on every mutation; views memoise on it. */
+  revision = 0;
+  private listeners = new Set<() => void>();
+  private frame = 0;
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(): void {
+    this.revision++;
+    if (this.frame) return;
+    const flush = () => {
+      this.frame = 0;
+      for (const l of this.listeners) l();
+    };
+    // A hidden tab gets no animation frames; it still has to keep its state current for when it returns.
+    this.frame = document.visibilityState === 'hidden' ? window.setTimeout(flush, 250) : requestAnimationFrame(flush);
+  }
+
+  /** Held version of an id, counting deletes; 0 when never seen. */
+  versionOf(id: number): number {
+    return this.orders.get(id)?.version ?? this.tombstones.get(id) ?? 0;
+  }
+
+  isDeleted(id: number): boolean {
+    return this.tombstones.has(id);
+  }
+
+  /** Take an order if it is newer than what is held. Returns whether it was taken. */
+  put(order: Order): boolean {
+    if (order.version <= this.versionOf(order.id)) return false;
+    this.orders.set(order.id, order);
+    this.changed();
+    return true;
+  }
+
+  putAll(orders: readonly Order[]): void {
+    for (const o of orders) if (o.version > this.versionOf(o.id)) this.orders.set(o.id, o);
+    this.changed();
+  }
+
+  /** A delete we made ourselves: `version` is the version we deleted (the tombstone is one past it). */
+  markDeleted(id: number, version: number): void {
+    if (version + 1 <= this.versionOf(id)) return;
+    this.orders.delete(id);
+    this.tombstones.set(id, version + 1);
+    this.changed();
+  }
+
+  applyChanges(changes: readonly Change[]): void {
+    const now = Date.now();
+    for (const change of changes) {
+      this.applySummary(change);
+      const { order } = change;
+      if (order.version > this.versionOf(order.id)) {
+        if (change.op === 'delete') {
+          this.orders.delete(order.id);
+          this.tombstones.set(order.id, order.version);
+        } else {
+          this.orders.set(order.id, order);
+        }
+        this.changedAt.set(order.id, now);
+      }
+      this.activity.unshift({
+        key: change.cursor,
+        id: order.id,
+        customer: order.customer_name,
+        text: describeChange(change),
+        at: Date.parse(change.at),
+      });
+    }
+    if (this.activity.length > MAX_ACTIVITY) this.activity.length = MAX_ACTIVITY;
+    const last = changes[changes.length - 1];
+    if (last) this.lastChange = { receivedAt: now, lagMs: Math.max(0, now - Date.parse(last.at)) };
+    if (this.changedAt.size > 5000) this.changedAt.clear();
+    this.changed();
+  }
+
+  private applySummary(change: Change): void {
+    const s = this.summary;
+    const bump = (o: Order, sign: 1 | -1) => {
+      s.count[o.status] += sign;
+      s.cents[o.status] += sign * o.total_cents;
+      const m = minuteOf(o.created_at);
+      s.perMinute.set(m, (s.perMinute.get(m) ?? 0) + sign);
+    };
+    const before = change.op === 'insert' ? null : (change.old ?? (change.op === 'delete' ? change.order : null));
+    if (before) bump(before, -1);
+    if (change.op !== 'delete') bump(change.order, 1);
+  }
+
+  setStats(stats: Stats): void {
+    const count = emptyByStatus();
+    const cents = emptyByStatus();
+    for (const status of STATUSES) {
+      count[status] = stats.by_status[status]?.count ?? 0;
+      cents[status] = stats.by_status[status]?.total_cents ?? 0;
+    }
+    const perMinute = new Map<number, number>();
+    for (const p of stats.per_minute) perMinute.set(Date.parse(p.minute), p.count);
+    this.summary = { count, cents, perMinute };
+    this.summaryLoaded = true;
+    this.changed();
+  }
+
+  /** A new snapshot replaces everything (after a reset). */
+  clear(): void {
+    this.orders.clear();
+    this.tombstones.clear();
+    this.changedAt.clear();
+    this.summaryLoaded = false;
+    this.changed();
+  }
+
+  /** Re-render without a data change (e.g. the optimistic overlay moved). */
+  touch(): void {
+    this.changed();
+  }
+}

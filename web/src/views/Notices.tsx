@@ -1,0 +1,49 @@
+import type { Dashboard } from '../dashboard.ts';
+import { STATUS_LABEL } from '../format.ts';
+
+/** Refusals, rollbacks, queue news and 412 conflicts, announced politely to screen readers. */
+export function Notices({ dashboard }: { dashboard: Dashboard }) {
+  return (
+    <div class="notices">
+      <div aria-live="polite" aria-relevant="additions" data-testid="notices">
+        {dashboard.notices.map((n) => (
+          <div key={n.id} class={`notice notice-${n.tone}`} role={n.tone === 'error' ? 'alert' : undefined}>
+            <span>{n.text}</span>
+            <button type="button" class="ghost" onClick={() => dashboard.dismissNotice(n.id)} aria-label="Dismiss message">
+              ×
+            </button>
+          </div>
+        ))}
+      </div>
+      {dashboard.conflicts.map((c) => (
+        <section key={`${c.id}-${c.newer?.version}`} class="notice notice-conflict" role="alert" data-testid="conflict">
+          <h2>Order #{c.id} was changed by someone else</h2>
+          <p>
+            Your {c.patch ? 'change' : 'deletion'} was not applied.{' '}
+            {c.newer
+              ? `It is now at version ${c.newer.version}: ${c.newer.customer_name} · ${c.newer.product_name} · ${STATUS_LABEL[c.newer.status]}.`
+              : 'It no longer exists.'}
+          </p>
+          {c.patch && (
+            <p class="muted">
+              Your change:{' '}
+              {Object.entries(c.patch)
+                .map(([k, v]) => `${k} → ${String(v)}`)
+                .join(', ')}
+            </p>
+          )}
+          <div class="actions">
+            {c.newer && (
+              <button type="button" class="primary" onClick={() => void dashboard.reapply(c)}>
+                Reapply my {c.patch ? 'change' : 'deletion'}
+              </button>
+            )}
+            <button type="button" onClick={() => dashboard.dismissConflict(c)}>
+              Keep theirs
+            </button>
+          </div>
+        </section>
+      ))}
+    </div>
+  );
+}

@@ -1,0 +1,304 @@
+import { memo } from 'preact/compat';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { NEXT_STATUSES } from '../../../src/orders/transitions.ts';
+import type { Order, OrderStatus } from '../../../src/protocol.ts';
+import type { Dashboard, Query, SortKey } from '../dashboard.ts';
+import { formatCents, formatCount, relativeTime, STATUS_LABEL } from '../format.ts';
+import { STATUSES } from '../order-store.ts';
+import { useNow } from './hooks.ts';
+
+/**
+ * The orders: filter by status, search, sort, load more, and per-row actions. Only a window of the
+ * filtered rows is in the DOM (grown as the user scrolls), so 10,000 loaded orders cost what 100 do.
+ *
+ * New orders do not push the table down under a reader: while the page is scrolled or a filter is on,
+ * they are counted in a "N new orders" button (announced politely) until the reader asks for them.
+ */
+const WINDOW = 100;
+const FLASH_MS = 2000;
+
+const COLUMNS: { key: SortKey; label: string; numeric?: boolean }[] = [
+  { key: 'id', label: 'Order', numeric: true },
+  { key: 'customer_name', label: 'Customer' },
+  { key: 'product_name', label: 'Product' },
+  { key: 'quantity', label: 'Qty', numeric: true },
+  { key: 'total_cents', label: 'Total', numeric: true },
+  { key: 'status', label: 'Status' },
+  { key: 'updated_at', label: 'Updated' },
+];
+
+const collator = new Intl.Collator(undefined, { sensitivity: 'base', numeric: true });
+
+function compare(key: SortKey): (a: Order, b: Order) => number {
+  switch (key) {
+    case 'customer_name':
+    case 'product_name':
+      return (a, b) => collator.compare(a[key], b[key]) || b.id - a.id;
+    case 'status':
+      return (a, b) => STATUSES.indexOf(a.status) - STATUSES.indexOf(b.status) || b.id - a.id;
+    case 'updated_at':
+      return (a, b) => (a.updated_at < b.updated_at ? -1 : a.updated_at > b.updated_at ? 1 : 0) || a.id - b.id;
+    default:
+      return (a, b) => a[key] - b[key] || a.id - b.id;
+  }
+}
+
+function matches(query: Query): (o: Order) => boolean {
+  const q = query.q.trim().toLowerCase();
+  const statuses = query.statuses.length ? new Set(query.statuses) : null;
+  return (o) =>
+    (!statuses || statuses.has(o.status)) && (!q || o.customer_name.toLowerCase().includes(q) || o.product_name.toLowerCase().includes(q));
+}
+
+interface Props {
+  dashboard: Dashboard;
+  onEdit: (order: Order) => void;
+  onDelete: (order: Order) => void;
+}
+
+export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
+  const { query, store } = dashboard;
+  const revision = store.revision;
+  const filtering = query.statuses.length > 0 || query.q.trim() !== '';
+  const [windowSize, setWindowSize] = useState(WINDOW);
+  const [atTop, setAtTop] = useState(true);
+  /** Orders above this id that are not ours wait behind the "new orders" button. */
+  const [revealedTo, setRevealedTo] = useState(Number.POSITIVE_INFINITY);
+  const sentinel = useRef<HTMLDivElement>(null);
+
+  const rows = useMemo(() => {
+    const keep = matches(query);
+    const floor = dashboard.floor ?? 0;
+    const out: Order[] = [];
+    for (const id of store.orders.keys()) {
+      if (id < floor) continue;
+      const o = dashboard.displayed(id);
+      if (o && keep(o)) out.push(o);
+    }
+    const cmp = compare(query.sort);
+    out.sort(query.dir === 'asc' ? cmp : (a, b) => cmp(b, a));
+    return out;
+  }, [revision, query, dashboard.floor]);
+
+  const maxId = rows.reduce((m, o) => Math.max(m, o.id), 0);
+  const live = atTop && !filtering;
+  useEffect(() => {
+    if (live) setRevealedTo(Number.POSITIVE_INFINITY);
+    else if (revealedTo === Number.POSITIVE_INFINITY) setRevealedTo(maxId);
+  }, [live, maxId, revealedTo]);
+
+  const held = rows.filter((o) => o.id > revealedTo && !dashboard.ownIds.has(o.id));
+  const shown = held.length ? rows.filter((o) => o.id <= revealedTo || dashboard.ownIds.has(o.id)) : rows;
+
+  useEffect(() => {
+    const onScroll = () => setAtTop(window.scrollY < 240);
+    window.addEventListener('scroll', onScroll, { passive: true });
+    return () => window.removeEventListener('scroll', onScroll);
+  }, []);
+
+  useEffect(() => {
+    const el = sentinel.current;
+    if (!el) return;
+    const io = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) setWindowSize((n) => n + WINDOW);
+    });
+    io.observe(el);
+    return () => io.disconnect();
+  }, []);
+
+  const reveal = () => {
+    setRevealedTo(maxId);
+    document.getElementById('orders-title')?.scrollIntoView({ behavior: 'smooth', block: 'start' });
+  };
+
+  const setSort = (key: SortKey) =>
+    void dashboard.setQuery({ sort: key, dir: query.sort === key && query.dir === 'desc' ? 'asc' : 'desc' });
+
+  const visible = shown.slice(0, windowSize);
+  return (
+    <section class="panel orders" aria-labelledby="orders-title">
+      <div class="orders-head">
+        <h2 id="orders-title">Orders</h2>
+        <Filters dashboard={dashboard} />
+      </div>
+      <div aria-live="polite" class="new-orders-region">
+        {held.length > 0 && (
+          <button type="button" class="new-orders" onClick={reveal} data-testid="new-orders">
+            {held.length} new {held.length === 1 ? 'order' : 'orders'} · show
+          </button>
+        )}
+      </div>
+      <p class="visually-hidden" aria-live="polite">
+        {dashboard.loading ? 'Loading orders' : `${shown.length} orders shown`}
+      </p>
+      <table class="orders-table" aria-busy={dashboard.loading} aria-describedby="orders-count">
+        <thead>
+          <tr>
+            {COLUMNS.map((c) => (
+              <th
+                key={c.key}
+                scope="col"
+                class={c.numeric ? 'num' : undefined}
+                aria-sort={query.sort === c.key ? (query.dir === 'asc' ? 'ascending' : 'descending') : undefined}
+              >
+                <button type="button" class="sort" onClick={() => setSort(c.key)}>
+                  {c.label}
+                  <span aria-hidden="true" class="sort-mark">
+                    {query.sort === c.key ? (query.dir === 'asc' ? '▲' : '▼') : ''}
+                  </span>
+                </button>
+              </th>
+            ))}
+            <th scope="col">
+              <span class="visually-hidden">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {visible.map((o) => (
+            <Row
+              key={o.id}
+              order={o}
+              pending={dashboard.isPending(o.id)}
+              changedAt={store.changedAt.get(o.id) ?? 0}
+              rolledBackAt={dashboard.rolledBack.get(o.id) ?? 0}
+              dashboard={dashboard}
+              onEdit={onEdit}
+              onDelete={onDelete}
+            />
+          ))}
+        </tbody>
+      </table>
+      {!dashboard.loading && shown.length === 0 && <p class="empty">{filtering ? 'No orders match.' : 'No orders yet.'}</p>}
+      <div ref={sentinel} class="sentinel" />
+      <div class="orders-foot">
+        <span id="orders-count" class="muted">
+          {formatCount(shown.length)} {dashboard.floor === null ? '' : 'loaded '}
+          {filtering ? 'matching ' : ''}orders
+        </span>
+        {visible.length < shown.length ? (
+          <button type="button" onClick={() => setWindowSize((n) => n + WINDOW * 5)}>
+            Show more rows
+          </button>
+        ) : (
+          dashboard.floor !== null && (
+            <button type="button" onClick={() => void dashboard.loadMore()} disabled={dashboard.loadingMore}>
+              {dashboard.loadingMore ? 'Loading…' : 'Load more'}
+            </button>
+          )
+        )}
+      </div>
+    </section>
+  );
+}
+
+function Filters({ dashboard }: { dashboard: Dashboard }) {
+  const { query } = dashboard;
+  const [text, setText] = useState(query.q);
+  useEffect(() => {
+    const t = setTimeout(() => void dashboard.setQuery({ q: text }), 200);
+    return () => clearTimeout(t);
+  }, [text, dashboard]);
+  const toggle = (s: OrderStatus) => {
+    const on = query.statuses.includes(s);
+    void dashboard.setQuery({
+      statuses: on ? query.statuses.filter((x) => x !== s) : STATUSES.filter((x) => x === s || query.statuses.includes(x)),
+    });
+  };
+  return (
+    <div class="filters">
+      <label class="search">
+        <span class="visually-hidden">Search customer or product</span>
+        <input type="search" placeholder="Search customer or product" value={text} onInput={(e) => setText(e.currentTarget.value)} />
+      </label>
+      <fieldset class="status-filter">
+        <legend class="visually-hidden">Show statuses</legend>
+        {STATUSES.map((s) => (
+          <label key={s} class={`chip ${query.statuses.includes(s) ? 'on' : ''}`}>
+            <input type="checkbox" checked={query.statuses.includes(s)} onChange={() => toggle(s)} />
+            <span class={`dot dot-${s}`} aria-hidden="true" />
+            {STATUS_LABEL[s]}
+          </label>
+        ))}
+      </fieldset>
+    </div>
+  );
+}
+
+interface RowProps {
+  order: Order;
+  pending: boolean;
+  changedAt: number;
+  rolledBackAt: number;
+  dashboard: Dashboard;
+  onEdit: (order: Order) => void;
+  onDelete: (order: Order) => void;
+}
+
+const Row = memo(function Row({ order, pending, changedAt, rolledBackAt, dashboard, onEdit, onDelete }: RowProps) {
+  const now = Date.now();
+  // Alternating animation names restart the flash on every new version without touching layout.
+  let flash = '';
+  if (rolledBackAt && now - rolledBackAt < FLASH_MS) flash = rolledBackAt % 2 ? 'rollback-a' : 'rollback-b';
+  else if (changedAt && now - changedAt < FLASH_MS) flash = order.version % 2 ? 'flash-a' : 'flash-b';
+  const next = NEXT_STATUSES[order.status];
+  const name = `order #${order.id}`;
+  return (
+    <tr class={`row ${flash} ${pending ? 'pending' : ''}`} data-id={order.id} data-testid="order-row" aria-busy={pending}>
+      <td data-label="Order" class="num id">
+        #{order.id}
+      </td>
+      <td data-label="Customer" class="customer">
+        {order.customer_name}
+      </td>
+      <td data-label="Product">{order.product_name}</td>
+      <td data-label="Qty" class="num">
+        {formatCount(order.quantity)}
+      </td>
+      <td data-label="Total" class="num">
+        {formatCents(order.total_cents)}
+      </td>
+      <td data-label="Status">
+        <span class={`badge badge-${order.status}`} data-testid="status">
+          {STATUS_LABEL[order.status]}
+        </span>
+      </td>
+      <td data-label="Updated" class="muted">
+        <RelTime iso={order.updated_at} />
+      </td>
+      <td class="row-actions">
+        {next.length > 0 && (
+          <select
+            aria-label={`Change status of ${name}`}
+            value=""
+            disabled={pending}
+            onChange={(e) => {
+              const to = e.currentTarget.value as OrderStatus;
+              e.currentTarget.value = '';
+              if (to) void dashboard.update(order, { status: to });
+            }}
+          >
+            <option value="">Move to…</option>
+            {next.map((s) => (
+              <option key={s} value={s}>
+                {STATUS_LABEL[s]}
+              </option>
+            ))}
+          </select>
+        )}
+        <button type="button" class="ghost" aria-label={`Edit ${name}`} onClick={() => onEdit(order)} disabled={pending}>
+          Edit
+        </button>
+        <button type="button" class="ghost danger" aria-label={`Delete ${name}`} onClick={() => onDelete(order)} disabled={pending}>
+          Delete
+        </button>
+      </td>
+    </tr>
+  );
+});
+
+function RelTime({ iso }: { iso: string }) {
+  const now = useNow();
+  const t = Date.parse(iso);
+  return <time dateTime={iso}>{relativeTime(t, now)}</time>;
+}
