@@ -1,0 +1,52 @@
+import type { BrowserContext, Locator, Page } from 'playwright-core';
+import { collectPageErrors } from '../helpers/browser.js';
+
+/** What a person looks at on the dashboard, as locators. */
+export interface DashboardPage {
+  page: Page;
+  errors: string[];
+  dialogs: string[];
+  state: Locator;
+  row(id: number): Locator;
+  rowNamed(customer: string): Locator;
+  status(id: number): Locator;
+  waitLive(timeout?: number): Promise<void>;
+  createOrder(fields: { customer?: string; product?: string; total?: string }): Promise<void>;
+}
+
+export async function openDashboard(context: BrowserContext, url: string): Promise<DashboardPage> {
+  const page = await context.newPage();
+  const errors = collectPageErrors(page);
+  const dialogs: string[] = [];
+  page.on('dialog', (d) => {
+    dialogs.push(d.message());
+    void d.dismiss();
+  });
+  await page.goto(url);
+  const state = page.getByTestId('connection-state');
+  const dash: DashboardPage = {
+    page,
+    errors,
+    dialogs,
+    state,
+    row: (id) => page.locator(`tr[data-id="${id}"]`),
+    rowNamed: (customer) => page.getByTestId('order-row').filter({ has: page.locator('td.customer', { hasText: customer }) }),
+    status: (id) => page.locator(`tr[data-id="${id}"] [data-testid="status"]`),
+    async waitLive(timeout = 10_000) {
+      await page
+        .getByTestId('connection-state')
+        .filter({ hasText: /^Live$/ })
+        .waitFor({ timeout });
+    },
+    async createOrder({ customer, product, total }) {
+      await page.getByRole('button', { name: 'New order' }).click();
+      const dialog = page.getByRole('dialog', { name: 'New order' });
+      if (customer !== undefined) await dialog.getByLabel('Customer', { exact: true }).fill(customer);
+      if (product !== undefined) await dialog.getByLabel('Product', { exact: true }).fill(product);
+      if (total !== undefined) await dialog.getByLabel('Total', { exact: true }).fill(total);
+      await dialog.getByRole('button', { name: /Create order|Queue order/ }).click();
+    },
+  };
+  await dash.waitLive();
+  return dash;
+}
