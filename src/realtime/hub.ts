@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import type { LoggedChange } from '../feed/change-log.js';
 import {
+  advance,
   type Cursor,
   comparePositions,
   formatCursor,
@@ -47,7 +48,10 @@ interface Client {
   id: string;
   socket: WebSocket;
   live: boolean;
-  /** While set, the client already has some changes beyond the head: send only what hasChange says it lacks. */
+  /**
+   * While set, the client already has some changes beyond the head: send only what hasChange says it
+   * lacks. Advanced with every change sent, so a heartbeat tells the client exactly where it is.
+   */
   floor: Cursor | null;
   alive: boolean;
   tokens: number;
@@ -275,39 +279,54 @@ export class Hub {
     }
     if (!hello(client.cursor)) return;
     const pageSize = this.options.catchUpPageSize ?? 1000;
+    let held = cursor;
     for (;;) {
       if (client.socket.readyState !== 1 || !this.clients.has(client)) return;
       const head = this.head;
       if (comparePositions(from, head) >= 0) break;
       const recent = feed.recentSince(from);
       if (recent) {
-        this.sendCatchUp(client, cursor, this.pending.length ? recent.filter((c) => comparePositions(c, head) <= 0) : recent);
+        held = this.sendCatchUp(client, held, this.pending.length ? recent.filter((c) => comparePositions(c, head) <= 0) : recent);
         break;
       }
       const range = await feed.readRange(from, head, pageSize);
       if (comparePositions(range.pruned, from) > 0) {
         return this.reset(client, 'cursor-expired', 'Changes after this cursor were pruned while catching up; reload the snapshot.');
       }
-      this.sendCatchUp(client, cursor, range.changes);
+      held = this.sendCatchUp(client, held, range.changes);
       const last = range.changes[range.changes.length - 1];
       from = range.changes.length === pageSize && last ? { xid: last.xid, seq: last.seq } : head;
     }
     // Joining here, synchronously after the last catch-up read, means the next batch starts right after
     // what the client was sent.
-    client.floor = comparePositions(upperBound(cursor), this.head) > 0 ? cursor : null;
+    client.floor = comparePositions(upperBound(held), this.head) > 0 ? held : null;
     client.live = true;
   }
 
-  private sendCatchUp(client: Client, cursor: Cursor, changes: readonly LoggedChange[]): void {
-    const missing = changes.filter((c) => !hasChange(cursor, c));
-    if (missing.length === 0) return;
+  /**
+   * Sends the changes the client at `cursor` lacks and returns its cursor after them. For a client that
+   * started from a snapshot, each change's cursor is rewritten to the snapshot-with-progress form
+   * (feed/cursor.ts): the plain position would claim less than the client has, and a resume from it
+   * would resend changes the snapshot already showed. Only such clients, and only until the feed passes
+   * their snapshot's xmax, cost this per-client serialisation.
+   */
+  private sendCatchUp(client: Client, cursor: Cursor, changes: readonly LoggedChange[]): Cursor {
+    const missing: LoggedChange[] = [];
+    let held = cursor;
+    for (const c of changes) {
+      if (hasChange(cursor, c)) continue;
+      held = advance(held, c);
+      // The change's JSON starts with its cursor (change-log.ts), so the first occurrence is that field.
+      missing.push(held.kind === 'snapshot' ? { ...c, json: c.json.replace(`"${formatPosition(c)}"`, JSON.stringify(held.text)) } : c);
+    }
+    if (missing.length === 0) return cursor;
     for (const message of messagesOf(missing)) {
-      if (!this.send(client, message)) return;
+      if (!this.send(client, message)) return held;
       this.stats.framesSent++;
     }
     this.stats.changesSent += missing.length;
-    const last = missing[missing.length - 1] as LoggedChange;
-    client.cursor = formatPosition(last);
+    client.cursor = formatCursor(held);
+    return held;
   }
 
   private broadcast(batch: Batch): void {
@@ -335,8 +354,8 @@ export class Hub {
     for (const client of this.clients) {
       if (!client.live) continue;
       if (client.floor) {
-        this.sendCatchUp(client, client.floor, changes);
-        if (comparePositions(to, upperBound(client.floor)) >= 0) client.floor = null;
+        const held = this.sendCatchUp(client, client.floor, changes);
+        client.floor = comparePositions(to, upperBound(held)) >= 0 ? null : held;
         continue;
       }
       messages ??= messagesOf(changes);

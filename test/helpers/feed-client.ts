@@ -141,9 +141,12 @@ export class FeedClient {
       case 'changes': {
         const now = Date.now();
         for (const c of message.changes) {
-          const [xid, seq] = c.cursor.split('-').map(Number) as [number, number];
-          this.epoch?.received.push({ cursor: c.cursor, xid, seq, op: c.op, id: c.order.id, version: c.order.version, session });
-          this.arrivedAt.set(c.cursor, now);
+          // A change's cursor is its position "xid-seq", or for a client that started from a snapshot,
+          // "xid-seq:xmax:xip" (the position plus what the snapshot already had).
+          const position = c.cursor.split(':')[0] as string;
+          const [xid, seq] = position.split('-').map(Number) as [number, number];
+          this.epoch?.received.push({ cursor: position, xid, seq, op: c.op, id: c.order.id, version: c.order.version, session });
+          this.arrivedAt.set(position, now);
           const held = this.view.get(c.order.id);
           if (!held || c.order.version > held.version) {
             this.view.set(c.order.id, { version: c.order.version, deleted: c.op === 'delete', order: c.order });
@@ -270,7 +273,12 @@ export interface Report {
  * order the protocol promises; versions need not increase along it for one order (two transactions
  * can commit in the other order than their xids), which is why the view applies by version.
  */
-export function checkClient(client: FeedClient, history: LoggedPosition[], table: Map<number, Order>): Report {
+export function checkClient(
+  client: FeedClient,
+  history: LoggedPosition[],
+  table: Map<number, Order>,
+  pruned: Position = { xid: 0, seq: 0 },
+): Report {
   const report: Report = { client: client.name, lost: [], duplicated: [], outOfOrder: [], unknown: [], viewMismatches: [] };
   const known = new Set(history.map((h) => h.cursor));
   client.epochs.forEach((epoch, i) => {
@@ -279,7 +287,7 @@ export function checkClient(client: FeedClient, history: LoggedPosition[], table
     const seen = new Set<string>();
     let last: Position | null = null;
     for (const r of epoch.received) {
-      if (!known.has(r.cursor)) report.unknown.push(r.cursor);
+      if (!known.has(r.cursor) && comparePositions(r, pruned) > 0) report.unknown.push(r.cursor);
       if (seen.has(r.cursor) || hasChange(base, r)) report.duplicated.push(r.cursor);
       else if (last && comparePositions(r, last) <= 0) report.outOfOrder.push(r.cursor);
       seen.add(r.cursor);
@@ -319,8 +327,10 @@ export async function settle(sql: pg.Pool, clients: FeedClient[], timeout = 15_0
       await conn.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
       const history = await readHistory(conn);
       const table = await readTable(conn);
+      const mark = await conn.query<{ xid: string; seq: string }>('SELECT xid, seq FROM order_changes_pruned');
       await conn.query('COMMIT');
-      return { history, table };
+      const pruned = { xid: Number(mark.rows[0]?.xid ?? 0), seq: Number(mark.rows[0]?.seq ?? 0) };
+      return { history, table, pruned };
     } finally {
       conn.release();
     }
@@ -328,8 +338,8 @@ export async function settle(sql: pg.Pool, clients: FeedClient[], timeout = 15_0
   try {
     await waitFor(
       async () => {
-        const { history, table } = await read();
-        reports = clients.map((c) => checkClient(c, history, table));
+        const { history, table, pruned } = await read();
+        reports = clients.map((c) => checkClient(c, history, table, pruned));
         return reports.every(isClean);
       },
       { timeout, interval: 100 },
