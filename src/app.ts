@@ -10,6 +10,8 @@ import type { Listener } from './feed/listener.js';
 import { installProblemHandlers } from './http/problems.js';
 import { validatorCompiler } from './http/validation.js';
 import { healthRoutes } from './ops/health.js';
+import { metricsRoutes } from './ops/metrics.js';
+import { registerOpenApi } from './ops/openapi.js';
 import { ordersRoutes } from './orders/routes.js';
 import type { Hub } from './realtime/hub.js';
 import { realtimeRoutes } from './realtime/routes.js';
@@ -39,6 +41,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.removeContentTypeParser(['text/plain']);
   installProblemHandlers(app);
 
+  await registerOpenApi(app as unknown as FastifyInstance);
+  await app.register(metricsRoutes, { db, pool: db.pool, feed, listener, hub });
   await app.register(healthRoutes, { db, feed, listener, hub });
   await app.register(ordersRoutes, {
     db,

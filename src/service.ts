@@ -31,15 +31,8 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
     queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS,
     applicationName: 'orders-api',
   };
-  const pool = createPool(
-    {
-      ...dbOptions,
-      max: config.DB_POOL_MAX,
-      sessionSettings: config.FEED_SERVICE_DOORBELL ? { 'orders.skip_notify': 'on' } : {},
-    },
-    log,
-  );
-  const db = new Database(pool);
+  const pool = createPool({ ...dbOptions, max: config.DB_POOL_MAX }, log);
+  const db = new Database(pool, { skipNotify: config.FEED_SERVICE_DOORBELL });
   try {
     if (config.DB_MIGRATE) await migrate(pool, log);
   } catch (err) {

@@ -15,6 +15,11 @@ export class DatabaseError extends Error {
 
 export interface Queryable {
   query<R extends pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  /**
+   * 'on' when this service rings the feed's doorbell itself after its writes commit (feed/doorbell.ts),
+   * so its write transactions set orders.skip_notify and the trigger leaves out its NOTIFY.
+   */
+  readonly skipNotify: 'on' | 'off';
 }
 
 /**
@@ -22,7 +27,14 @@ export interface Queryable {
  * so the HTTP layer can tell "the database is down" (503) from a bug (500) without looking at messages.
  */
 export class Database implements Queryable {
-  constructor(readonly pool: pg.Pool) {}
+  readonly skipNotify: 'on' | 'off';
+
+  constructor(
+    readonly pool: pg.Pool,
+    options: { skipNotify?: boolean } = {},
+  ) {
+    this.skipNotify = options.skipNotify ? 'on' : 'off';
+  }
 
   async query<R extends pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>> {
     try {
@@ -41,6 +53,7 @@ export class Database implements Queryable {
       throw new DatabaseError(err);
     }
     const wrapped: Queryable = {
+      skipNotify: this.skipNotify,
       async query<R extends pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]) {
         try {
           return await client.query<R>(text as string, values);
@@ -51,7 +64,7 @@ export class Database implements Queryable {
     };
     let broken: unknown;
     try {
-      await wrapped.query(begin);
+      await wrapped.query(this.skipNotify === 'on' ? `${begin}; SELECT set_config('orders.skip_notify', 'on', true)` : begin);
       const result = await fn(wrapped);
       await wrapped.query('COMMIT');
       return result;

@@ -3,8 +3,6 @@ import type { Logger } from 'pino';
 
 export interface DbOptions {
   connectionString: string;
-  /** Session settings applied to every new connection of the pool. */
-  sessionSettings?: Record<string, string>;
   max: number;
   connectTimeoutMs: number;
   queryTimeoutMs: number;
@@ -46,10 +44,6 @@ export function createPool(options: DbOptions, log: Logger): pg.Pool {
     client.on('error', () => {
       // Already reported through the pool's 'error' event or the failing query.
     });
-    // Queued before any query the pool hands this client to, so it is in force for all of them.
-    for (const [name, value] of Object.entries(options.sessionSettings ?? {})) {
-      client.query('SELECT set_config($1, $2, false)', [name, value]).catch(() => undefined);
-    }
   });
   return pool;
 }

@@ -3,7 +3,7 @@ import type { Database } from '../db/database.js';
 import { CHANNEL } from './listener.js';
 
 /**
- * The service's own writes skip the trigger's NOTIFY (its pool sessions set orders.skip_notify = on):
+ * The service's own writes skip the trigger's NOTIFY (their transactions set orders.skip_notify = on):
  * a NOTIFY in a writing transaction takes a database-wide lock from its commit until the end of the WAL
  * flush, so every notifying commit waits for every other one. Instead, after its writes commit, the
  * service rings the doorbell itself, outside any write transaction and once per burst, so a hundred

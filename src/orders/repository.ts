@@ -68,9 +68,12 @@ export async function getOrder(db: Queryable, id: number): Promise<OrderText | u
   return rows[0];
 }
 
+// The CTE runs before the row is inserted, so the capture trigger (which fires at the end of the
+// statement) sees orders.skip_notify for this transaction only; see db/database.ts.
 const INSERT_SQL = `
+  WITH settings AS (SELECT set_config('orders.skip_notify', $7, true))
   INSERT INTO orders (customer_name, product_name, quantity, total_cents, notes, status)
-  VALUES ($1, $2, coalesce($3, 1), coalesce($4, 0), coalesce($5, ''), coalesce($6, 'pending'))
+  SELECT $1, $2, coalesce($3, 1), coalesce($4, 0), coalesce($5, ''), coalesce($6, 'pending') FROM settings
   RETURNING id, version, order_json(orders)::text AS json`;
 
 export async function insertOrder(db: Queryable, input: OrderCreate): Promise<OrderText> {
@@ -81,6 +84,7 @@ export async function insertOrder(db: Queryable, input: OrderCreate): Promise<Or
     input.total_cents ?? null,
     input.notes ?? null,
     input.status ?? null,
+    db.skipNotify,
   ]);
   return rows[0] as OrderText;
 }
@@ -103,7 +107,11 @@ export async function updateOrder(tx: Queryable, id: number, patch: OrderUpdate)
 }
 
 export async function deleteOrder(db: Queryable, id: number): Promise<boolean> {
-  const { rowCount } = await db.query('DELETE FROM orders WHERE id = $1', [id]);
+  const { rowCount } = await db.query(
+    `WITH settings AS (SELECT set_config('orders.skip_notify', $2, true))
+     DELETE FROM orders USING settings WHERE id = $1`,
+    [id, db.skipNotify],
+  );
   return rowCount === 1;
 }
 
