@@ -26,8 +26,14 @@ async function cutoff(db: Database, policy: RetentionPolicy): Promise<{ xid: num
     if (rows[0]) candidates.push(rows[0]);
   }
   if (policy.maxRows > 0) {
+    // Only final changes count, as for the age limit: a change above the horizon (a transaction older
+    // than it is still running) has not been handed out by any feed yet, and changes committed behind
+    // that transaction sit below it in feed order, so pruning them would silently remove changes no
+    // client has seen. A long transaction thus lets the log grow past maxRows until it ends.
     const { rows } = await db.query<{ xid: number; seq: number }>(
-      'SELECT xid, seq FROM order_changes ORDER BY xid DESC, seq DESC OFFSET $1 LIMIT 1',
+      `SELECT xid, seq FROM order_changes
+       WHERE xid < txid_snapshot_xmin(txid_current_snapshot())
+       ORDER BY xid DESC, seq DESC OFFSET $1 LIMIT 1`,
       [policy.maxRows],
     );
     if (rows[0]) candidates.push(rows[0]);
