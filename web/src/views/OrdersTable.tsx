@@ -91,7 +91,12 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
   const shown = held.length ? rows.filter((o) => o.id <= revealedTo || dashboard.ownIds.has(o.id)) : rows;
 
   useEffect(() => {
-    const onScroll = () => setAtTop(window.scrollY < 240);
+    const onScroll = () => {
+      const top = window.scrollY < 240;
+      setAtTop(top);
+      // Back at the top, drop the rows grown while scrolling down: a long table costs layout on every change.
+      if (top) setWindowSize(WINDOW);
+    };
     window.addEventListener('scroll', onScroll, { passive: true });
     return () => window.removeEventListener('scroll', onScroll);
   }, []);
@@ -176,17 +181,18 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
           {formatCount(shown.length)} {dashboard.floor === null ? '' : 'loaded '}
           {filtering ? 'matching ' : ''}orders
         </span>
-        {visible.length < shown.length ? (
-          <button type="button" onClick={() => setWindowSize((n) => n + WINDOW * 5)}>
-            Show more rows
-          </button>
-        ) : (
-          dashboard.floor !== null && (
+        <span class="foot-actions">
+          {visible.length < shown.length && (
+            <button type="button" onClick={() => setWindowSize((n) => n + WINDOW * 5)}>
+              Show more rows
+            </button>
+          )}
+          {dashboard.floor !== null && (
             <button type="button" onClick={() => void dashboard.loadMore()} disabled={dashboard.loadingMore}>
               {dashboard.loadingMore ? 'Loading…' : 'Load more'}
             </button>
-          )
-        )}
+          )}
+        </span>
       </div>
     </section>
   );
