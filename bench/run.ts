@@ -64,6 +64,10 @@ async function startServiceProcess(dbUrl: string, extraEnv: Record<string, strin
       LOG_LEVEL: 'warn',
       DB_MIGRATE: 'false',
       DB_POOL_MAX: '20',
+      // The load comes from one address and would trip the per-address protections.
+      RATE_LIMIT_PER_MINUTE: '0',
+      RATE_LIMIT_PER_TOKEN_PER_MINUTE: '0',
+      WS_MAX_CONNECTIONS_PER_ADDRESS: '0',
       ...extraEnv,
     },
     stdio: ['ignore', 'inherit', 'inherit'],

@@ -1,10 +1,16 @@
 import { randomUUID } from 'node:crypto';
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { authPlugin } from './auth/plugin.js';
+import type { TokenStore } from './auth/tokens.js';
 import type { Config } from './config.js';
-import { dashboardStatic } from './dashboard/static.js';
+import { CONTENT_SECURITY_POLICY, dashboardStatic } from './dashboard/static.js';
 import type { Database } from './db/database.js';
+import { ApiError } from './errors.js';
 import type { ChangeFeed } from './feed/feed.js';
 import type { Listener } from './feed/listener.js';
 import { installProblemHandlers } from './http/problems.js';
@@ -14,7 +20,7 @@ import { metricsRoutes } from './ops/metrics.js';
 import { registerOpenApi } from './ops/openapi.js';
 import { ordersRoutes } from './orders/routes.js';
 import type { Hub } from './realtime/hub.js';
-import { realtimeRoutes } from './realtime/routes.js';
+import { realtimeRoutes, registerWebSocketSupport } from './realtime/routes.js';
 
 export interface AppDeps {
   config: Config;
@@ -23,11 +29,18 @@ export interface AppDeps {
   feed: ChangeFeed;
   listener: Listener;
   hub: Hub;
+  tokens: TokenStore;
 }
+
+const list = (value: string) =>
+  value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 /** The HTTP application, without a port: `main.ts` listens, tests use it through a real socket or inject(). */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const { config, db, feed, listener, hub } = deps;
+  const { config, db, feed, listener, hub, tokens } = deps;
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
     bodyLimit: config.BODY_LIMIT_BYTES,
@@ -41,6 +54,32 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.removeContentTypeParser(['text/plain']);
   installProblemHandlers(app);
 
+  await registerWebSocketSupport(app as unknown as FastifyInstance, config.WS_MAX_PAYLOAD_BYTES);
+  // Security headers everywhere; one Content-Security-Policy (the dashboard's) for every response.
+  await app.register(helmet, { contentSecurityPolicy: false, crossOriginEmbedderPolicy: false });
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.header('content-security-policy', CONTENT_SECURITY_POLICY);
+  });
+  const corsOrigins = list(config.CORS_ORIGINS);
+  if (corsOrigins.length > 0) {
+    await app.register(cors, { origin: corsOrigins, exposedHeaders: ['x-change-cursor', 'link', 'etag', 'location', 'retry-after'] });
+  }
+  if (config.RATE_LIMIT_PER_MINUTE > 0) {
+    await app.register(rateLimit, {
+      global: true,
+      max: config.RATE_LIMIT_PER_MINUTE,
+      timeWindow: 60_000,
+      keyGenerator: (request) => request.ip,
+      errorResponseBuilder: (_request, context) =>
+        new ApiError('too-many-requests', `At most ${context.max} requests per minute from one address; retry after ${context.after}.`),
+    });
+  }
+  await app.register(authPlugin, {
+    tokens,
+    allowedOrigins: list(config.WS_ALLOWED_ORIGINS),
+    perTokenPerMinute: config.RATE_LIMIT_PER_TOKEN_PER_MINUTE,
+  });
+
   await registerOpenApi(app as unknown as FastifyInstance);
   await app.register(metricsRoutes, { db, pool: db.pool, feed, listener, hub });
   await app.register(healthRoutes, { db, feed, listener, hub });
@@ -49,7 +88,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     idempotencyTtlHours: config.IDEMPOTENCY_TTL_HOURS,
     afterWrite: () => feed.wroteLocally(),
   });
-  await app.register(realtimeRoutes, { hub, maxPayloadBytes: config.WS_MAX_PAYLOAD_BYTES });
+  await app.register(realtimeRoutes, { hub });
   await app.register(dashboardStatic);
   return app as unknown as FastifyInstance;
 }

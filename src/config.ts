@@ -70,6 +70,23 @@ export const ConfigSchema = Type.Object({
   ),
   WS_MAX_PAYLOAD_BYTES: Int(64, 1024 * 1024, 4096, 'Largest message a client may send (1009 above).'),
   WS_MAX_MESSAGES_PER_SEC: Int(1, 10_000, 20, 'Client message rate limit (sustained; twice that as a burst).'),
+  AUTH_TOKENS: Type.Optional(
+    Type.String({
+      pattern: '^\\s*(viewer|operator|admin)=[0-9a-f]{64}\\s*(,\\s*(viewer|operator|admin)=[0-9a-f]{64}\\s*)*$',
+      description: 'Credentials from configuration: comma-separated <role>=<sha256 hex of the token> (see `npm run token -- hash`).',
+    }),
+  ),
+  AUTH_CACHE_MS: Int(0, 600_000, 5000, 'How long a token lookup is cached; also how long a revoked token keeps working at most.'),
+  ALLOW_UNAUTHENTICATED: Bool(false, 'Serve a non-loopback HOST with no credentials configured (everyone is admin). Never in production.'),
+  RATE_LIMIT_PER_MINUTE: Int(0, 10_000_000, 6000, 'Requests per minute per client address (0 = no limit; 429 above).'),
+  RATE_LIMIT_PER_TOKEN_PER_MINUTE: Int(0, 10_000_000, 6000, 'Requests per minute per credential (0 = no limit; 429 above).'),
+  CORS_ORIGINS: Type.String({ default: '', description: 'Comma-separated origins allowed by CORS (empty: CORS off).' }),
+  WS_ALLOWED_ORIGINS: Type.String({
+    default: '',
+    description: 'Comma-separated extra origins allowed to open WebSockets (same origin always is).',
+  }),
+  WS_MAX_CONNECTIONS_PER_TOKEN: Int(0, 1_000_000, 500, 'Open WebSockets per credential (0 = no limit).'),
+  WS_MAX_CONNECTIONS_PER_ADDRESS: Int(0, 1_000_000, 2000, 'Open WebSockets per client address (0 = no limit).'),
   SHUTDOWN_TIMEOUT_MS: Int(100, 600_000, 10_000, 'Longest graceful drain on SIGTERM/SIGINT before exiting.'),
 });
 

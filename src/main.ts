@@ -61,6 +61,10 @@ process.on('uncaughtException', (err) => {
   void shutdown('uncaughtException', 1);
 });
 
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 async function main(): Promise<void> {
   let databaseUrl = config.DATABASE_URL;
   let databaseLabel: string;
@@ -72,8 +76,20 @@ async function main(): Promise<void> {
     databaseLabel = `embedded PostgreSQL in ${embedded.dataDir} (port ${embedded.port})`;
   }
   service = await createService(config, log, databaseUrl);
+  const authOn = await service.tokens.authRequired();
+  if (!authOn && !isLoopback(config.HOST) && !config.ALLOW_UNAUTHENTICATED) {
+    throw new Error(
+      `refusing to serve ${config.HOST} without credentials: anyone who can reach it would be admin. Create a token (npm run token -- create --role admin --name you) or set AUTH_TOKENS; or bind HOST=127.0.0.1; or set ALLOW_UNAUTHENTICATED=true if you really mean it`,
+    );
+  }
   const address = await service.app.listen({ host: config.HOST, port: config.PORT });
-  log.info({ url: address, database: databaseLabel }, `orders service listening on ${address} — database: ${databaseLabel}`);
+  const authLabel = authOn
+    ? 'authentication on (bearer tokens)'
+    : 'authentication OFF: no tokens configured, every caller is admin (fine for local use; see README, Security)';
+  log.info(
+    { url: address, database: databaseLabel, auth: authOn },
+    `orders service listening on ${address} — database: ${databaseLabel} — ${authLabel}`,
+  );
 }
 
 main().catch(async (err: unknown) => {

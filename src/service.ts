@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
+import { parseEnvTokens, TokenStore } from './auth/tokens.js';
 import type { Config } from './config.js';
 import { Database } from './db/database.js';
 import { migrate } from './db/migrate.js';
@@ -20,6 +21,7 @@ export interface Service {
   listener: Listener;
   feed: ChangeFeed;
   hub: Hub;
+  tokens: TokenStore;
   /** Graceful: close WebSockets with 1012, drain HTTP, stop the listener, close the pool. */
   close(): Promise<void>;
 }
@@ -77,7 +79,8 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
     maxMessagesPerSec: config.WS_MAX_MESSAGES_PER_SEC,
     cursorBounds: async () => ({ pruned: await readPruned(db), nextXid: await readNextXid(db) }),
   });
-  const app = await buildApp({ config, log, db, feed, listener, hub });
+  const tokens = new TokenStore(db, parseEnvTokens(config.AUTH_TOKENS), config.AUTH_CACHE_MS);
+  const app = await buildApp({ config, log, db, feed, listener, hub, tokens });
   try {
     await feed.start();
   } catch (err) {
@@ -96,6 +99,7 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
     listener,
     feed,
     hub,
+    tokens,
     close() {
       closing ??= (async () => {
         await hub.close();

@@ -123,3 +123,22 @@ describe('embedded database lifecycle', () => {
     expect(alive(running)).toBe(false);
   });
 });
+
+describe('safe default', () => {
+  it('refuses to serve a non-loopback address when no credential exists', { timeout: 60_000 }, async () => {
+    const proc = run({ DATA_DIR: dataDir, PORT: '0', HOST: '0.0.0.0' });
+    expect(await proc.exited).toBe(1);
+    const { stderr } = proc.output();
+    expect(stderr).toMatch(/^orders: refusing to serve 0\.0\.0\.0 without credentials/m);
+    expect(stderr).toMatch(/npm run token -- create/);
+  });
+
+  it('says at startup on loopback that authentication is off', { timeout: 60_000 }, async () => {
+    const proc = run({ DATA_DIR: dataDir, PORT: '0' });
+    await proc.listening;
+    expect(proc.output().stdout).toMatch(/authentication OFF/);
+    proc.child.kill('SIGTERM');
+    expect(await proc.exited).toBe(0);
+  });
+});
+

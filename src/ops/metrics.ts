@@ -110,7 +110,7 @@ const metrics: FastifyPluginAsync<MetricsOptions> = async (app, { db, pool, feed
     },
   });
 
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+  app.get('/metrics', { config: { auth: 'admin' }, schema: { hide: true } }, async (_request, reply) => {
     return reply.type(registry.contentType).send(await registry.metrics());
   });
 };

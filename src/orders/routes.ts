@@ -68,6 +68,7 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
   app.get(
     '/orders',
     {
+      config: { auth: 'viewer' },
       schema: {
         summary: 'List orders, newest first',
         description:
@@ -94,6 +95,7 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
   app.get(
     '/orders/stats',
     {
+      config: { auth: 'viewer' },
       schema: {
         summary: 'Counts and totals per status, and orders created per minute over the last hour',
         response: { 200: StatsSchema, 503: ProblemSchema },
@@ -105,6 +107,7 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
   app.get(
     '/orders/:id',
     {
+      config: { auth: 'viewer' },
       schema: {
         summary: 'One order; its ETag is its version',
         params: IdParamsSchema,
@@ -124,6 +127,7 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
   app.post(
     '/orders',
     {
+      config: { auth: 'operator' },
       preValidation: async (request) => trimNames(request.body),
       schema: {
         summary: 'Create an order',
@@ -149,6 +153,7 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
     app.route({
       method,
       url: '/orders/:id',
+      config: { auth: 'operator' },
       preValidation: async (request) => trimNames(request.body),
       schema: {
         summary: method === 'PATCH' ? 'Change some fields of an order' : 'Change some fields of an order (same as PATCH)',
@@ -171,6 +176,7 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
   app.delete(
     '/orders/:id',
     {
+      config: { auth: 'admin' },
       schema: {
         summary: 'Delete an order',
         params: IdParamsSchema,

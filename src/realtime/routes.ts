@@ -1,23 +1,39 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import websocket from '@fastify/websocket';
 import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
 import type { Hub } from './hub.js';
 
-export interface RealtimeRoutesOptions {
-  hub: Hub;
-  maxPayloadBytes: number;
-}
-
-export const realtimeRoutes: FastifyPluginAsyncTypebox<RealtimeRoutesOptions> = async (app, { hub, maxPayloadBytes }) => {
+/**
+ * WebSocket support for the whole app. Registered before any hook that can refuse a request (auth,
+ * rate limits): @fastify/websocket marks upgrade requests in an onRequest hook of its own and only
+ * then cleans up the socket of a refused upgrade, so it must see every request first.
+ */
+export async function registerWebSocketSupport(app: FastifyInstance, maxPayloadBytes: number): Promise<void> {
   await app.register(websocket, {
-    options: { maxPayload: maxPayloadBytes, perMessageDeflate: false, clientTracking: false },
+    options: {
+      maxPayload: maxPayloadBytes,
+      perMessageDeflate: false,
+      clientTracking: false,
+      // Browsers pass the token as a `bearer.<token>` subprotocol next to `orders.v1`; the answer names
+      // only `orders.v1`, so the token is never echoed.
+      handleProtocols: (protocols) => (protocols.has('orders.v1') ? 'orders.v1' : false),
+    },
     // The hub closes sockets itself on shutdown (with 1012), before Fastify closes the server.
     preClose: (done) => done(),
   });
+}
+
+export interface RealtimeRoutesOptions {
+  hub: Hub;
+}
+
+export const realtimeRoutes: FastifyPluginAsyncTypebox<RealtimeRoutesOptions> = async (app, { hub }) => {
   app.get(
     '/ws',
     {
       websocket: true,
+      config: { auth: 'viewer' },
       schema: {
         querystring: Type.Object(
           { after: Type.Optional(Type.String({ maxLength: 20_000, description: 'Resume after this cursor.' })) },

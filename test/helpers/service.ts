@@ -13,7 +13,16 @@ export interface RunningService {
 
 /** The whole service (pool, listener, feed, hub, HTTP) on a real socket, port 0. */
 export async function startService(databaseUrl: string, settings: Record<string, string> = {}): Promise<RunningService> {
-  const config = parseConfig({ DATABASE_URL: databaseUrl, DB_MIGRATE: 'false', LOG_LEVEL: 'silent', PORT: '0', ...settings });
+  // Rate limits are off unless a test turns them on: suites fire hundreds of requests from one address.
+  const config = parseConfig({
+    DATABASE_URL: databaseUrl,
+    DB_MIGRATE: 'false',
+    LOG_LEVEL: 'silent',
+    PORT: '0',
+    RATE_LIMIT_PER_MINUTE: '0',
+    RATE_LIMIT_PER_TOKEN_PER_MINUTE: '0',
+    ...settings,
+  });
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? config.LOG_LEVEL });
   const service = await createService(config, log, databaseUrl);
   await service.app.listen({ host: '127.0.0.1', port: settings.PORT ? Number(settings.PORT) : 0 });

@@ -1,0 +1,86 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config.js';
+import { Database } from '../db/database.js';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from '../db/embedded.js';
+import { migrate } from '../db/migrate.js';
+import { createPool } from '../db/pool.js';
+import { createLogger } from '../logger.js';
+import { isRole, ROLES } from './roles.js';
+import { generateToken, hashToken } from './tokens.js';
+
+/**
+ * `npm run token -- <command>`: manage API tokens in the database the service uses.
+ *   create --role <viewer|operator|admin> --name <who>   prints the new token, once
+ *   list                                               id, name, role, created, revoked
+ *   revoke <id>                                        takes effect within AUTH_CACHE_MS everywhere;
+ *                                                      its WebSockets are closed with 1008
+ *   hash <token>                                       the SHA-256 to put in AUTH_TOKENS
+ */
+const USAGE = `usage: npm run token -- create --role <${ROLES.join('|')}> --name <name> | list | revoke <id> | hash <token>`;
+
+async function run(): Promise<void> {
+  const { positionals, values } = parseArgs({
+    allowPositionals: true,
+    options: { role: { type: 'string' }, name: { type: 'string' } },
+  });
+  const [command, arg] = positionals;
+  if (command === 'hash') {
+    if (!arg) throw new Error(USAGE);
+    process.stdout.write(`${hashToken(arg)}\n`);
+    return;
+  }
+  if (!['create', 'list', 'revoke'].includes(command ?? '')) throw new Error(USAGE);
+  const config = loadConfig();
+  const log = createLogger('warn', false);
+  const embedded: EmbeddedPostgres | undefined = config.DATABASE_URL
+    ? undefined
+    : await startEmbeddedPostgres({ dataDir: config.DATA_DIR, port: config.EMBEDDED_PG_PORT, log });
+  const url = config.DATABASE_URL ?? (embedded as EmbeddedPostgres).url;
+  const pool = createPool(
+    {
+      connectionString: url,
+      max: 1,
+      connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+      queryTimeoutMs: 60_000,
+      applicationName: 'orders-token',
+    },
+    log,
+  );
+  const db = new Database(pool);
+  try {
+    await migrate(pool, log);
+    if (command === 'create') {
+      if (!isRole(values.role) || !values.name) throw new Error(USAGE);
+      const token = generateToken();
+      const { rows } = await db.query<{ id: number }>('INSERT INTO api_tokens (name, role, token_hash) VALUES ($1, $2, $3) RETURNING id', [
+        values.name,
+        values.role,
+        hashToken(token),
+      ]);
+      process.stdout.write(`created token ${rows[0]?.id} (${values.role}, ${values.name}); it is shown only now:\n${token}\n`);
+    } else if (command === 'list') {
+      const { rows } = await db.query<{ id: number; name: string; role: string; created_at: Date; revoked_at: Date | null }>(
+        'SELECT id, name, role, created_at, revoked_at FROM api_tokens ORDER BY id',
+      );
+      for (const r of rows) {
+        process.stdout.write(
+          `${r.id}\t${r.role}\t${r.name}\tcreated ${r.created_at.toISOString()}${r.revoked_at ? `\trevoked ${r.revoked_at.toISOString()}` : ''}\n`,
+        );
+      }
+      if (rows.length === 0) process.stdout.write('no tokens: authentication is off (the service only serves loopback)\n');
+    } else {
+      const id = Number(arg);
+      if (!Number.isInteger(id)) throw new Error(USAGE);
+      const { rowCount } = await db.query('UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL', [id]);
+      process.stdout.write(rowCount ? `revoked token ${id}\n` : `no active token ${id}\n`);
+    }
+  } finally {
+    await pool.end();
+    await embedded?.stop();
+  }
+}
+
+run().catch((err: unknown) => {
+  process.stderr.write(`token: ${err instanceof ConfigError ? err.message : (err as Error).message}\n`);
+  process.exit(1);
+});
