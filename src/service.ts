@@ -70,6 +70,7 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
       idempotencyTtlHours: config.IDEMPOTENCY_TTL_HOURS,
     },
   });
+  const tokens = new TokenStore(db, parseEnvTokens(config.AUTH_TOKENS), config.AUTH_CACHE_MS);
   const hub = new Hub({
     feed,
     log: log.child({ component: 'hub' }),
@@ -78,8 +79,11 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
     maxBufferedBytes: config.WS_MAX_BUFFERED_BYTES,
     maxMessagesPerSec: config.WS_MAX_MESSAGES_PER_SEC,
     cursorBounds: async () => ({ pruned: await readPruned(db), nextXid: await readNextXid(db) }),
+    maxPerPrincipal: config.WS_MAX_CONNECTIONS_PER_TOKEN,
+    maxPerAddress: config.WS_MAX_CONNECTIONS_PER_ADDRESS,
+    revokedPrincipals: (ids) => tokens.revoked(ids),
+    revocationCheckMs: Math.max(1000, config.AUTH_CACHE_MS),
   });
-  const tokens = new TokenStore(db, parseEnvTokens(config.AUTH_TOKENS), config.AUTH_CACHE_MS);
   const app = await buildApp({ config, log, db, feed, listener, hub, tokens });
   try {
     await feed.start();

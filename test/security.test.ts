@@ -131,6 +131,66 @@ describe('WebSocket upgrade', () => {
   });
 });
 
+describe('WebSocket limits and revocation', () => {
+  const connect = (token: string, url = svc.wsUrl) =>
+    new Promise<{ status: number; ws?: WebSocket }>((resolve) => {
+      const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
+      ws.once('open', () => resolve({ status: 101, ws }));
+      ws.once('unexpected-response', (_req, res) => {
+        resolve({ status: res.statusCode ?? 0 });
+        res.resume();
+        ws.terminate();
+      });
+      ws.once('error', () => resolve({ status: -1 }));
+    });
+
+  it('caps the sockets of one credential', async () => {
+    const capped = await startService(db.url, { WS_MAX_CONNECTIONS_PER_TOKEN: '2', AUTH_CACHE_MS: '0' });
+    const open: WebSocket[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const r = await connect(tokens.viewer, capped.wsUrl);
+        expect(r.status).toBe(101);
+        open.push(r.ws as WebSocket);
+      }
+      expect((await connect(tokens.viewer, capped.wsUrl)).status).toBe(429);
+      const other = await connect(tokens.operator, capped.wsUrl);
+      expect(other.status).toBe(101);
+      open.push(other.ws as WebSocket);
+      const first = open.shift() as WebSocket;
+      await new Promise<void>((resolve) => {
+        first.once('close', () => resolve());
+        first.close();
+      });
+      const deadline = Date.now() + 5000;
+      let again = await connect(tokens.viewer, capped.wsUrl);
+      while (again.status !== 101 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+        again = await connect(tokens.viewer, capped.wsUrl);
+      }
+      expect(again.status).toBe(101);
+      open.push(again.ws as WebSocket);
+    } finally {
+      for (const ws of open) ws.terminate();
+      await capped.close();
+    }
+  });
+
+  it('closes the sockets of a revoked credential with 1008', async () => {
+    const t = generateToken();
+    const { rows } = await db.sql.query(
+      "INSERT INTO api_tokens (name, role, token_hash) VALUES ('soon revoked', 'viewer', $1) RETURNING id",
+      [hashToken(t)],
+    );
+    const r = await connect(t);
+    expect(r.status).toBe(101);
+    const ws = r.ws as WebSocket;
+    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    await db.sql.query('UPDATE api_tokens SET revoked_at = now() WHERE id = $1', [rows[0].id]);
+    expect(await closed).toBe(1008);
+  });
+});
+
 describe('limits and headers', () => {
   it('sends security headers and a strict CSP', async () => {
     const res = await http(svc.url, 'GET', '/orders', undefined, as('viewer'));

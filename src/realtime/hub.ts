@@ -42,6 +42,12 @@ export interface HubOptions {
   catchUpPageSize?: number;
   /** The feed's pruning mark and next xid, for judging cursors older or newer than anything in memory. */
   cursorBounds: () => Promise<{ pruned: Position; nextXid: number }>;
+  /** Open sockets allowed per credential and per client address (0: no limit). */
+  maxPerPrincipal?: number;
+  maxPerAddress?: number;
+  /** Of these credential ids, the ones revoked since; their sockets are closed with 1008. */
+  revokedPrincipals?: (ids: string[]) => Promise<string[]>;
+  revocationCheckMs?: number;
 }
 
 interface Client {
@@ -58,6 +64,7 @@ interface Client {
   tokensAt: number;
   lastRateError: number;
   remote: string;
+  principal: string;
   connectedAt: number;
   /** Last cursor sent to this client (for debugging and lag display). */
   cursor: string;
@@ -132,6 +139,9 @@ export class Hub {
   private readonly clients = new Set<Client>();
   private readonly stats: HubStats = { clients: 0, framesSent: 0, changesSent: 0, slowClosed: 0, resets: 0, connectionsTotal: 0 };
   private heartbeatTimer: NodeJS.Timeout;
+  private revocationTimer: NodeJS.Timeout;
+  private readonly perPrincipal = new Map<string, number>();
+  private readonly perAddress = new Map<string, number>();
   private pingTimer: NodeJS.Timeout;
   private lastBroadcastAt = Date.now();
   private closing = false;
@@ -143,8 +153,11 @@ export class Hub {
 
   constructor(private readonly options: HubOptions) {
     options.feed.on('batch', (batch) => this.broadcast(batch));
+    options.feed.on('gap', () => this.resetAll());
     this.heartbeatTimer = setInterval(() => this.heartbeat(), options.heartbeatMs);
     this.pingTimer = setInterval(() => this.pingSweep(), options.pingMs);
+    this.revocationTimer = setInterval(() => void this.closeRevoked(), options.revocationCheckMs ?? 5000);
+    this.revocationTimer.unref();
   }
 
   /** The last position broadcast to live clients: catch-up runs up to here, live takes over after it. */
@@ -167,8 +180,48 @@ export class Hub {
     }));
   }
 
+  /** Why a new socket for this credential and address would be refused, or null if it may open. */
+  refusal(principal: string, remote: string): string | null {
+    const { maxPerPrincipal = 0, maxPerAddress = 0 } = this.options;
+    if (maxPerPrincipal > 0 && (this.perPrincipal.get(principal) ?? 0) >= maxPerPrincipal) {
+      return `At most ${maxPerPrincipal} open WebSockets per credential.`;
+    }
+    if (maxPerAddress > 0 && (this.perAddress.get(remote) ?? 0) >= maxPerAddress) {
+      return `At most ${maxPerAddress} open WebSockets per address.`;
+    }
+    return null;
+  }
+
+  private count(map: Map<string, number>, key: string, delta: number): void {
+    const n = (map.get(key) ?? 0) + delta;
+    if (n <= 0) map.delete(key);
+    else map.set(key, n);
+  }
+
+  private async closeRevoked(): Promise<void> {
+    if (!this.options.revokedPrincipals || this.perPrincipal.size === 0) return;
+    try {
+      const revoked = new Set(await this.options.revokedPrincipals([...this.perPrincipal.keys()]));
+      if (revoked.size === 0) return;
+      for (const client of this.clients) {
+        if (!revoked.has(client.principal)) continue;
+        this.options.log.info(
+          { event: 'client.revoked', client: client.id, principal: client.principal },
+          'credential revoked; closing with 1008',
+        );
+        this.clients.delete(client);
+        client.socket.close(CLOSE.POLICY, 'credential revoked');
+      }
+    } catch (err) {
+      this.options.log.warn(
+        { event: 'revocation_check.failed', reason: (err as Error).message },
+        'could not check for revoked credentials',
+      );
+    }
+  }
+
   /** Takes over a freshly upgraded socket. `after` is the raw `after` query parameter, if any. */
-  accept(socket: WebSocket, after: string | undefined, remote: string): void {
+  accept(socket: WebSocket, after: string | undefined, remote: string, principal = 'local'): void {
     const client: Client = {
       id: randomUUID(),
       socket,
@@ -179,6 +232,7 @@ export class Hub {
       tokensAt: Date.now(),
       lastRateError: 0,
       remote,
+      principal,
       connectedAt: Date.now(),
       cursor: '',
     };
@@ -187,6 +241,8 @@ export class Hub {
       return;
     }
     this.clients.add(client);
+    this.count(this.perPrincipal, principal, 1);
+    this.count(this.perAddress, remote, 1);
     this.stats.connectionsTotal++;
     this.options.feed.setDemand(this.clients.size);
     socket.on('pong', () => {
@@ -194,6 +250,8 @@ export class Hub {
     });
     socket.on('message', (data, isBinary) => this.onMessage(client, data as Buffer, isBinary));
     socket.on('close', () => {
+      this.count(this.perPrincipal, principal, -1);
+      this.count(this.perAddress, remote, -1);
       this.clients.delete(client);
       this.options.feed.setDemand(this.clients.size);
     });
@@ -250,6 +308,18 @@ export class Hub {
     this.send(client, JSON.stringify({ type: 'reset', reason, detail }));
     client.socket.close(CLOSE.RESET, reason);
     this.clients.delete(client);
+  }
+
+  /** The feed skipped pruned changes: nobody connected can be brought up to date, so all reload. */
+  private resetAll(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    this.pending = [];
+    this.pendingFrom = null;
+    for (const client of [...this.clients]) {
+      this.reset(client, 'cursor-expired', 'Changes were pruned before this server could send them; reload the snapshot.');
+    }
+    this.options.feed.setDemand(this.clients.size);
   }
 
   private async start(client: Client, after: string | undefined): Promise<void> {
@@ -449,6 +519,7 @@ export class Hub {
     this.closing = true;
     clearInterval(this.heartbeatTimer);
     clearInterval(this.pingTimer);
+    clearInterval(this.revocationTimer);
     if (this.flushTimer) clearTimeout(this.flushTimer);
     const sockets = [...this.clients].map((c) => c.socket);
     this.clients.clear();

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import websocket from '@fastify/websocket';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { ApiError } from '../errors.js';
 import type { Hub } from './hub.js';
 
 /**
@@ -34,6 +35,11 @@ export const realtimeRoutes: FastifyPluginAsyncTypebox<RealtimeRoutesOptions> = 
     {
       websocket: true,
       config: { auth: 'viewer' },
+      // Refused before the upgrade, as an HTTP answer the client can read.
+      preHandler: async (request) => {
+        const why = hub.refusal(request.principal?.id ?? 'local', request.ip);
+        if (why) throw new ApiError('too-many-requests', why, {}, { 'retry-after': '5' });
+      },
       schema: {
         querystring: Type.Object(
           { after: Type.Optional(Type.String({ maxLength: 20_000, description: 'Resume after this cursor.' })) },
@@ -43,7 +49,7 @@ export const realtimeRoutes: FastifyPluginAsyncTypebox<RealtimeRoutesOptions> = 
     },
     (socket, request) => {
       const { after } = request.query as { after?: string };
-      hub.accept(socket, after, request.ip);
+      hub.accept(socket, after, request.ip, request.principal?.id ?? 'local');
     },
   );
 };
