@@ -1,4 +1,4 @@
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { parseConfig } from '../../src/config.js';
 import { createService, type Service } from '../../src/service.js';
 
@@ -12,7 +12,7 @@ export interface RunningService {
 }
 
 /** The whole service (pool, listener, feed, hub, HTTP) on a real socket, port 0. */
-export async function startService(databaseUrl: string, settings: Record<string, string> = {}): Promise<RunningService> {
+export async function startService(databaseUrl: string, settings: Record<string, string> = {}, logger?: Logger): Promise<RunningService> {
   // Rate limits are off unless a test turns them on: suites fire hundreds of requests from one address.
   const config = parseConfig({
     DATABASE_URL: databaseUrl,
@@ -23,7 +23,7 @@ export async function startService(databaseUrl: string, settings: Record<string,
     RATE_LIMIT_PER_TOKEN_PER_MINUTE: '0',
     ...settings,
   });
-  const log = pino({ level: process.env.TEST_LOG_LEVEL ?? config.LOG_LEVEL });
+  const log = logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? config.LOG_LEVEL });
   const service = await createService(config, log, databaseUrl);
   await service.app.listen({ host: '127.0.0.1', port: settings.PORT ? Number(settings.PORT) : 0 });
   const address = service.app.server.address();

@@ -1,0 +1,50 @@
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { generateToken, hashToken } from '../src/auth/tokens.js';
+import { createLogger } from '../src/logger.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { http, type RunningService, startService } from './helpers/service.js';
+
+/** Logs are structured, carry request ids, and never contain a credential. */
+let db: TestDatabase;
+let svc: RunningService;
+const lines: string[] = [];
+const token = generateToken();
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await db.sql.query("INSERT INTO api_tokens (name, role, token_hash) VALUES ('logger', 'admin', $1)", [hashToken(token)]);
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      done();
+    },
+  });
+  svc = await startService(db.url, {}, createLogger('info', false, sink));
+});
+
+afterAll(async () => {
+  await svc?.close();
+  await db?.drop();
+});
+
+it('redacts tokens from headers, URLs and subprotocols, and logs request ids', async () => {
+  await http(svc.url, 'GET', '/orders', undefined, { authorization: `Bearer ${token}`, 'x-request-id': 'req-test-1' });
+  await http(svc.url, 'GET', `/orders?token=${token}&access_token=${token}`, undefined, { authorization: `Bearer ${token}` });
+  await http(svc.url, 'GET', '/orders', undefined, { authorization: 'Bearer ord_wrong-token-value-here' });
+  await new Promise<void>((resolve) => {
+    const ws = new WebSocket(svc.wsUrl, ['orders.v1', `bearer.${token}`]);
+    ws.once('open', () => ws.close());
+    ws.once('close', () => resolve());
+    ws.once('error', () => resolve());
+  });
+  await new Promise((r) => setTimeout(r, 200));
+  const all = lines.join('\n');
+  expect(lines.length).toBeGreaterThan(4);
+  expect(all).not.toContain(token);
+  expect(all).not.toContain('ord_wrong-token-value-here');
+  const parsed = lines.map((l) => JSON.parse(l));
+  expect(parsed.some((l) => l.reqId === 'req-test-1' && l.req?.url === '/orders')).toBe(true);
+  expect(parsed.some((l) => typeof l.req?.url === 'string' && l.req.url.includes('token=[redacted]'))).toBe(true);
+});
