@@ -36,18 +36,31 @@ interface Row {
 
 const toChange = (r: Row): LoggedChange => ({ xid: r.xid, seq: r.seq, atMs: r.at_ms, json: r.json });
 
+// The pruning mark comes from the same snapshot: a feed whose head is below it has a gap it must report.
 const READ_NEW_SQL = `
-  SELECT ${CHANGE_COLUMNS}
-  FROM order_changes
-  WHERE (xid, seq) > ($1::bigint, $2::bigint)
-    AND xid < txid_snapshot_xmin(txid_current_snapshot())
-  ORDER BY xid, seq
-  LIMIT $3`;
+  WITH mark AS (SELECT xid AS pruned_xid, seq AS pruned_seq FROM order_changes_pruned)
+  SELECT mark.pruned_xid, mark.pruned_seq, c.*
+  FROM mark LEFT JOIN LATERAL (
+    SELECT ${CHANGE_COLUMNS}
+    FROM order_changes
+    WHERE (xid, seq) > ($1::bigint, $2::bigint)
+      AND xid < txid_snapshot_xmin(txid_current_snapshot())
+    ORDER BY xid, seq
+    LIMIT $3
+  ) c ON true`;
 
-/** The next final changes after `after`, in feed order. */
-export async function readFinalChanges(db: Database, after: Position, limit: number): Promise<LoggedChange[]> {
-  const { rows } = await db.query<Row>({ name: 'feed_read_new', text: READ_NEW_SQL }, [after.xid, after.seq, limit]);
-  return rows.map(toChange);
+/** The next final changes after `after`, in feed order, and the pruning mark. */
+export async function readFinalChanges(db: Database, after: Position, limit: number): Promise<Range> {
+  const { rows } = await db.query<Row & { pruned_xid: number; pruned_seq: number }>({ name: 'feed_read_new', text: READ_NEW_SQL }, [
+    after.xid,
+    after.seq,
+    limit,
+  ]);
+  const first = rows[0];
+  return {
+    pruned: { xid: first?.pruned_xid ?? 0, seq: first?.pruned_seq ?? 0 },
+    changes: rows.filter((r) => r.xid !== null).map(toChange),
+  };
 }
 
 /** Where the feed is now: the last final change (or the pruning mark when the log is empty). */

@@ -41,6 +41,8 @@ export interface Batch {
 
 interface FeedEvents {
   batch: [Batch];
+  /** Changes after `from` up to `to` were pruned before this instance read them: its clients must reset. */
+  gap: [{ from: Position; to: Position }];
   error: [unknown];
 }
 
@@ -200,8 +202,9 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
         this.readAgain = false;
         let full: boolean;
         do {
-          const changes = await readFinalChanges(this.options.db, this.headPos, this.options.batchSize);
+          const { changes, pruned } = await readFinalChanges(this.options.db, this.headPos, this.options.batchSize);
           this.stats.reads++;
+          if (comparePositions(pruned, this.headPos) > 0 && this.started) this.skipPruned(pruned);
           full = changes.length === this.options.batchSize;
           if (changes.length > 0 && this.started) this.publish(changes);
         } while (full && this.started);
@@ -213,6 +216,23 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
     } finally {
       this.reading = false;
     }
+  }
+
+  /**
+   * Retention (here or on another instance) removed changes this feed had not read yet: it lagged, slept,
+   * or a tiny limit was set. Reading on would hand clients a silent gap, so the feed jumps to the mark
+   * and says so; the hub resets its clients, which reload their snapshot.
+   */
+  private skipPruned(pruned: Position): void {
+    const from = this.headPos;
+    this.options.log.warn(
+      { event: 'feed.gap', from: formatPosition(from), to: formatPosition(pruned) },
+      'changes were pruned before this instance read them; clients will be reset',
+    );
+    this.headPos = pruned;
+    this.ring = [];
+    this.ringFrom = pruned;
+    this.emit('gap', { from, to: pruned });
   }
 
   private publish(changes: LoggedChange[]): void {

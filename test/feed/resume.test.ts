@@ -92,6 +92,9 @@ describe('resume with ?after=', () => {
     // A retention pass with a tiny limit prunes past the client's cursor.
     expect(await pruneChanges(s.service.db, { maxAgeHours: 0, maxRows: 1 })).toBeGreaterThan(0);
     await c.connect();
+    // Answered at once, or (when this instance had not read the pruned changes yet either) as soon as
+    // its feed finds the gap: never a silent one.
+    await waitFor(() => c.resets.length === 1, { message: 'a reset' });
     expect(c.resets).toMatchObject([{ type: 'reset', reason: 'cursor-expired' }]);
     await waitFor(() => c.closes.some((x) => x.code === 4001), { message: 'closed with 4001' });
     await waitFor(() => c.epochs.length === 2 && c.connected, { message: 'resynced from a new snapshot' });
