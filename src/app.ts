@@ -15,6 +15,7 @@ import type { ChangeFeed } from './feed/feed.js';
 import type { Listener } from './feed/listener.js';
 import { installProblemHandlers } from './http/problems.js';
 import { validatorCompiler } from './http/validation.js';
+import { debugRoutes } from './ops/debug.js';
 import { healthRoutes } from './ops/health.js';
 import { metricsRoutes } from './ops/metrics.js';
 import { registerOpenApi } from './ops/openapi.js';
@@ -47,6 +48,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     return503OnClosing: true,
+    trustProxy: config.TRUST_PROXY === 'true' ? true : config.TRUST_PROXY ? list(config.TRUST_PROXY) : false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
@@ -83,6 +85,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await registerOpenApi(app as unknown as FastifyInstance);
   await app.register(metricsRoutes, { db, pool: db.pool, feed, listener, hub });
   await app.register(healthRoutes, { db, feed, listener, hub });
+  if (config.DEBUG_ENDPOINTS) await app.register(debugRoutes, { db, feed, hub });
   await app.register(ordersRoutes, {
     db,
     idempotencyTtlHours: config.IDEMPOTENCY_TTL_HOURS,

@@ -87,6 +87,12 @@ export const ConfigSchema = Type.Object({
   }),
   WS_MAX_CONNECTIONS_PER_TOKEN: Int(0, 1_000_000, 500, 'Open WebSockets per credential (0 = no limit).'),
   WS_MAX_CONNECTIONS_PER_ADDRESS: Int(0, 1_000_000, 2000, 'Open WebSockets per client address (0 = no limit).'),
+  DEBUG_ENDPOINTS: Bool(true, 'Serve the admin-only /debug/* endpoints (triggers check, round trip, clients).'),
+  TRUST_PROXY: Type.String({
+    default: '',
+    description:
+      "Behind a reverse proxy: 'true', or its addresses/CIDRs comma-separated, so client addresses come from X-Forwarded-For (empty: trust none).",
+  }),
   SHUTDOWN_TIMEOUT_MS: Int(100, 600_000, 10_000, 'Longest graceful drain on SIGTERM/SIGINT before exiting.'),
 });
 
