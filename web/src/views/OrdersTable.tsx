@@ -303,6 +303,7 @@ const Row = memo(function Row({ order, pending, changedAt, rolledBackAt, dashboa
   );
 });
 
+/** Re-rendered by the shared one-second tick, but only touches the DOM when its text changes. */
 function RelTime({ iso }: { iso: string }) {
   const now = useNow();
   const t = Date.parse(iso);
