@@ -39,8 +39,8 @@ export interface SteadyWriter {
 
 /**
  * About `perSecond` random writes a second for at most `durationMs` and `maxWrites`, from `workers`
- * connections. Failed writes (the database restarting, a connection cut) are counted and skipped:
- * they did not commit, so the feed owes nobody anything for them.
+ * connections. Failed writes (the database restarting, a connection cut) are counted and skipped; the
+ * checker judges from order_changes, so one that committed before its answer was lost still counts.
  */
 export function steadyWriter(
   sql: pg.Pool,
