@@ -6,6 +6,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { authPlugin } from './auth/plugin.js';
+import { authRoutes } from './auth/routes.js';
 import type { TokenStore } from './auth/tokens.js';
 import type { Config } from './config.js';
 import { CONTENT_SECURITY_POLICY, dashboardStatic } from './dashboard/static.js';
@@ -85,6 +86,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await registerOpenApi(app as unknown as FastifyInstance);
   await app.register(metricsRoutes, { db, pool: db.pool, feed, listener, hub });
   await app.register(healthRoutes, { db, feed, listener, hub });
+  await app.register(authRoutes, { tokens });
   if (config.DEBUG_ENDPOINTS) await app.register(debugRoutes, { db, feed, hub });
   await app.register(ordersRoutes, {
     db,

@@ -79,6 +79,14 @@ describe('every route × every role', () => {
     }
   });
 
+  it('tells a caller its role at GET /me', async () => {
+    for (const role of ['viewer', 'operator', 'admin'] as const) {
+      const me = await http<any>(svc.url, 'GET', '/me', undefined, as(role));
+      expect(me.body).toEqual({ name: `test ${role}`, role, authentication: true });
+    }
+    expect((await http(svc.url, 'GET', '/me')).status).toBe(401);
+  });
+
   it('keeps health, readiness and the dashboard public', async () => {
     expect((await http(svc.url, 'GET', '/healthz')).status).toBe(200);
     expect([200, 503]).toContain((await http(svc.url, 'GET', '/readyz')).status);

@@ -26,7 +26,7 @@ export interface AuthOptions {
 export const LOCAL_PRINCIPAL: Principal = { id: 'local', name: 'local (authentication off)', role: 'admin' };
 
 /** Paths whose routes must say who may call them; forgetting is a startup error, not an open door. */
-const GUARDED = /^\/(orders|ws|metrics|debug)(\/|$)/;
+const GUARDED = /^\/(orders|ws|metrics|debug|me)(\/|$)/;
 
 /** The bearer token: an Authorization header, or (browsers cannot set headers on WebSockets) a `bearer.<token>` subprotocol. */
 export function bearerToken(request: FastifyRequest): string | undefined {
