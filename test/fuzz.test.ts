@@ -34,7 +34,7 @@ const nasty = fc.oneof(
     'a\u0000b',
     "'; DROP TABLE orders; --",
     '<img src=x onerror=alert(1)>',
-    '${7*7}',
+    '$' + '{7*7}', // template injection probe
     '%00',
     '../../etc/passwd',
     'x'.repeat(201),

@@ -104,7 +104,7 @@ afterAll(async () => {
 });
 
 it('balances clients over both instances, relays writes through either, and survives killing one', { timeout: 90_000 }, async () => {
-  for (let i = 0; i < 6; i++) clients.push(await openClient({ http: lbUrl, ws: lbUrl.replace('http', 'ws') + '/ws', name: `lb${i}` }));
+  for (let i = 0; i < 6; i++) clients.push(await openClient({ http: lbUrl, ws: `${lbUrl.replace('http', 'ws')}/ws`, name: `lb${i}` }));
   const servers = new Set(clients.map((c) => c.hellos[0]?.server));
   expect(servers.size).toBe(2);
 

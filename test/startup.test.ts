@@ -141,4 +141,3 @@ describe('safe default', () => {
     expect(await proc.exited).toBe(0);
   });
 });
-
