@@ -30,6 +30,8 @@ export interface ListenerState {
   status: ListenerStatus;
   since: number;
   reconnects: number;
+  /** Notifications received on the channel, over all connections. */
+  notifications: number;
   lastError: string | null;
   nextAttemptAt: number | null;
 }
@@ -56,7 +58,14 @@ export class Listener extends EventEmitter<ListenerEvents> {
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | null = null;
   private keepaliveTimer: NodeJS.Timeout | null = null;
-  private readonly state: ListenerState = { status: 'stopped', since: Date.now(), reconnects: 0, lastError: null, nextAttemptAt: null };
+  private readonly state: ListenerState = {
+    status: 'stopped',
+    since: Date.now(),
+    reconnects: 0,
+    notifications: 0,
+    lastError: null,
+    nextAttemptAt: null,
+  };
 
   constructor(private readonly options: ListenerOptions) {
     super();
@@ -111,7 +120,9 @@ export class Listener extends EventEmitter<ListenerEvents> {
     client.on('error', (err) => this.fail(generation, client, err));
     client.on('end', () => this.fail(generation, client, new Error('connection ended')));
     client.on('notification', (msg) => {
-      if (generation === this.generation && msg.channel === CHANNEL) this.emit('notify');
+      if (generation !== this.generation || msg.channel !== CHANNEL) return;
+      this.state.notifications++;
+      this.emit('notify');
     });
     try {
       await client.connect();

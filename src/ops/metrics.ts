@@ -56,6 +56,7 @@ const metrics: FastifyPluginAsync<MetricsOptions> = async (app, { db, pool, feed
   totals('ws_connections_total', 'WebSocket connections accepted', () => hub.snapshot.connectionsTotal);
   totals('feed_changes_read_total', 'Changes read from the change log', () => feed.state.changesRead);
   totals('feed_read_errors_total', 'Failed reads of the change log', () => feed.state.readErrors);
+  totals('listener_notifications_total', 'NOTIFY doorbells heard on the LISTEN connection', () => listener.snapshot.notifications);
   totals('listener_reconnects_total', 'LISTEN connection failures followed by a reconnect attempt', () => listener.snapshot.reconnects);
 
   new Gauge({
