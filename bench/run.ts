@@ -1,4 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
@@ -326,6 +327,56 @@ async function snapshot(svc: { baseUrl: string }, sql: pg.Pool) {
   const s = summarize(samples);
   results.snapshot = { orders: n, limit: 1000, ...s };
   report(`GET /orders?limit=1000 (${n.toLocaleString('en')} rows)`, 'p50 / p99', `${ms(s.p50)} / ${ms(s.p99)}`);
+  const paint = await dashboardFirstPaint(svc.baseUrl);
+  if (paint) {
+    (results.snapshot as Record<string, unknown>).dashboard = paint;
+    report(
+      `dashboard in Chromium (${n.toLocaleString('en')} orders)`,
+      'first paint / first rows (median of 5)',
+      `${ms(paint.firstContentfulPaint)} / ${ms(paint.rowsVisible)}`,
+    );
+  }
+}
+
+/** The dashboard's first contentful paint and the moment its first order rows show, in Debian's Chromium. */
+async function dashboardFirstPaint(baseUrl: string): Promise<{ firstContentfulPaint: number; rowsVisible: number } | null> {
+  const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  if (!existsSync(executablePath)) {
+    report('dashboard first paint', 'skipped', `no Chromium at ${executablePath}`);
+    return null;
+  }
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({
+    executablePath,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+    ],
+  });
+  try {
+    const fcp: number[] = [];
+    const rows: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
+      const page = await context.newPage();
+      await page.goto(baseUrl);
+      await page.waitForSelector('[data-testid="order-row"]', { timeout: 30_000 });
+      const rowsAt = await page.evaluate(() => performance.now());
+      const paint = await page.evaluate(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? Number.NaN);
+      fcp.push(paint);
+      rows.push(rowsAt);
+      await context.close();
+    }
+    return { firstContentfulPaint: summarize(fcp).p50, rowsVisible: summarize(rows).p50 };
+  } finally {
+    await browser.close();
+  }
 }
 
 async function main() {
