@@ -48,3 +48,18 @@ it('redacts tokens from headers, URLs and subprotocols, and logs request ids', a
   expect(parsed.some((l) => l.reqId === 'req-test-1' && l.req?.url === '/orders')).toBe(true);
   expect(parsed.some((l) => typeof l.req?.url === 'string' && l.req.url.includes('token=[redacted]'))).toBe(true);
 });
+
+it('logs each lifecycle event once, with its reason', async () => {
+  lines.length = 0;
+  await db.sql.query(
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'orders-listener' AND datname = current_database()",
+  );
+  const events = () => lines.map((l) => JSON.parse(l)).filter((l) => typeof l.event === 'string');
+  const deadline = Date.now() + 10_000;
+  while (!events().some((e) => e.event === 'listener.connected') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const lost = events().filter((e) => e.event === 'listener.lost');
+  expect(lost).toHaveLength(1);
+  expect(typeof lost[0].reason).toBe('string');
+  expect(lost[0].retryInMs).toBeGreaterThan(0);
+  expect(events().filter((e) => e.event === 'listener.connected')).toHaveLength(1);
+});

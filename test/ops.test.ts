@@ -135,6 +135,9 @@ describe('API documentation', () => {
     expect(post.requestBody.content['application/json'].schema.properties.quantity).toMatchObject({ minimum: 1, maximum: 100000 });
     const redirect = await fetch(`${svc.url}/docs`, { redirect: 'manual' });
     expect(redirect.status).toBe(302);
+    const protocol = await fetch(`${svc.url}/docs/protocol.md`);
+    expect(protocol.headers.get('content-type')).toMatch(/^text\/markdown/);
+    expect(await protocol.text()).toContain('/ws?after=');
   });
 });
 

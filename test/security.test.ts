@@ -87,6 +87,20 @@ describe('every route × every role', () => {
     expect((await http(svc.url, 'GET', '/me')).status).toBe(401);
   });
 
+  it('answers path traversal with 404 and never a file', async () => {
+    for (const p of [
+      '/..%2f..%2fetc/passwd',
+      '/%2e%2e%2f%2e%2e%2fetc%2fpasswd',
+      '/assets/..%2f..%2f..%2fetc/passwd',
+      '/docs/..%2f..%2fetc/passwd',
+      '/..\\..\\etc\\passwd',
+    ]) {
+      const res = await fetch(svc.url + p);
+      expect(res.status, p).toBe(404);
+      expect(await res.text()).not.toMatch(/root:/);
+    }
+  });
+
   it('keeps health, readiness and the dashboard public', async () => {
     expect((await http(svc.url, 'GET', '/healthz')).status).toBe(200);
     expect([200, 503]).toContain((await http(svc.url, 'GET', '/readyz')).status);

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import swagger from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 
@@ -19,4 +20,9 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
   });
   app.get('/docs/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/docs', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/docs/openapi.json'));
+  // The WebSocket protocol, which OpenAPI cannot describe, beside it.
+  const protocol = new URL('../../docs/protocol.md', import.meta.url);
+  app.get('/docs/protocol.md', { schema: { hide: true } }, async (_request, reply) =>
+    reply.type('text/markdown; charset=utf-8').send(await readFile(protocol, 'utf8')),
+  );
 }
