@@ -15,6 +15,13 @@ export interface DashboardPage {
 }
 
 export async function openDashboard(context: BrowserContext, url: string): Promise<DashboardPage> {
+  const dash = await openPage(context, url);
+  await dash.waitLive();
+  return dash;
+}
+
+/** The page as loaded, before it is live: on a server that requires a token, the sign-in screen. */
+export async function openPage(context: BrowserContext, url: string): Promise<DashboardPage> {
   const page = await context.newPage();
   const errors = collectPageErrors(page);
   const dialogs: string[] = [];
@@ -47,6 +54,13 @@ export async function openDashboard(context: BrowserContext, url: string): Promi
       await dialog.getByRole('button', { name: /Create order|Queue order/ }).click();
     },
   };
-  await dash.waitLive();
   return dash;
+}
+
+/** The sign-in screen: fills in the token (and "remember") and submits. */
+export async function signIn(page: Page, token: string, options: { remember?: boolean } = {}): Promise<void> {
+  const form = page.getByTestId('sign-in');
+  await form.getByLabel('Access token').fill(token);
+  if (options.remember) await form.getByLabel('Remember on this device').check();
+  await form.getByRole('button', { name: 'Sign in' }).click();
 }

@@ -87,13 +87,14 @@ export async function launchBrowser(): Promise<TestBrowser> {
 
 /**
  * Page errors and console errors (CSP violations show up there), for a test to assert there are none.
- * Chromium logs every 4xx answer as a console error; the refusals the dashboard handles (400, 409, 412)
- * are expected, and so are failed requests while a test has cut the network or stopped the service.
+ * Chromium logs every 4xx answer as a console error; the refusals the dashboard handles (400, 409, 412,
+ * and 401/403 when the server requires a token) are expected, and so are failed requests while a test
+ * has cut the network or stopped the service.
  */
 export function collectPageErrors(page: Page): string[] {
   const errors: string[] = [];
   const expected =
-    /Failed to load resource: (the server responded with a status of (400|409|412)|net::ERR_)|WebSocket connection to .* failed/;
+    /Failed to load resource: (the server responded with a status of (400|401|403|409|412)|net::ERR_)|WebSocket connection to .* failed/;
   page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
   page.on('console', (msg) => {
     if (msg.type() === 'error' && !expected.test(msg.text())) errors.push(`console: ${msg.text()}`);

@@ -1,10 +1,17 @@
+import type { Role } from '../../src/auth/roles.ts';
 import type { Order, OrderStatus } from '../../src/protocol.ts';
+
+export type { Role };
 
 /**
  * The REST API as the dashboard uses it. Every refusal becomes an ApiProblem carrying the server's
  * problem+json body, so views can show `errors[].message` next to the field it names; a request that
  * never reached the server (offline, connection refused) becomes a NetworkError, which the offline queue
  * treats as "try again later".
+ *
+ * When the server requires authentication, every request carries the signed-in token as
+ * `Authorization: Bearer`; a 401 on any of them (the token was revoked) is reported once to whoever set
+ * the credentials, which takes the page back to the sign-in screen.
  */
 export interface FieldError {
   field: string;
@@ -23,6 +30,9 @@ export interface Problem {
   current_version?: number;
   /** 409 invalid-transition. */
   allowed_next_statuses?: OrderStatus[];
+  /** 403 forbidden: the caller's role and the one the route needs. */
+  role?: Role;
+  required?: Role;
 }
 
 export class ApiProblem extends Error {
@@ -71,12 +81,45 @@ export interface ListQuery {
   before?: number;
 }
 
-async function request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
+/** GET /me. With authentication off the server answers role admin and `authentication: false`. */
+export interface Me {
+  name: string;
+  role: Role;
+  authentication: boolean;
+}
+
+interface Credentials {
+  token: string | null;
+  onUnauthorized: (problem: Problem) => void;
+}
+
+let credentials: Credentials = { token: null, onUnauthorized: () => undefined };
+
+/** The token every later request carries (null: none), and who to tell when the server stops accepting it. */
+export function setCredentials(token: string | null, onUnauthorized: (problem: Problem) => void = () => undefined): void {
+  credentials = { token, onUnauthorized };
+}
+
+export function currentToken(): string | null {
+  return credentials.token;
+}
+
+async function request(
+  method: string,
+  path: string,
+  body?: unknown,
+  extra: Record<string, string> = {},
+  candidate?: { token: string | null },
+): Promise<Response> {
+  const token = candidate ? candidate.token : credentials.token;
+  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}`, ...extra } : { ...extra };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const asked = credentials;
   let res: Response;
   try {
     res = await fetch(path, {
       method,
-      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
@@ -91,7 +134,23 @@ async function request(method: string, path: string, body?: unknown, headers: Re
   }
   // A gateway or a restarting server answers 502/503: as far as the queue is concerned, not reached.
   if (res.status === 502 || res.status === 503 || res.status === 504) throw new NetworkError(problem.detail);
+  // Only a refusal of the credentials in force when the request left: an answer to an old token
+  // arriving after a new sign-in says nothing about the new one.
+  if (res.status === 401 && !candidate && credentials === asked) asked.onUnauthorized(problem);
   throw new ApiProblem(problem);
+}
+
+/**
+ * Who `token` is (null: no token). Used at sign-in, before the token is the page's, so a 401 here is
+ * just an answer (wrong token), not a session ending.
+ */
+export async function fetchMe(token: string | null): Promise<Me> {
+  return (await (await request('GET', '/me', undefined, {}, { token })).json()) as Me;
+}
+
+/** GET /me with the page's token: a 401 ends the session like any other request's. */
+export async function whoAmI(): Promise<Me> {
+  return (await (await request('GET', '/me')).json()) as Me;
 }
 
 export function listPath(query: ListQuery): string {

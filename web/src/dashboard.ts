@@ -1,7 +1,8 @@
+import { allows, type Role } from '../../src/auth/roles.ts';
 import type { Order, OrderStatus } from '../../src/protocol.ts';
 import * as api from './api.ts';
 import { type ConnectionState, FeedClient } from './feed-client.ts';
-import { OfflineQueue, type QueuedAction } from './offline-queue.ts';
+import { OfflineQueue, ownerOf, type QueuedAction } from './offline-queue.ts';
 import { OrderStore } from './order-store.ts';
 
 /**
@@ -12,6 +13,10 @@ import { OrderStore } from './order-store.ts';
  * Actions are optimistic: the row shows the intended state at once (an overlay over the store), and
  * when the server refuses, the overlay is dropped (the row flashes back) and a notice says why. A 412
  * keeps the newer order the server sent and offers to apply the change again on top of it.
+ *
+ * It acts as one identity (GET /me): views offer only what its role may do, and a 403 (the role was
+ * lowered while the page was open) rolls back like any refusal and asks /me again, so the page adapts.
+ * A 401 is not handled here: the session (session.ts) stops this dashboard and asks for a token.
  */
 export type SortKey = 'id' | 'customer_name' | 'product_name' | 'quantity' | 'total_cents' | 'status' | 'updated_at';
 
@@ -43,9 +48,14 @@ function pageSizeFromUrl(): number {
   return Number.isInteger(n) && n >= 1 && n <= 1000 ? n : 100;
 }
 
+export interface DashboardOptions {
+  /** The identity changed (a 403 revealed a new role). */
+  onIdentity?: (me: api.Me) => void;
+}
+
 export class Dashboard {
   readonly store = new OrderStore();
-  readonly queue = new OfflineQueue();
+  readonly queue: OfflineQueue;
   readonly pageSize = pageSizeFromUrl();
   connection: ConnectionState = { kind: 'connecting', attempt: 0 };
   query: Query = { statuses: [], q: '', sort: 'id', dir: 'desc' };
@@ -65,9 +75,24 @@ export class Dashboard {
   private queryGeneration = 0;
   private noticeSeq = 0;
   private flushing = false;
+  private stopped = false;
 
-  constructor() {
+  constructor(
+    public me: api.Me,
+    private readonly options: DashboardOptions = {},
+  ) {
+    this.queue = new OfflineQueue(ownerOf(me));
     this.feed = new FeedClient({
+      protocols: () => {
+        const token = api.currentToken();
+        return token ? ['orders.v1', `bearer.${token}`] : ['orders.v1'];
+      },
+      // A 401 here ends the session through the credentials' handler; anything else: carry on.
+      verify: () =>
+        api.whoAmI().then(
+          () => undefined,
+          () => undefined,
+        ),
       onChanges: (changes) => this.store.applyChanges(changes),
       onState: (state) => {
         this.connection = state;
@@ -84,7 +109,7 @@ export class Dashboard {
 
   /** Loads the first page and the summary at one cursor, then streams from it. Retries until it works. */
   async start(): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
+    for (let attempt = 0; !this.stopped; attempt++) {
       try {
         const cursor = await this.loadSnapshot();
         this.feed.start(cursor);
@@ -209,6 +234,17 @@ export class Dashboard {
     return this.connection.kind === 'live';
   }
 
+  /** Whether the signed-in role may do what needs `role` (views show only those controls). */
+  can(role: Role): boolean {
+    return allows(this.me.role, role);
+  }
+
+  private refuseLocally(need: Role, what: string): boolean {
+    if (this.can(need)) return false;
+    this.notify('error', `You cannot ${what}: it needs the ${need} role, and you are signed in as ${this.me.role}.`);
+    return true;
+  }
+
   notify(tone: Notice['tone'], text: string): void {
     const notice = { id: ++this.noticeSeq, tone, text };
     this.notices = [...this.notices.slice(-4), notice];
@@ -227,6 +263,7 @@ export class Dashboard {
 
   /** Resolves to field errors to show in the form (empty when created or queued). */
   async create(body: api.OrderCreate): Promise<{ errors: api.FieldError[]; queued: boolean; detail?: string }> {
+    if (this.refuseLocally('operator', 'create orders')) return { errors: [], queued: false, detail: 'Your role cannot create orders.' };
     if (!this.online) {
       this.queue.add({ kind: 'create', body });
       this.notify('info', `Offline: the order for ${body.customer_name} is queued and will be sent when the connection is back.`);
@@ -238,6 +275,7 @@ export class Dashboard {
       return { errors: outcome.problem.errors ?? [], queued: false, detail: outcome.problem.detail };
     }
     if (outcome.kind === 'retry') {
+      if (this.stopped) return { errors: [], queued: true };
       this.notify('info', `The server could not be reached: the order for ${body.customer_name} is queued.`);
       return { errors: [], queued: true };
     }
@@ -245,6 +283,7 @@ export class Dashboard {
   }
 
   async update(order: Order, patch: api.OrderPatch): Promise<void> {
+    if (this.refuseLocally('operator', 'change orders')) return;
     this.overlays.set(order.id, { kind: 'update', order: { ...order, ...patch, version: order.version } });
     this.emit();
     const item = this.queue.add({ kind: 'update', id: order.id, patch, version: order.version });
@@ -253,6 +292,7 @@ export class Dashboard {
   }
 
   async remove(order: Order): Promise<void> {
+    if (this.refuseLocally('admin', 'delete orders')) return;
     this.overlays.set(order.id, { kind: 'delete' });
     this.emit();
     const item = this.queue.add({ kind: 'delete', id: order.id, version: order.version });
@@ -295,6 +335,10 @@ export class Dashboard {
       if (err instanceof api.NetworkError) return { kind: 'retry' };
       if (!(err instanceof api.ApiProblem)) throw err;
       if (err.problem.code === 'idempotency-key-in-use') return { kind: 'retry' };
+      // The token is no longer accepted: the session is ending. The action stays queued under this
+      // identity, to be sent if it signs in again.
+      if (err.status === 401) return { kind: 'retry' };
+      if (err.status === 403) void this.refreshIdentity();
       this.queue.remove(item.key);
       this.refused(item, err.problem);
       return { kind: 'problem', problem: err.problem };
@@ -335,7 +379,7 @@ export class Dashboard {
     this.flushing = true;
     let sent = 0;
     try {
-      for (let item = this.queue.peek(); item && this.online; item = this.queue.peek()) {
+      for (let item = this.queue.peek(); item && this.online && !this.stopped; item = this.queue.peek()) {
         const outcome = await this.send(item);
         if (outcome.kind === 'retry') break;
         sent++;
@@ -346,8 +390,25 @@ export class Dashboard {
     if (sent) this.notify('info', `Sent ${sent} queued ${sent === 1 ? 'action' : 'actions'}.`);
   }
 
+  /** Asks /me again; when the role changed, the page adapts (and the queue follows the new identity). */
+  private async refreshIdentity(): Promise<void> {
+    let me: api.Me;
+    try {
+      me = await api.whoAmI();
+    } catch {
+      return;
+    }
+    if (this.stopped || (me.role === this.me.role && me.name === this.me.name)) return;
+    this.me = me;
+    this.queue.setOwner(ownerOf(me));
+    this.options.onIdentity?.(me);
+    this.notify('info', `You are now signed in as ${me.role}; the page shows only what that role may do.`);
+  }
+
   stop(): void {
+    this.stopped = true;
     this.feed.stop();
+    this.queue.close();
   }
 }
 

@@ -13,6 +13,12 @@ import { type Change, CLOSE, type ServerMessage } from '../../src/protocol.ts';
  *
  * A `reset` means the cursor cannot be resumed (the log was pruned past it): the page must reload its
  * snapshot and connect with the snapshot's cursor; `onReset` does that and returns the new cursor.
+ *
+ * A browser cannot set headers on a WebSocket, so the token travels as a `bearer.<token>` subprotocol
+ * next to `orders.v1`. Nor does it show why an upgrade failed: a socket refused with 401 (token revoked)
+ * looks like any dropped connection. So when a socket closes before it ever opened, or with 1008 (the
+ * server closes a revoked token's sockets with it), `verify` asks the REST API who we are, where a 401
+ * is visible; the retry goes ahead meanwhile and is cancelled if the page signs out.
  */
 export type ConnectionState =
   | { kind: 'connecting'; attempt: number }
@@ -27,6 +33,10 @@ export interface FeedClientOptions {
   onState: (state: ConnectionState) => void;
   /** Reload the snapshot; resolves to its cursor. */
   onReset: () => Promise<string>;
+  /** Subprotocols to offer; the server answers `orders.v1`. */
+  protocols?: () => string[];
+  /** Called when the server may have refused our credentials (see above). */
+  verify?: () => Promise<void>;
   backoffMinMs?: number;
   backoffMaxMs?: number;
 }
@@ -84,8 +94,19 @@ export class FeedClient {
     }
     this.setState({ kind: 'connecting', attempt: this.attempt });
     const base = this.options.url ?? `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
-    const socket = new WebSocket(`${base}?after=${encodeURIComponent(this.cursor)}`);
+    let socket: WebSocket;
+    try {
+      socket = new WebSocket(`${base}?after=${encodeURIComponent(this.cursor)}`, this.options.protocols?.() ?? []);
+    } catch (err) {
+      // A subprotocol the browser will not send (a token with characters outside RFC 7230's token set).
+      this.scheduleRetry((err as Error).message);
+      return;
+    }
     this.socket = socket;
+    let opened = false;
+    socket.onopen = () => {
+      opened = true;
+    };
     socket.onmessage = (event) => {
       if (this.socket !== socket) return;
       this.armWatchdog();
@@ -96,6 +117,7 @@ export class FeedClient {
       this.socket = null;
       clearTimeout(this.watchdog);
       this.onClose(event.code);
+      if (!this.stopped && navigator.onLine && (event.code === CLOSE.POLICY || !opened)) void this.options.verify?.();
     };
     // Not receiving hello in time counts like silence.
     this.armWatchdog();
@@ -153,7 +175,9 @@ export class FeedClient {
           ? 'fell behind'
           : code === 4000
             ? 'no heartbeat'
-            : 'connection lost';
+            : code === CLOSE.POLICY
+              ? 'refused by the server'
+              : 'connection lost';
     this.scheduleRetry(reason);
   }
 

@@ -1,12 +1,12 @@
 import { render } from 'preact';
-import { Dashboard } from './dashboard.ts';
+import { Session } from './session.ts';
 import './styles.css';
-import { App } from './views/App.tsx';
+import { Root } from './views/Root.tsx';
 
-const dashboard = new Dashboard();
+const session = new Session();
 const root = document.getElementById('app');
 if (root) {
   root.textContent = '';
-  render(<App dashboard={dashboard} />, root);
+  render(<Root session={session} />, root);
 }
-void dashboard.start();
+void session.start();

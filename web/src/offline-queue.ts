@@ -1,4 +1,4 @@
-import type { OrderCreate, OrderPatch } from './api.ts';
+import type { Me, OrderCreate, OrderPatch } from './api.ts';
 
 /**
  * Actions taken while the page cannot reach the server. They are written to localStorage before the
@@ -6,11 +6,19 @@ import type { OrderCreate, OrderPatch } from './api.ts';
  * back. Each create carries the Idempotency-Key it was given when it was queued: if the page sends it,
  * loses the answer and sends it again (after a reload, say), the server replays the first outcome
  * instead of making a second order. An entry leaves the queue only once the server has answered it.
+ *
+ * Each entry belongs to the identity that queued it (its `owner`, from GET /me: role and name). One
+ * browser can be signed in as different people over time, and an action someone queued must never be
+ * sent with someone else's token, so the queue only shows and sends the entries of the identity signed
+ * in now. The others are held, not dropped: the person who queued them gets them back (and sent) when
+ * they sign in again, and anyone signed in sees that some are held and may discard them.
  */
+type Entry<T> = T & { key: string; queuedAt: number; owner?: string };
+
 export type QueuedAction =
-  | { kind: 'create'; key: string; body: OrderCreate; queuedAt: number }
-  | { kind: 'update'; key: string; id: number; patch: OrderPatch; version: number; queuedAt: number }
-  | { kind: 'delete'; key: string; id: number; version: number; queuedAt: number };
+  | Entry<{ kind: 'create'; body: OrderCreate }>
+  | Entry<{ kind: 'update'; id: number; patch: OrderPatch; version: number }>
+  | Entry<{ kind: 'delete'; id: number; version: number }>;
 
 export type NewQueuedAction =
   | { kind: 'create'; body: OrderCreate }
@@ -19,23 +27,50 @@ export type NewQueuedAction =
 
 const STORAGE_KEY = 'orders-dashboard.queue.v1';
 
+/** With authentication off everyone is the same local admin; entries from before owners existed are theirs. */
+const LOCAL_OWNER = 'local';
+
+export function ownerOf(me: Me): string {
+  return me.authentication ? `${me.role}:${me.name}` : LOCAL_OWNER;
+}
+
 export function newKey(): string {
   return crypto.randomUUID();
 }
 
 export class OfflineQueue {
+  /** Every entry in storage, held ones included. */
   private items: QueuedAction[];
   private listeners = new Set<() => void>();
 
-  constructor(private readonly storage: Storage = localStorage) {
+  constructor(
+    private owner: string,
+    private readonly storage: Storage = localStorage,
+  ) {
     this.items = this.read();
     // Another tab of the dashboard may flush or add: follow it.
-    window.addEventListener('storage', (event) => {
-      if (event.key !== STORAGE_KEY) return;
-      this.items = this.read();
-      this.emit();
-    });
+    window.addEventListener('storage', this.onStorage);
   }
+
+  private readonly onStorage = (event: StorageEvent): void => {
+    if (event.key !== STORAGE_KEY) return;
+    this.items = this.read();
+    this.emit();
+  };
+
+  /** Stops following other tabs (the page signed out). */
+  close(): void {
+    window.removeEventListener('storage', this.onStorage);
+    this.listeners.clear();
+  }
+
+  /** The identity changed (its role did): entries are now sent and shown for this one. */
+  setOwner(owner: string): void {
+    this.owner = owner;
+    this.emit();
+  }
+
+  private isMine = (item: QueuedAction): boolean => (item.owner ?? LOCAL_OWNER) === this.owner;
 
   private read(): QueuedAction[] {
     try {
@@ -60,16 +95,27 @@ export class OfflineQueue {
     return () => this.listeners.delete(listener);
   }
 
+  /** The signed-in identity's entries. */
   get size(): number {
-    return this.items.length;
+    return this.items.filter(this.isMine).length;
   }
 
   get all(): readonly QueuedAction[] {
-    return this.items;
+    return this.items.filter(this.isMine);
+  }
+
+  /** Entries queued by another identity, kept for it. */
+  get held(): number {
+    return this.items.length - this.size;
+  }
+
+  discardHeld(): void {
+    this.items = this.read().filter(this.isMine);
+    this.write();
   }
 
   add(action: NewQueuedAction): QueuedAction {
-    const item = { ...action, key: newKey(), queuedAt: Date.now() } as QueuedAction;
+    const item = { ...action, key: newKey(), queuedAt: Date.now(), owner: this.owner } as QueuedAction;
     this.items = [...this.read(), item];
     this.write();
     return item;
@@ -80,8 +126,9 @@ export class OfflineQueue {
     this.write();
   }
 
+  /** The signed-in identity's oldest entry. */
   peek(): QueuedAction | undefined {
     this.items = this.read();
-    return this.items[0];
+    return this.items.find(this.isMine);
   }
 }

@@ -9,8 +9,15 @@ import { ConfirmDelete, OrderDialog } from './OrderDialog.tsx';
 import { OrdersTable } from './OrdersTable.tsx';
 import { Summary } from './Summary.tsx';
 
-export function App({ dashboard }: { dashboard: Dashboard }) {
+/**
+ * The dashboard. Controls the signed-in role may not use are not rendered at all (not merely hidden):
+ * a viewer gets no create, edit, status or delete controls, an operator no delete. The server refuses
+ * them anyway; this keeps the page from offering what will be refused.
+ */
+export function App({ dashboard, onSignOut }: { dashboard: Dashboard; onSignOut?: (() => void) | undefined }) {
   useDashboard(dashboard);
+  const canEdit = dashboard.can('operator');
+  const canDelete = dashboard.can('admin');
   const [editing, setEditing] = useState<Order | 'new' | null>(null);
   const [deleting, setDeleting] = useState<Order | null>(null);
   const onEdit = useCallback((o: Order) => setEditing(o), []);
@@ -23,20 +30,34 @@ export function App({ dashboard }: { dashboard: Dashboard }) {
       <header class="top">
         <h1>Orders</h1>
         <ConnectionIndicator dashboard={dashboard} />
-        <button type="button" class="primary new-order" onClick={() => setEditing('new')}>
-          New order
-        </button>
+        <div class="top-actions">
+          {canEdit && (
+            <button type="button" class="primary new-order" onClick={() => setEditing('new')}>
+              New order
+            </button>
+          )}
+          {onSignOut && (
+            <div class="identity">
+              <span data-testid="identity">
+                {dashboard.me.name} · <span class="role">{dashboard.me.role}</span>
+              </span>
+              <button type="button" onClick={onSignOut}>
+                Sign out
+              </button>
+            </div>
+          )}
+        </div>
       </header>
       <main>
         <Notices dashboard={dashboard} />
         <Summary dashboard={dashboard} />
         <div class="layout">
-          <OrdersTable dashboard={dashboard} onEdit={onEdit} onDelete={onDelete} />
+          <OrdersTable dashboard={dashboard} onEdit={canEdit ? onEdit : undefined} onDelete={canDelete ? onDelete : undefined} />
           <ActivityFeed dashboard={dashboard} />
         </div>
       </main>
-      <OrderDialog dashboard={dashboard} target={editing} onClose={() => setEditing(null)} />
-      <ConfirmDelete order={deleting} onConfirm={(o) => void dashboard.remove(o)} onClose={() => setDeleting(null)} />
+      {canEdit && <OrderDialog dashboard={dashboard} target={editing} onClose={() => setEditing(null)} />}
+      {canDelete && <ConfirmDelete order={deleting} onConfirm={(o) => void dashboard.remove(o)} onClose={() => setDeleting(null)} />}
     </>
   );
 }

@@ -3,8 +3,20 @@ import { STATUS_LABEL } from '../format.ts';
 
 /** Refusals, rollbacks, queue news and 412 conflicts, announced politely to screen readers. */
 export function Notices({ dashboard }: { dashboard: Dashboard }) {
+  const held = dashboard.queue.held;
   return (
     <div class="notices">
+      {held > 0 && (
+        <div class="notice notice-info" data-testid="held-queue">
+          <span>
+            {held} {held === 1 ? 'action' : 'actions'} queued on this device under another sign-in {held === 1 ? 'is' : 'are'} held: only
+            that sign-in sends {held === 1 ? 'it' : 'them'}.
+          </span>
+          <button type="button" onClick={() => dashboard.queue.discardHeld()}>
+            Discard
+          </button>
+        </div>
+      )}
       <div aria-live="polite" aria-relevant="additions" data-testid="notices">
         {dashboard.notices.map((n) => (
           <div key={n.id} class={`notice notice-${n.tone}`} role={n.tone === 'error' ? 'alert' : undefined}>

@@ -52,8 +52,10 @@ function matches(query: Query): (o: Order) => boolean {
 
 interface Props {
   dashboard: Dashboard;
-  onEdit: (order: Order) => void;
-  onDelete: (order: Order) => void;
+  /** Absent when the role may not edit (no status or edit controls are rendered). */
+  onEdit?: ((order: Order) => void) | undefined;
+  /** Absent when the role may not delete. */
+  onDelete?: ((order: Order) => void) | undefined;
 }
 
 export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
@@ -154,9 +156,11 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
                 </button>
               </th>
             ))}
-            <th scope="col">
-              <span class="visually-hidden">Actions</span>
-            </th>
+            {(onEdit || onDelete) && (
+              <th scope="col">
+                <span class="visually-hidden">Actions</span>
+              </th>
+            )}
           </tr>
         </thead>
         <tbody>
@@ -237,8 +241,8 @@ interface RowProps {
   changedAt: number;
   rolledBackAt: number;
   dashboard: Dashboard;
-  onEdit: (order: Order) => void;
-  onDelete: (order: Order) => void;
+  onEdit?: ((order: Order) => void) | undefined;
+  onDelete?: ((order: Order) => void) | undefined;
 }
 
 const Row = memo(function Row({ order, pending, changedAt, rolledBackAt, dashboard, onEdit, onDelete }: RowProps) {
@@ -272,33 +276,39 @@ const Row = memo(function Row({ order, pending, changedAt, rolledBackAt, dashboa
       <td data-label="Updated" class="muted">
         <RelTime iso={order.updated_at} />
       </td>
-      <td class="row-actions">
-        {next.length > 0 && (
-          <select
-            aria-label={`Change status of ${name}`}
-            value=""
-            disabled={pending}
-            onChange={(e) => {
-              const to = e.currentTarget.value as OrderStatus;
-              e.currentTarget.value = '';
-              if (to) void dashboard.update(order, { status: to });
-            }}
-          >
-            <option value="">Move to…</option>
-            {next.map((s) => (
-              <option key={s} value={s}>
-                {STATUS_LABEL[s]}
-              </option>
-            ))}
-          </select>
-        )}
-        <button type="button" class="ghost" aria-label={`Edit ${name}`} onClick={() => onEdit(order)} disabled={pending}>
-          Edit
-        </button>
-        <button type="button" class="ghost danger" aria-label={`Delete ${name}`} onClick={() => onDelete(order)} disabled={pending}>
-          Delete
-        </button>
-      </td>
+      {(onEdit || onDelete) && (
+        <td class="row-actions">
+          {onEdit && next.length > 0 && (
+            <select
+              aria-label={`Change status of ${name}`}
+              value=""
+              disabled={pending}
+              onChange={(e) => {
+                const to = e.currentTarget.value as OrderStatus;
+                e.currentTarget.value = '';
+                if (to) void dashboard.update(order, { status: to });
+              }}
+            >
+              <option value="">Move to…</option>
+              {next.map((s) => (
+                <option key={s} value={s}>
+                  {STATUS_LABEL[s]}
+                </option>
+              ))}
+            </select>
+          )}
+          {onEdit && (
+            <button type="button" class="ghost" aria-label={`Edit ${name}`} onClick={() => onEdit(order)} disabled={pending}>
+              Edit
+            </button>
+          )}
+          {onDelete && (
+            <button type="button" class="ghost danger" aria-label={`Delete ${name}`} onClick={() => onDelete(order)} disabled={pending}>
+              Delete
+            </button>
+          )}
+        </td>
+      )}
     </tr>
   );
 });
