@@ -47,7 +47,9 @@ export function startWorker<Msg extends { type: string }>(file: string, args: Re
   });
   const queue: Msg[] = [];
   const waiters: { type: string; resolve: (m: Msg) => void }[] = [];
+  let failure: Error | null = null;
   child.on('message', (m: Msg) => {
+    if (m.type === 'error') failure = new Error(`${file}: ${(m as unknown as { message: string }).message}`);
     const i = waiters.findIndex((w) => w.type === m.type);
     if (i >= 0) waiters.splice(i, 1)[0]?.resolve(m);
     else queue.push(m);
@@ -66,7 +68,7 @@ export function startWorker<Msg extends { type: string }>(file: string, args: Re
             resolve(m);
           },
         });
-        child.once('exit', (code) => reject(new Error(`${file} exited (${code}) before '${type}'`)));
+        child.once('exit', (code) => reject(failure ?? new Error(`${file} exited (${code}) before '${type}'`)));
       });
     },
     send(msg) {

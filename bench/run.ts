@@ -69,6 +69,7 @@ async function startServiceProcess(dbUrl: string, extraEnv: Record<string, strin
       RATE_LIMIT_PER_MINUTE: '0',
       RATE_LIMIT_PER_TOKEN_PER_MINUTE: '0',
       WS_MAX_CONNECTIONS_PER_ADDRESS: '0',
+      WS_MAX_CONNECTIONS_PER_TOKEN: '0',
       ...extraEnv,
     },
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -106,6 +107,7 @@ async function openClients(wsUrl: string, clients: number, sampledPerProcess: nu
   );
   await Promise.all(workers.map((w) => w.next('ready', 180_000)));
   return {
+    pids: workers.map((w) => w.child.pid as number),
     record: () => {
       for (const w of workers) w.send({ type: 'record' });
     },
@@ -193,9 +195,14 @@ async function fanout(svc: { baseUrl: string; wsUrl: string; pid: number }, dbUr
   const pool = await openClients(svc.wsUrl, clients, 50, 2);
   pool.record();
   const cpu0 = cpuSeconds(svc.pid);
+  const clientCpu0 = pool.pids.reduce((s, pid) => s + cpuSeconds(pid), 0);
+  const t0 = performance.now();
   const w = await runWriter('sql', svc.baseUrl, dbUrl, rate, seconds);
   await new Promise((r) => setTimeout(r, 1500));
   const cpu1 = cpuSeconds(svc.pid);
+  const elapsed = (performance.now() - t0) / 1000;
+  const clientCores = (pool.pids.reduce((s, pid) => s + cpuSeconds(pid), 0) - clientCpu0) / elapsed;
+  const serviceCores = (cpu1 - cpu0) / elapsed;
   const got = await pool.report();
   await pool.close();
   const s = summarize(got.latencies);
@@ -203,6 +210,8 @@ async function fanout(svc: { baseUrl: string; wsUrl: string; pid: number }, dbUr
   const framesPerSec = got.frames / seconds;
   const cpuPer100k = ((cpu1 - cpu0) / got.changes) * 100_000;
   results.fanout = {
+    serviceCores,
+    loadGeneratorCores: clientCores,
     clients,
     rate,
     seconds,
@@ -225,6 +234,7 @@ async function fanout(svc: { baseUrl: string; wsUrl: string; pid: number }, dbUr
   report('', 'frames/s', `${Math.round(framesPerSec).toLocaleString('en')}`);
   report('', 'p50 / p99 (sampled clients)', `${ms(s.p50)} / ${ms(s.p99)}`, 'p99 ≤ 150 ms');
   report('', 'server CPU-s per 100k deliveries', cpuPer100k.toFixed(3));
+  report('', 'cores used: service / load generator', `${serviceCores.toFixed(2)} / ${clientCores.toFixed(2)}`);
   report('', 'delivered / expected', `${got.changes} / ${w.done * clients}`);
 }
 
