@@ -145,7 +145,7 @@ async function truncate(sql: pg.Pool) {
   await sql.query('TRUNCATE orders, order_changes RESTART IDENTITY');
 }
 
-async function latency(svc: { baseUrl: string; wsUrl: string }, dbUrl: string, sql: pg.Pool) {
+async function latency(svc: { baseUrl: string; wsUrl: string; pid: number }, dbUrl: string, sql: pg.Pool) {
   const seconds = sized(10, 3);
   const cases: [number, number, number, number][] = [
     [100, 100, 1.5, 5],
@@ -154,12 +154,20 @@ async function latency(svc: { baseUrl: string; wsUrl: string }, dbUrl: string, s
   results.latency = [];
   for (const [clients, rate, p50Target, p99Target] of cases) {
     const n = sized(clients, 10);
-    const pool = await openClients(svc.wsUrl, n, n, n > 200 ? 2 : 1);
+    // Every client receives every frame; latency is read on up to 100 of them (spread over the send order)
+    // that parse each message, so the load generator does not become what it measures.
+    const pool = await openClients(svc.wsUrl, n, Math.min(n, 100) / 2, 2);
     for (const mode of ['rest', 'sql'] as const) {
       await truncate(sql);
       pool.record();
+      const cpu0 = cpuSeconds(svc.pid);
+      const clientCpu0 = pool.pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+      const t0 = performance.now();
       const w = await runWriter(mode, svc.baseUrl, dbUrl, rate, seconds);
       await new Promise((r) => setTimeout(r, 1000));
+      const elapsed = (performance.now() - t0) / 1000;
+      const serviceCores = (cpuSeconds(svc.pid) - cpu0) / elapsed;
+      const clientCores = (pool.pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) - clientCpu0) / elapsed;
       const got = await pool.report();
       const s = summarize(got.latencies);
       const expected = w.done * n;
@@ -171,8 +179,12 @@ async function latency(svc: { baseUrl: string; wsUrl: string }, dbUrl: string, s
         writes: w.done,
         writeErrors: w.errors,
         lateSends: w.lateSends,
-        deliveries: got.latencies.length,
+        deliveries: got.changes,
         expected,
+        latencySamples: got.latencies.length,
+        framesPerClientPerSec: got.frames / n / elapsed,
+        serviceCores,
+        loadGeneratorCores: clientCores,
         ...s,
       });
       report(
@@ -181,7 +193,8 @@ async function latency(svc: { baseUrl: string; wsUrl: string }, dbUrl: string, s
         `${ms(s.p50)} / ${ms(s.p99)} / ${ms(s.max)}`,
         `≤ ${p50Target} / ≤ ${p99Target} ms`,
       );
-      if (got.latencies.length !== expected) report('', 'deliveries (received / expected)', `${got.latencies.length} / ${expected}`);
+      report('', 'cores: service / load generator', `${serviceCores.toFixed(2)} / ${clientCores.toFixed(2)}`);
+      if (got.changes !== expected) report('', 'deliveries (received / expected)', `${got.changes} / ${expected}`);
     }
     await pool.close();
   }
