@@ -264,21 +264,14 @@ async function connections(svc: { wsUrl: string; pid: number }) {
   report(`${n.toLocaleString('en')} idle WebSockets`, 'RSS delta per connection', `${(perConn / 1024).toFixed(2)} KB`, '≤ 8 KB');
 }
 
-async function pgbenchTps(dbUrl: string, script: string, clients: number, seconds: number): Promise<number> {
+async function pgbenchTps(dbUrl: string, script: string, clients: number, seconds: number, pgOptions = ''): Promise<number> {
   const file = path.join(tmpdir(), `bench-${Date.now()}.sql`);
   await writeFile(file, script);
-  const { stdout } = await execFileAsync('pgbench', [
-    '-n',
-    '-c',
-    String(clients),
-    '-j',
-    String(Math.min(clients, 2)),
-    '-T',
-    String(seconds),
-    '-f',
-    file,
-    dbUrl,
-  ]);
+  const { stdout } = await execFileAsync(
+    'pgbench',
+    ['-n', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds), '-f', file, dbUrl],
+    { env: { ...process.env, PGOPTIONS: pgOptions } },
+  );
   await rm(file, { force: true });
   const m = /tps = ([\d.]+) \(without initial connection time\)/.exec(stdout);
   return m ? Number(m[1]) : Number.NaN;
@@ -288,7 +281,7 @@ async function throughput(svc: { baseUrl: string }, dbUrl: string, sql: pg.Pool)
   const seconds = sized(5, 2);
   const sweep = [1, 2, 4, 8, 16];
   await sql.query('CREATE TABLE IF NOT EXISTS orders_plain (LIKE orders INCLUDING ALL)');
-  const sweepPg = async (table: string) => {
+  const sweepPg = async (table: string, pgOptions = '') => {
     const points: Record<number, number> = {};
     for (const c of sweep) {
       await truncate(sql);
@@ -298,12 +291,15 @@ async function throughput(svc: { baseUrl: string }, dbUrl: string, sql: pg.Pool)
         `INSERT INTO ${table} (customer_name, product_name) VALUES ('Bench', 'Throughput');\n`,
         c,
         seconds,
+        pgOptions,
       );
     }
     return points;
   };
   const withTriggers = await sweepPg('orders');
   const plain = await sweepPg('orders_plain');
+  // The same triggers, without the commit-time NOTIFY (what the service's own writes pay, see feed/doorbell.ts).
+  const quiet = await sweepPg('orders', '-c orders.skip_notify=on');
   const rest: Record<number, number> = {};
   for (const c of [8, 16, 32, 64]) {
     await truncate(sql);
@@ -316,15 +312,18 @@ async function throughput(svc: { baseUrl: string }, dbUrl: string, sql: pg.Pool)
   const bestTrig = best(withTriggers);
   const bestPlain = best(plain);
   const bestRest = best(rest);
+  const bestQuiet = best(quiet);
   results.throughput = {
     seconds,
     pgbenchWithTriggers: withTriggers,
     pgbenchPlain: plain,
+    pgbenchTriggersWithoutNotify: quiet,
     rest,
     ratioRestToTriggers: bestRest / bestTrig,
     ratioTriggersToPlain: bestTrig / bestPlain,
   };
   report('create throughput', 'pgbench INSERT, same triggers', `${Math.round(bestTrig)} tx/s`);
+  report('', 'pgbench INSERT, triggers, no NOTIFY', `${Math.round(bestQuiet)} tx/s`);
   report('', 'pgbench INSERT, no triggers', `${Math.round(bestPlain)} tx/s`);
   report('', 'REST POST /orders', `${Math.round(bestRest)} req/s`);
   report('', 'REST ÷ pgbench with triggers', (bestRest / bestTrig).toFixed(2), '≥ 0.70');
@@ -435,16 +434,23 @@ async function main() {
   );
   console.log(`(${machine.note}; scale ${scale})\n`);
 
-  const svc = await startServiceProcess(dbUrl);
-  service = svc.child;
+  // Each scenario gets a fresh service process, so none inherits another's heap, sockets or backlog.
+  const withService = async (run: (svc: Awaited<ReturnType<typeof startServiceProcess>>) => Promise<void>) => {
+    const svc = await startServiceProcess(dbUrl);
+    service = svc.child;
+    try {
+      await run(svc);
+    } finally {
+      await stopServiceProcess(svc.child);
+    }
+  };
   try {
-    if (only.has('latency')) await latency(svc, dbUrl, sql);
-    if (only.has('fanout')) await fanout(svc, dbUrl, sql);
-    if (only.has('connections')) await connections(svc);
-    if (only.has('throughput')) await throughput(svc, dbUrl, sql);
-    if (only.has('snapshot')) await snapshot(svc, sql);
+    if (only.has('latency')) await withService((svc) => latency(svc, dbUrl, sql));
+    if (only.has('fanout')) await withService((svc) => fanout(svc, dbUrl, sql));
+    if (only.has('connections')) await withService((svc) => connections(svc));
+    if (only.has('throughput')) await withService((svc) => throughput(svc, dbUrl, sql));
+    if (only.has('snapshot')) await withService((svc) => snapshot(svc, sql));
   } finally {
-    await stopServiceProcess(svc.child);
     await sql.end();
   }
   const file = path.join(BENCH_DIR, 'results', `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
