@@ -1,5 +1,5 @@
-import { type Config, ConfigError, loadConfig, redactUrl } from './config.js';
-import { type EmbeddedPostgres, startEmbeddedPostgres } from './db/embedded.js';
+import { type Config, ConfigError, loadConfig } from './config.js';
+import { type DatabaseServer, openDatabaseServer } from './db/database-server.js';
 import { createLogger } from './logger.js';
 import { createService, type Service } from './service.js';
 
@@ -21,27 +21,27 @@ try {
 }
 
 const log = createLogger(config.LOG_LEVEL);
-let embedded: EmbeddedPostgres | undefined;
+let database: DatabaseServer | undefined;
 let service: Service | undefined;
 let shuttingDown = false;
 
 async function shutdown(signal: string, code = 0): Promise<void> {
   if (shuttingDown) {
     log.warn({ signal }, 'second signal: exiting now');
-    await embedded?.stop();
+    await database?.stop();
     process.exit(1);
   }
   shuttingDown = true;
   log.info({ signal }, 'shutting down: closing WebSockets with 1012, draining requests');
   const force = setTimeout(async () => {
     log.error('shutdown took too long; exiting');
-    await embedded?.stop();
+    await database?.stop();
     process.exit(1);
   }, config.SHUTDOWN_TIMEOUT_MS);
   force.unref();
   try {
     await service?.close();
-    await embedded?.stop();
+    await database?.stop();
   } catch (err) {
     log.error({ err }, 'error during shutdown');
     code = 1;
@@ -66,16 +66,9 @@ function isLoopback(host: string): boolean {
 }
 
 async function main(): Promise<void> {
-  let databaseUrl = config.DATABASE_URL;
-  let databaseLabel: string;
-  if (databaseUrl) {
-    databaseLabel = redactUrl(databaseUrl);
-  } else {
-    embedded = await startEmbeddedPostgres({ dataDir: config.DATA_DIR, port: config.EMBEDDED_PG_PORT, log });
-    databaseUrl = embedded.url;
-    databaseLabel = `embedded PostgreSQL in ${embedded.dataDir} (port ${embedded.port})`;
-  }
-  service = await createService(config, log, databaseUrl);
+  database = await openDatabaseServer(config, log);
+  const databaseLabel = database.label;
+  service = await createService(config, log, database.url);
   const authOn = await service.tokens.authRequired();
   if (!authOn && !isLoopback(config.HOST) && !config.ALLOW_UNAUTHENTICATED) {
     throw new Error(
@@ -95,7 +88,7 @@ async function main(): Promise<void> {
 main().catch(async (err: unknown) => {
   log.fatal({ err }, 'cannot start');
   await service?.close().catch(() => undefined);
-  await embedded?.stop().catch(() => undefined);
+  await database?.stop().catch(() => undefined);
   log.flush?.();
   fail(err instanceof Error ? err.message : String(err));
 });

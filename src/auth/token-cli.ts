@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config.js';
 import { Database } from '../db/database.js';
-import { type EmbeddedPostgres, startEmbeddedPostgres } from '../db/embedded.js';
+import { openDatabaseServer } from '../db/database-server.js';
 import { migrate } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
 import { createLogger } from '../logger.js';
@@ -32,13 +32,10 @@ async function run(): Promise<void> {
   if (!['create', 'list', 'revoke'].includes(command ?? '')) throw new Error(USAGE);
   const config = loadConfig();
   const log = createLogger('warn', false);
-  const embedded: EmbeddedPostgres | undefined = config.DATABASE_URL
-    ? undefined
-    : await startEmbeddedPostgres({ dataDir: config.DATA_DIR, port: config.EMBEDDED_PG_PORT, log });
-  const url = config.DATABASE_URL ?? (embedded as EmbeddedPostgres).url;
+  const server = await openDatabaseServer(config, log);
   const pool = createPool(
     {
-      connectionString: url,
+      connectionString: server.url,
       max: 1,
       connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
       queryTimeoutMs: 60_000,
@@ -76,7 +73,7 @@ async function run(): Promise<void> {
     }
   } finally {
     await pool.end();
-    await embedded?.stop();
+    await server.stop();
   }
 }
 

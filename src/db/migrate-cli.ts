@@ -1,6 +1,6 @@
-import { ConfigError, loadConfig, redactUrl } from '../config.js';
+import { ConfigError, loadConfig } from '../config.js';
 import { createLogger } from '../logger.js';
-import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.js';
+import { openDatabaseServer } from './database-server.js';
 import { migrate } from './migrate.js';
 import { createPool } from './pool.js';
 
@@ -8,13 +8,10 @@ import { createPool } from './pool.js';
 async function run(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.LOG_LEVEL);
-  const embedded: EmbeddedPostgres | undefined = config.DATABASE_URL
-    ? undefined
-    : await startEmbeddedPostgres({ dataDir: config.DATA_DIR, port: config.EMBEDDED_PG_PORT, log });
-  const url = config.DATABASE_URL ?? (embedded as EmbeddedPostgres).url;
+  const server = await openDatabaseServer(config, log);
   const pool = createPool(
     {
-      connectionString: url,
+      connectionString: server.url,
       max: 1,
       connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
       queryTimeoutMs: 600_000,
@@ -24,15 +21,10 @@ async function run(): Promise<void> {
   );
   try {
     const applied = await migrate(pool, log);
-    log.info(
-      { applied },
-      applied.length
-        ? `applied ${applied.length} migration(s) to ${embedded ? 'the embedded database' : redactUrl(url)}`
-        : 'schema is up to date',
-    );
+    log.info({ applied }, applied.length ? `applied ${applied.length} migration(s) to ${server.label}` : 'schema is up to date');
   } finally {
     await pool.end();
-    await embedded?.stop();
+    await server.stop();
   }
 }
 
