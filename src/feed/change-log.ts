@@ -20,12 +20,10 @@ export interface LoggedChange extends Position {
 
 const CHANGE_COLUMNS = `
   xid, seq, (extract(epoch FROM changed_at) * 1000)::float8 AS at_ms,
-  json_build_object(
-    'cursor', xid || '-' || seq,
-    'op', op,
-    'order', row_data,
-    'old', old_data,
-    'at', to_char(changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))::text AS json`;
+  (SELECT row_to_json(c)::text FROM (
+     SELECT xid || '-' || seq AS cursor, op, row_data AS "order", old_data AS old,
+            to_char(changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at
+   ) c) AS json`;
 
 interface Row {
   xid: number;

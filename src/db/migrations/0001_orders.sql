@@ -48,18 +48,13 @@ CREATE TRIGGER orders_normalize BEFORE INSERT OR UPDATE ON orders
 
 -- The one JSON shape of an order, used by the API and the change feed alike: timestamps in UTC with
 -- microseconds whatever the writer's TimeZone, so the same row always renders as the same text.
+-- row_to_json renders compactly and in column order.
 CREATE FUNCTION order_json(o orders) RETURNS json LANGUAGE sql STABLE AS $$
-  SELECT json_build_object(
-    'id', o.id,
-    'customer_name', o.customer_name,
-    'product_name', o.product_name,
-    'quantity', o.quantity,
-    'total_cents', o.total_cents,
-    'notes', o.notes,
-    'status', o.status,
-    'version', o.version,
-    'created_at', to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-    'updated_at', to_char(o.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+  SELECT row_to_json(r) FROM (
+    SELECT o.id, o.customer_name, o.product_name, o.quantity, o.total_cents, o.notes, o.status, o.version,
+           to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at,
+           to_char(o.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS updated_at
+  ) r
 $$;
 
 INSERT INTO schema_migrations (version, name) VALUES (1, 'orders');
