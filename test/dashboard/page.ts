@@ -39,11 +39,21 @@ export async function openPage(context: BrowserContext, url: string): Promise<Da
     row: (id) => page.locator(`tr[data-id="${id}"]`),
     rowNamed: (customer) => page.getByTestId('order-row').filter({ has: page.locator('td.customer', { hasText: customer }) }),
     status: (id) => page.locator(`tr[data-id="${id}"] [data-testid="status"]`),
-    async waitLive(timeout = 10_000) {
-      await page
-        .getByTestId('connection-state')
-        .filter({ hasText: /^Live$/ })
-        .waitFor({ timeout });
+    async waitLive(timeout = 20_000) {
+      try {
+        await page
+          .getByTestId('connection-state')
+          .filter({ hasText: /^Live$/ })
+          .waitFor({ timeout });
+      } catch (err) {
+        // Say what the page showed instead, so a failure on a loaded runner can be told from a bug.
+        const shown = await page
+          .locator('header')
+          .first()
+          .innerText()
+          .catch(() => '(no header)');
+        throw new Error(`not live within ${timeout} ms; the page showed: ${shown.replace(/\s+/g, ' ').slice(0, 300)}`, { cause: err });
+      }
     },
     async createOrder({ customer, product, total }) {
       await page.getByRole('button', { name: 'New order' }).click();
