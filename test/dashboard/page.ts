@@ -50,9 +50,11 @@ export async function openPage(context: BrowserContext, url: string): Promise<Da
         const shown = await page
           .locator('header')
           .first()
-          .innerText()
+          .textContent()
           .catch(() => '(no header)');
-        throw new Error(`not live within ${timeout} ms; the page showed: ${shown.replace(/\s+/g, ' ').slice(0, 300)}`, { cause: err });
+        throw new Error(`not live within ${timeout} ms; the page showed: ${(shown ?? '').replace(/\s+/g, ' ').slice(0, 300)}`, {
+          cause: err,
+        });
       }
     },
     async createOrder({ customer, product, total }) {
