@@ -35,28 +35,41 @@ interface Row {
 const toChange = (r: Row): LoggedChange => ({ xid: r.xid, seq: r.seq, atMs: r.at_ms, json: r.json });
 
 // The pruning mark comes from the same snapshot: a feed whose head is below it has a gap it must report.
+// `held` says whether committed or running changes wait above the horizon: the transaction holding the
+// horizon back may be one that never touches orders (in any database of the cluster), so no doorbell
+// will announce its end, and the feed must look again by itself.
 const READ_NEW_SQL = `
-  WITH mark AS (SELECT xid AS pruned_xid, seq AS pruned_seq FROM order_changes_pruned)
-  SELECT mark.pruned_xid, mark.pruned_seq, c.*
+  WITH horizon AS MATERIALIZED (SELECT txid_snapshot_xmin(txid_current_snapshot()) AS xmin),
+  mark AS (
+    SELECT p.xid AS pruned_xid, p.seq AS pruned_seq,
+           EXISTS (SELECT 1 FROM order_changes o, horizon h WHERE o.xid >= h.xmin) AS held
+    FROM order_changes_pruned p
+  )
+  SELECT mark.pruned_xid, mark.pruned_seq, mark.held, c.*
   FROM mark LEFT JOIN LATERAL (
     SELECT ${CHANGE_COLUMNS}
-    FROM order_changes
+    FROM order_changes, horizon
     WHERE (xid, seq) > ($1::bigint, $2::bigint)
-      AND xid < txid_snapshot_xmin(txid_current_snapshot())
+      AND xid < horizon.xmin
     ORDER BY xid, seq
     LIMIT $3
   ) c ON true`;
 
+export interface NewChanges extends Range {
+  /** Changes exist beyond the horizon, held back by a transaction still running. */
+  held: boolean;
+}
+
 /** The next final changes after `after`, in feed order, and the pruning mark. */
-export async function readFinalChanges(db: Database, after: Position, limit: number): Promise<Range> {
-  const { rows } = await db.query<Row & { pruned_xid: number; pruned_seq: number }>({ name: 'feed_read_new', text: READ_NEW_SQL }, [
-    after.xid,
-    after.seq,
-    limit,
-  ]);
+export async function readFinalChanges(db: Database, after: Position, limit: number): Promise<NewChanges> {
+  const { rows } = await db.query<Row & { pruned_xid: number; pruned_seq: number; held: boolean }>(
+    { name: 'feed_read_new', text: READ_NEW_SQL },
+    [after.xid, after.seq, limit],
+  );
   const first = rows[0];
   return {
     pruned: { xid: first?.pruned_xid ?? 0, seq: first?.pruned_seq ?? 0 },
+    held: first?.held === true,
     changes: rows.filter((r) => r.xid !== null).map(toChange),
   };
 }

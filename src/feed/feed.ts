@@ -65,6 +65,8 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
   private reading = false;
   private readAgain = false;
   private pollTimer: NodeJS.Timeout | null = null;
+  private heldTimer: NodeJS.Timeout | null = null;
+  private heldDelay = 0;
   private retentionTimer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private started = false;
@@ -109,8 +111,8 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
   }
 
   private clearTimers(): void {
-    for (const t of [this.pollTimer, this.retentionTimer, this.idleTimer]) if (t) clearTimeout(t);
-    this.pollTimer = this.retentionTimer = this.idleTimer = null;
+    for (const t of [this.pollTimer, this.retentionTimer, this.idleTimer, this.heldTimer]) if (t) clearTimeout(t);
+    this.pollTimer = this.retentionTimer = this.idleTimer = this.heldTimer = null;
   }
 
   /** The hub reports how many clients are connected; with none for a while the feed can sleep. */
@@ -196,14 +198,33 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
     void this.readLoop();
   }
 
+  /**
+   * Changes wait behind a running transaction: look again soon (20 ms, doubling up to the poll interval)
+   * instead of waiting for a doorbell that the blocking transaction may never ring.
+   */
+  private scheduleHeldRead(held: boolean): void {
+    if (!held || this.sleeping) {
+      this.heldDelay = 0;
+      return;
+    }
+    if (this.heldTimer) return;
+    this.heldDelay = Math.min(this.options.pollMs, this.heldDelay ? this.heldDelay * 2 : 20);
+    this.heldTimer = setTimeout(() => {
+      this.heldTimer = null;
+      if (!this.sleeping) this.requestRead();
+    }, this.heldDelay);
+    this.heldTimer.unref();
+  }
+
   private async readLoop(): Promise<void> {
     try {
       do {
         this.readAgain = false;
         let full: boolean;
         do {
-          const { changes, pruned } = await readFinalChanges(this.options.db, this.headPos, this.options.batchSize);
+          const { changes, pruned, held } = await readFinalChanges(this.options.db, this.headPos, this.options.batchSize);
           this.stats.reads++;
+          this.scheduleHeldRead(held);
           if (comparePositions(pruned, this.headPos) > 0 && this.started) this.skipPruned(pruned);
           full = changes.length === this.options.batchSize;
           if (changes.length > 0 && this.started) this.publish(changes);

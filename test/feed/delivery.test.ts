@@ -130,6 +130,27 @@ describe('live delivery', () => {
     expect(watcher.received.length).toBeGreaterThan(50);
   });
 
+  it('delivers a change held back by a transaction that never touches orders as soon as that transaction ends', async () => {
+    // The safety-net read is a minute away; the blocker rings no doorbell when it ends. Only the feed
+    // noticing that changes wait above the horizon, and looking again, can deliver this in time.
+    const slow = await startService(db.url, { FEED_POLL_MS: '60000' });
+    try {
+      const watcher = await openClient({ http: slow.url, ws: slow.wsUrl, name: 'held-watcher' });
+      clients.push(watcher);
+      const blocker = await connection();
+      await blocker.query('BEGIN');
+      await xidOf(blocker);
+      const [id] = (await insertOrders(db.sql, 1)) as [number];
+      await new Promise((r) => setTimeout(r, 300));
+      expect(watcher.view.has(id)).toBe(false);
+      await blocker.query('ROLLBACK');
+      await waitFor(() => watcher.view.has(id), { timeout: 10_000, message: 'the held-back change after the blocker ended' });
+      expect(await settle(db.sql, [watcher])).toEqual(cleanReports([watcher]));
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('delivers an order with 10,000 characters of notes', async () => {
     const watcher = await client('watcher');
     const notes = 'n'.repeat(5000) + 'é'.repeat(5000);
