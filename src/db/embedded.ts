@@ -42,6 +42,12 @@ async function binaries(): Promise<Binaries> {
   }
 }
 
+/**
+ * PostgreSQL's own environment: nothing of ours (no DATABASE_URL, no tokens), and the C locale, so its
+ * messages (which we wait for) are in English and a missing LANG cannot make the cluster SQL_ASCII.
+ */
+const POSTGRES_ENV = { LC_ALL: 'C', LANG: 'C', PATH: '/usr/local/bin:/usr/bin:/bin' };
+
 interface RunAs {
   uid?: number;
   gid?: number;
@@ -143,7 +149,7 @@ async function stopOrphan(dataDir: string, log: Logger): Promise<void> {
 
 function run(cmd: string, args: string[], user: RunAs): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { ...user, env: { ...process.env, LC_ALL: 'C', LANG: 'C' } });
+    const child = spawn(cmd, args, { ...user, env: POSTGRES_ENV });
     let output = '';
     child.stdout.on('data', (d: Buffer) => {
       output += d.toString();
@@ -206,7 +212,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const child = spawn(
     bin.postgres,
     ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300'],
-    { ...user, env: { ...process.env, LC_ALL: 'C', LANG: 'C' }, stdio: ['ignore', 'ignore', 'pipe'] },
+    { ...user, env: POSTGRES_ENV, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   await waitUntilReady(child, log);
   const url = `postgresql://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
