@@ -48,10 +48,10 @@ export async function openPage(context: BrowserContext, url: string): Promise<Da
       } catch (err) {
         // Say what the page showed instead, so a failure on a loaded runner can be told from a bug.
         const shown = await page
-          .locator('header')
+          .locator('body')
           .first()
           .textContent()
-          .catch(() => '(no header)');
+          .catch(() => '(no body)');
         throw new Error(`not live within ${timeout} ms; the page showed: ${(shown ?? '').replace(/\s+/g, ' ').slice(0, 300)}`, {
           cause: err,
         });

@@ -6,7 +6,12 @@ import { SignIn } from './SignIn.tsx';
 /** The dashboard of whoever is signed in, the sign-in screen, or (briefly) asking the server which. */
 export function Root({ session }: { session: Session }) {
   const [, force] = useReducer((n: number, _: undefined) => n + 1, 0);
-  useEffect(() => session.subscribe(() => force(undefined)), [session]);
+  useEffect(() => {
+    const unsubscribe = session.subscribe(() => force(undefined));
+    // Effects run after the first paint: the session may have moved on in between, unseen.
+    force(undefined);
+    return unsubscribe;
+  }, [session]);
   const state = session.state;
   switch (state.kind) {
     case 'signed-in':

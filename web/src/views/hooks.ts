@@ -4,7 +4,13 @@ import type { Dashboard } from '../dashboard.ts';
 /** Re-renders the component when the dashboard changes (at most once per animation frame). */
 export function useDashboard(dashboard: Dashboard): number {
   const [, force] = useReducer((n: number, _: undefined) => n + 1, 0);
-  useEffect(() => dashboard.onChange(() => force(undefined)), [dashboard]);
+  useEffect(() => {
+    const unsubscribe = dashboard.onChange(() => force(undefined));
+    // Effects run after the first paint: a change (the connection going live, say) may have come in
+    // between, before anyone listened.
+    force(undefined);
+    return unsubscribe;
+  }, [dashboard]);
   return dashboard.store.revision;
 }
 
