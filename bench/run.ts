@@ -8,6 +8,7 @@ import pg from 'pg';
 import pino from 'pino';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../src/db/embedded.js';
 import { migrate } from '../src/db/migrate.js';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../test/helpers/browser.js';
 import { BENCH_DIR, cpuSeconds, rssBytes, startWorker, summarize } from './lib.js';
 
 /**
@@ -362,7 +363,7 @@ async function snapshot(svc: { baseUrl: string }, sql: pg.Pool) {
 
 /** The dashboard's first contentful paint and the moment its first order rows show, in Debian's Chromium. */
 async function dashboardFirstPaint(baseUrl: string): Promise<{ firstContentfulPaint: number; rowsVisible: number } | null> {
-  const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  const executablePath = CHROMIUM_PATH;
   if (!existsSync(executablePath)) {
     report('dashboard first paint', 'skipped', `no Chromium at ${executablePath}`);
     return null;
@@ -370,16 +371,7 @@ async function dashboardFirstPaint(baseUrl: string): Promise<{ firstContentfulPa
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({
     executablePath,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--disable-quic',
-    ],
+    args: CHROMIUM_ARGS,
   });
   try {
     const fcp: number[] = [];
