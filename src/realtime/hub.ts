@@ -63,6 +63,8 @@ interface Client {
   tokens: number;
   tokensAt: number;
   lastRateError: number;
+  /** Judged a flood: nothing it sends is handled any more. */
+  flooded: boolean;
   remote: string;
   principal: string;
   connectedAt: number;
@@ -232,6 +234,7 @@ export class Hub {
       tokens: this.options.maxMessagesPerSec * 2,
       tokensAt: Date.now(),
       lastRateError: 0,
+      flooded: false,
       remote,
       principal,
       connectedAt: Date.now(),
@@ -248,7 +251,10 @@ export class Hub {
     this.options.feed.setDemand(this.clients.size);
     socket.on('pong', () => {
       client.alive = true;
+      this.admit(client);
     });
+    // Pings are answered here, not by ws (autoPong is off in routes.ts), so they count as messages.
+    socket.on('ping', (data) => this.onPing(client, data));
     socket.on('message', (data, isBinary) => this.onMessage(client, data as Buffer, isBinary));
     socket.on('close', () => {
       this.count(this.perPrincipal, principal, -1);
@@ -476,26 +482,58 @@ export class Hub {
     this.send(client, JSON.stringify({ type: 'error', code, detail }));
   }
 
-  private onMessage(client: Client, data: Buffer, isBinary: boolean): void {
+  /**
+   * Every frame a client sends, data or control, spends a token; the bucket refills at the message
+   * rate and holds two seconds' worth. Past it frames are dropped (with at most one error frame a
+   * second), and ten seconds' worth of dropped frames is a flood: the client is logged once, sent a
+   * 1008 close and cut off. A flood arrives thousands of frames per TCP read, and ws goes on parsing
+   * and emitting what it already received after close(): so the judgement is sticky (`flooded`), the
+   * listeners are removed, reading stops, and the TCP socket is destroyed once the close frame is out.
+   * Nothing a client sends can make the server write more than one log line.
+   */
+  private admit(client: Client): boolean {
+    if (client.flooded) return false;
     const now = Date.now();
     const rate = this.options.maxMessagesPerSec;
     client.tokens = Math.min(rate * 2, client.tokens + ((now - client.tokensAt) / 1000) * rate);
     client.tokensAt = now;
-    if (client.tokens < 1) {
-      client.tokens -= 1;
-      if (client.tokens < -rate * 10) {
-        this.options.log.warn({ event: 'client.flood', client: client.id, remote: client.remote }, 'message flood; closing with 1008');
-        client.socket.close(CLOSE.POLICY, 'too many messages');
-        this.clients.delete(client);
-        return;
-      }
-      if (now - client.lastRateError > 1000) {
-        client.lastRateError = now;
-        this.clientError(client, 'rate-limited', `At most ${rate} messages per second; extra messages are dropped.`);
-      }
-      return;
-    }
     client.tokens -= 1;
+    if (client.tokens >= 0) return true;
+    if (client.tokens < -rate * 10) {
+      this.cutOff(client);
+      return false;
+    }
+    if (now - client.lastRateError > 1000) {
+      client.lastRateError = now;
+      this.clientError(client, 'rate-limited', `At most ${rate} messages per second; extra messages are dropped.`);
+    }
+    return false;
+  }
+
+  private cutOff(client: Client): void {
+    client.flooded = true;
+    this.options.log.warn({ event: 'client.flood', client: client.id, remote: client.remote }, 'message flood; closing with 1008');
+    const ws = client.socket;
+    ws.removeAllListeners('message');
+    ws.removeAllListeners('ping');
+    ws.removeAllListeners('pong');
+    if (this.clients.delete(client)) this.options.feed.setDemand(this.clients.size);
+    ws.close(CLOSE.POLICY, 'too many messages');
+    // The close frame is on the socket now: stop reading, and destroy the socket once it is written.
+    const raw = rawSocket(ws);
+    if (raw) {
+      raw.pause();
+      raw.destroySoon();
+    }
+    setTimeout(() => ws.terminate(), 1000).unref();
+  }
+
+  private onPing(client: Client, data: Buffer): void {
+    if (this.admit(client) && client.socket.readyState === 1) client.socket.pong(data);
+  }
+
+  private onMessage(client: Client, data: Buffer, isBinary: boolean): void {
+    if (!this.admit(client)) return;
     let message: unknown;
     try {
       message = isBinary ? undefined : JSON.parse(data.toString('utf8'));

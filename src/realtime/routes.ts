@@ -19,6 +19,8 @@ export async function registerWebSocketSupport(app: FastifyInstance, maxPayloadB
       maxPayload: maxPayloadBytes,
       perMessageDeflate: false,
       clientTracking: false,
+      // The hub answers pings itself, counting them against the client's message rate (hub.ts, admit).
+      autoPong: false,
       // Browsers pass the token as a `bearer.<token>` subprotocol next to `orders.v1`; the answer names
       // only `orders.v1`, so the token is never echoed.
       handleProtocols: (protocols) => (protocols.has('orders.v1') ? 'orders.v1' : false),
