@@ -5,7 +5,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { authPlugin } from './auth/plugin.js';
+import { authPlugin, bearerToken } from './auth/plugin.js';
 import { authRoutes } from './auth/routes.js';
 import type { TokenStore } from './auth/tokens.js';
 import type { Config } from './config.js';
@@ -46,8 +46,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
     bodyLimit: config.BODY_LIMIT_BYTES,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // A caller's X-Request-Id is kept only when it is a plain short id; anything else would let a
+    // caller write arbitrary bytes into every log line of its request.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID();
+    },
     return503OnClosing: true,
     trustProxy: config.TRUST_PROXY === 'true' ? true : config.TRUST_PROXY ? list(config.TRUST_PROXY) : false,
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -81,11 +86,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     tokens,
     allowedOrigins: list(config.WS_ALLOWED_ORIGINS),
     perTokenPerMinute: config.RATE_LIMIT_PER_TOKEN_PER_MINUTE,
+    allowedHosts: list(config.ALLOWED_HOSTS).map((h) => h.toLowerCase()),
   });
 
   await registerOpenApi(app as unknown as FastifyInstance);
   await app.register(metricsRoutes, { db, pool: db.pool, feed, listener, hub });
-  await app.register(healthRoutes, { db, feed, listener, hub });
+  await app.register(healthRoutes, {
+    db,
+    feed,
+    listener,
+    hub,
+    mayReadDetails: async (request) => {
+      if (!(await tokens.authRequired())) return true;
+      const token = bearerToken(request);
+      return token !== undefined && (await tokens.authenticate(token))?.role === 'admin';
+    },
+  });
   await app.register(authRoutes, { tokens });
   if (config.DEBUG_ENDPOINTS) await app.register(debugRoutes, { db, feed, hub });
   await app.register(ordersRoutes, {

@@ -76,6 +76,16 @@ export const ConfigSchema = Type.Object({
       description: 'Credentials from configuration: comma-separated <role>=<sha256 hex of the token> (see `npm run token -- hash`).',
     }),
   ),
+  AUTH: Type.Union([Type.Literal('auto'), Type.Literal('required')], {
+    default: 'auto',
+    description:
+      "'auto': authentication switches on when the first credential appears (and never off again); 'required': on from the start, so with no active token nobody gets in (401).",
+  }),
+  ALLOWED_HOSTS: Type.String({
+    default: '',
+    description:
+      'With authentication off, the Host names (comma-separated, no port) served besides localhost, 127.0.0.1 and [::1]; any other Host gets 421 (DNS rebinding).',
+  }),
   AUTH_CACHE_MS: Int(0, 600_000, 5000, 'How long a token lookup is cached; also how long a revoked token keeps working at most.'),
   ALLOW_UNAUTHENTICATED: Bool(false, 'Serve a non-loopback HOST with no credentials configured (everyone is admin). Never in production.'),
   RATE_LIMIT_PER_MINUTE: Int(0, 10_000_000, 6000, 'Requests per minute per client address (0 = no limit; 429 above).'),

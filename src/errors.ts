@@ -13,6 +13,7 @@ export const PROBLEMS = {
   'invalid-transition': { status: 409, title: 'This status change is not allowed' },
   'idempotency-key-in-use': { status: 409, title: 'A request with this Idempotency-Key is still in progress' },
   'precondition-failed': { status: 412, title: 'The order has changed since you read it' },
+  'misdirected-request': { status: 421, title: 'This service does not answer to that Host' },
   'payload-too-large': { status: 413, title: 'The request body is too large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported content type' },
   'idempotency-key-reused': { status: 422, title: 'This Idempotency-Key was used with a different request' },

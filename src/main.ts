@@ -1,3 +1,4 @@
+import { isLoopbackAddress } from './auth/hosts.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { type DatabaseServer, openDatabaseServer } from './db/database-server.js';
 import { createLogger } from './logger.js';
@@ -61,18 +62,19 @@ process.on('uncaughtException', (err) => {
   void shutdown('uncaughtException', 1);
 });
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
 async function main(): Promise<void> {
   database = await openDatabaseServer(config, log);
   const databaseLabel = database.label;
   service = await createService(config, log, database.url);
   const authOn = await service.tokens.authRequired();
-  if (!authOn && !isLoopback(config.HOST) && !config.ALLOW_UNAUTHENTICATED) {
+  if (
+    !isLoopbackAddress(config.HOST) &&
+    !config.ALLOW_UNAUTHENTICATED &&
+    config.AUTH !== 'required' &&
+    !service.tokens.credentialsConfigured
+  ) {
     throw new Error(
-      `refusing to serve ${config.HOST} without credentials: anyone who can reach it would be admin. Create a token (npm run token -- create --role admin --name you) or set AUTH_TOKENS; or bind HOST=127.0.0.1; or set ALLOW_UNAUTHENTICATED=true if you really mean it`,
+      `refusing to serve ${config.HOST} without credentials: nobody could get in. Create a token (npm run token -- create --role admin --name you) or set AUTH_TOKENS; or bind HOST=127.0.0.1; or set AUTH=required to start locked and add tokens while it runs; or ALLOW_UNAUTHENTICATED=true if you really mean everyone to be admin`,
     );
   }
   const address = await service.app.listen({ host: config.HOST, port: config.PORT });

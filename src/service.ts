@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
+import { authRequiredFromStart } from './auth/hosts.js';
 import { parseEnvTokens, TokenStore } from './auth/tokens.js';
 import type { Config } from './config.js';
 import { Database } from './db/database.js';
@@ -70,7 +71,13 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
       idempotencyTtlHours: config.IDEMPOTENCY_TTL_HOURS,
     },
   });
-  const tokens = new TokenStore(db, parseEnvTokens(config.AUTH_TOKENS), config.AUTH_CACHE_MS);
+  const tokens = new TokenStore({
+    db,
+    envTokens: parseEnvTokens(config.AUTH_TOKENS),
+    cacheMs: config.AUTH_CACHE_MS,
+    required: authRequiredFromStart(config),
+    log: log.child({ component: 'auth' }),
+  });
   const hub = new Hub({
     feed,
     log: log.child({ component: 'hub' }),

@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { hashToken } from '../src/auth/tokens.js';
+import { listMigrations } from '../src/db/migrate.js';
 import { createTestDatabase, databaseUrl, type TestDatabase } from './helpers/db.js';
 
 /** The commands operators run: `npm run db:migrate` and `npm run token`. */
@@ -31,15 +32,16 @@ afterAll(async () => {
 
 it('db:migrate applies the schema to an empty database, once', async () => {
   const url = databaseUrl(inject('adminUrl'), emptyName);
+  const known = await listMigrations();
   const first = await cli('src/db/migrate-cli.ts', [], { DATABASE_URL: url, LOG_LEVEL: 'info' });
-  expect(first.stdout).toMatch(/applied 4 migration\(s\)/);
+  expect(first.stdout).toMatch(new RegExp(`applied ${known.length} migration\\(s\\)`));
   const second = await cli('src/db/migrate-cli.ts', [], { DATABASE_URL: url, LOG_LEVEL: 'info' });
   expect(second.stdout).toMatch(/schema is up to date/);
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   const { rows } = await c.query('SELECT version FROM schema_migrations ORDER BY version');
   await c.end();
-  expect(rows.map((r) => r.version)).toEqual([1, 2, 3, 4]);
+  expect(rows.map((r) => r.version)).toEqual(known.map((m) => m.version));
 });
 
 it('token creates, lists and revokes credentials, storing only a hash', { timeout: 60_000 }, async () => {

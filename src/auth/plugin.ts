@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { ApiError } from '../errors.js';
+import { hostAllowed } from './hosts.js';
 import { type AuthRequirement, allows, type Principal } from './roles.js';
 import type { TokenStore } from './tokens.js';
 
@@ -20,6 +21,8 @@ export interface AuthOptions {
   allowedOrigins: readonly string[];
   /** Requests per minute per credential (0: unlimited). */
   perTokenPerMinute: number;
+  /** Host names served while authentication is off, besides the loopback ones (ALLOWED_HOSTS). */
+  allowedHosts: readonly string[];
 }
 
 /** When no credential is configured at all (local use on loopback), everyone acts as this. */
@@ -35,14 +38,19 @@ export function bearerToken(request: FastifyRequest): string | undefined {
     const m = /^Bearer\s+(\S+)$/i.exec(header);
     return m?.[1];
   }
+  // Only a WebSocket upgrade may carry it there; on plain HTTP that header means nothing.
   const protocols = request.headers['sec-websocket-protocol'];
-  if (typeof protocols === 'string') {
+  if (typeof protocols === 'string' && isUpgrade(request)) {
     for (const p of protocols.split(',')) {
       const t = p.trim();
       if (t.startsWith('bearer.')) return t.slice('bearer.'.length);
     }
   }
   return undefined;
+}
+
+function isUpgrade(request: FastifyRequest): boolean {
+  return request.headers.upgrade?.toLowerCase() === 'websocket';
 }
 
 function sameOrigin(request: FastifyRequest, origin: string): boolean {
@@ -58,7 +66,7 @@ function sameOrigin(request: FastifyRequest, origin: string): boolean {
  * refused before any 101). Also the WebSocket Origin check: browsers send cookies and open sockets for
  * any page, so a socket from a foreign origin is refused (cross-site WebSocket hijacking).
  */
-const auth: FastifyPluginAsync<AuthOptions> = async (app, { tokens, allowedOrigins, perTokenPerMinute }) => {
+const auth: FastifyPluginAsync<AuthOptions> = async (app, { tokens, allowedOrigins, perTokenPerMinute, allowedHosts }) => {
   app.decorateRequest('principal', null);
   app.addHook('onRoute', (route) => {
     const url = route.url ?? route.path;
@@ -81,10 +89,20 @@ const auth: FastifyPluginAsync<AuthOptions> = async (app, { tokens, allowedOrigi
     return w.count > perTokenPerMinute ? Math.ceil((w.start + 60_000 - now) / 1000) : 0;
   };
 
+  // With authentication off, every request (pages and probes included) must name this machine: a
+  // rebinding DNS name would otherwise make an attacker's page same-origin with an admin service.
+  app.addHook('onRequest', async (request) => {
+    if (hostAllowed(request.headers.host, allowedHosts) || (await tokens.authRequired())) return;
+    throw new ApiError(
+      'misdirected-request',
+      `This service has authentication off and answers only to localhost, 127.0.0.1 and [::1]${allowedHosts.length ? ` and ${allowedHosts.join(', ')}` : ''}; add the host name to ALLOWED_HOSTS, or turn authentication on.`,
+    );
+  });
+
   app.addHook('onRequest', async (request, reply) => {
     const need: AuthRequirement = request.routeOptions.config?.auth ?? 'public';
     if (need === 'public') return;
-    if (request.headers.upgrade?.toLowerCase() === 'websocket') {
+    if (isUpgrade(request)) {
       const origin = request.headers.origin;
       if (origin && !sameOrigin(request, origin) && !allowedOrigins.includes(origin)) {
         throw new ApiError('forbidden', `WebSockets from origin ${origin.slice(0, 200)} are not allowed.`);

@@ -6,22 +6,26 @@ import { migrate } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
 import { createLogger } from '../logger.js';
 import { isRole, ROLES } from './roles.js';
-import { generateToken, hashToken } from './tokens.js';
+import { generateToken, hashToken, parseExpiry } from './tokens.js';
 
 /**
  * `npm run token -- <command>`: manage API tokens in the database the service uses.
- *   create --role <viewer|operator|admin> --name <who>   prints the new token, once
- *   list                                               id, name, role, created, revoked
+ *   create --role <viewer|operator|admin> --name <who> [--expires 30d]
+ *                                                      prints the new token, once; --expires takes
+ *                                                      <n>m, <n>h, <n>d or an ISO date
+ *   list                                               id, name, role, created, expires, revoked
  *   revoke <id>                                        takes effect within AUTH_CACHE_MS everywhere;
  *                                                      its WebSockets are closed with 1008
  *   hash <token>                                       the SHA-256 to put in AUTH_TOKENS
+ *
+ * It works while the service runs, on the embedded database too (it connects to the running one).
  */
-const USAGE = `usage: npm run token -- create --role <${ROLES.join('|')}> --name <name> | list | revoke <id> | hash <token>`;
+const USAGE = `usage: npm run token -- create --role <${ROLES.join('|')}> --name <name> [--expires <n>m|<n>h|<n>d|<ISO date>] | list | revoke <id> | hash <token>`;
 
 async function run(): Promise<void> {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { role: { type: 'string' }, name: { type: 'string' } },
+    options: { role: { type: 'string' }, name: { type: 'string' }, expires: { type: 'string' } },
   });
   const [command, arg] = positionals;
   if (command === 'hash') {
@@ -32,7 +36,7 @@ async function run(): Promise<void> {
   if (!['create', 'list', 'revoke'].includes(command ?? '')) throw new Error(USAGE);
   const config = loadConfig();
   const log = createLogger('warn', false);
-  const server = await openDatabaseServer(config, log);
+  const server = await openDatabaseServer(config, log, { shareRunning: true });
   const pool = createPool(
     {
       connectionString: server.url,
@@ -48,20 +52,28 @@ async function run(): Promise<void> {
     await migrate(pool, log);
     if (command === 'create') {
       if (!isRole(values.role) || !values.name) throw new Error(USAGE);
+      const expires = values.expires ? parseExpiry(values.expires) : null;
       const token = generateToken();
-      const { rows } = await db.query<{ id: number }>('INSERT INTO api_tokens (name, role, token_hash) VALUES ($1, $2, $3) RETURNING id', [
-        values.name,
-        values.role,
-        hashToken(token),
-      ]);
-      process.stdout.write(`created token ${rows[0]?.id} (${values.role}, ${values.name}); it is shown only now:\n${token}\n`);
-    } else if (command === 'list') {
-      const { rows } = await db.query<{ id: number; name: string; role: string; created_at: Date; revoked_at: Date | null }>(
-        'SELECT id, name, role, created_at, revoked_at FROM api_tokens ORDER BY id',
+      const { rows } = await db.query<{ id: number }>(
+        'INSERT INTO api_tokens (name, role, token_hash, expires_at) VALUES ($1, $2, $3, $4) RETURNING id',
+        [values.name, values.role, hashToken(token), expires],
       );
+      const until = expires ? `, expires ${expires.toISOString()}` : '';
+      process.stdout.write(`created token ${rows[0]?.id} (${values.role}, ${values.name}${until}); it is shown only now:\n${token}\n`);
+    } else if (command === 'list') {
+      const { rows } = await db.query<{
+        id: number;
+        name: string;
+        role: string;
+        created_at: Date;
+        expires_at: Date | null;
+        revoked_at: Date | null;
+      }>('SELECT id, name, role, created_at, expires_at, revoked_at FROM api_tokens ORDER BY id');
+      const now = Date.now();
       for (const r of rows) {
+        const expiry = r.expires_at ? `\t${r.expires_at.getTime() <= now ? 'expired' : 'expires'} ${r.expires_at.toISOString()}` : '';
         process.stdout.write(
-          `${r.id}\t${r.role}\t${r.name}\tcreated ${r.created_at.toISOString()}${r.revoked_at ? `\trevoked ${r.revoked_at.toISOString()}` : ''}\n`,
+          `${r.id}\t${r.role}\t${r.name}\tcreated ${r.created_at.toISOString()}${expiry}${r.revoked_at ? `\trevoked ${r.revoked_at.toISOString()}` : ''}\n`,
         );
       }
       if (rows.length === 0) process.stdout.write('no tokens: authentication is off (the service only serves loopback)\n');
@@ -70,6 +82,12 @@ async function run(): Promise<void> {
       if (!Number.isInteger(id)) throw new Error(USAGE);
       const { rowCount } = await db.query('UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL', [id]);
       process.stdout.write(rowCount ? `revoked token ${id}\n` : `no active token ${id}\n`);
+      const { rows } = await db.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM api_tokens WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())',
+      );
+      if (rowCount && rows[0]?.n === 0 && !config.AUTH_TOKENS) {
+        process.stdout.write('no active token is left: every request is refused (401) until you create one (authentication stays on)\n');
+      }
     }
   } finally {
     await pool.end();

@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
 import { isRole, type Principal, type Role } from './roles.js';
 
@@ -16,6 +17,18 @@ export function generateToken(): string {
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+/** `--expires`: a duration from now (`90m`, `12h`, `30d`) or an ISO date in the future. */
+export function parseExpiry(value: string, now = new Date()): Date {
+  const m = /^(\d{1,6})([mhd])$/.exec(value.trim());
+  const at = m
+    ? new Date(now.getTime() + Number(m[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'm' | 'h' | 'd'])
+    : new Date(value);
+  if (Number.isNaN(at.getTime()) || at.getTime() <= now.getTime()) {
+    throw new Error(`--expires ${JSON.stringify(value)}: give a duration like 90m, 12h or 30d, or a future ISO date`);
+  }
+  return at;
 }
 
 export interface EnvToken {
@@ -44,25 +57,60 @@ interface Cached {
   until: number;
 }
 
+export interface TokenStoreOptions {
+  db: Database;
+  envTokens: EnvToken[];
+  /** How long a lookup (and the answer to "is authentication on") is cached. */
+  cacheMs: number;
+  /** On from the start (AUTH=required, or a non-loopback HOST): with no active token nobody gets in. */
+  required: boolean;
+  log: Logger;
+}
+
+/**
+ * Authentication fails closed: it is on from the start when required, and otherwise switches on as
+ * soon as any credential has ever existed (a revoked or expired token still counts), and once on it
+ * never switches off in this process. Revoking every token therefore locks everybody out (401) rather
+ * than letting everybody in as admin.
+ */
 export class TokenStore {
   private readonly cache = new Map<string, Cached>();
-  private required: { value: boolean; until: number } | null = null;
+  private on: boolean;
+  private checkedUntil = 0;
+  private lockedOutLogged = false;
+  private everExisted = false;
 
-  constructor(
-    private readonly db: Database,
-    private readonly envTokens: EnvToken[],
-    private readonly cacheMs: number,
-  ) {}
+  constructor(private readonly options: TokenStoreOptions) {
+    this.on = options.required || options.envTokens.length > 0;
+  }
 
-  /** Authentication is on as soon as any credential exists. */
+  /** Whether callers must present a token. Only ever goes from false to true. */
   async authRequired(): Promise<boolean> {
-    if (this.envTokens.length > 0) return true;
     const now = Date.now();
-    if (this.required && this.required.until > now) return this.required.value;
-    const { rows } = await this.db.query<{ n: number }>('SELECT count(*)::int AS n FROM api_tokens WHERE revoked_at IS NULL');
-    const value = (rows[0]?.n ?? 0) > 0;
-    this.required = { value, until: now + this.cacheMs };
-    return value;
+    if (this.checkedUntil > now) return this.on;
+    const { rows } = await this.options.db.query<{ ever: boolean; active: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM api_tokens) AS ever,
+              EXISTS (SELECT 1 FROM api_tokens WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())) AS active`,
+    );
+    const { ever = false, active = false } = rows[0] ?? {};
+    if (ever && !this.on) this.options.log.info({ event: 'auth.on' }, 'a credential exists: authentication is on from now on');
+    this.on ||= ever;
+    this.everExisted = ever || this.options.envTokens.length > 0;
+    this.checkedUntil = now + this.options.cacheMs;
+    const lockedOut = this.on && !active && this.options.envTokens.length === 0;
+    if (lockedOut && !this.lockedOutLogged) {
+      this.options.log.warn(
+        { event: 'auth.no-active-credential' },
+        'authentication is on but no credential is active (all revoked or expired): every request is refused with 401 until one is created (npm run token -- create)',
+      );
+    }
+    this.lockedOutLogged = lockedOut;
+    return this.on;
+  }
+
+  /** Whether any credential has ever been configured (as of the last check). */
+  get credentialsConfigured(): boolean {
+    return this.everExisted || this.options.envTokens.length > 0;
   }
 
   async authenticate(token: string): Promise<Principal | null> {
@@ -71,30 +119,42 @@ export class TokenStore {
     const digest = Buffer.from(hash, 'hex');
     // Every configured hash is compared, in constant time, whichever matches.
     let envMatch: Principal | null = null;
-    this.envTokens.forEach((t, i) => {
+    this.options.envTokens.forEach((t, i) => {
       if (timingSafeEqual(t.hash, digest) && !envMatch) envMatch = { id: `env:${i + 1}`, name: `AUTH_TOKENS #${i + 1}`, role: t.role };
     });
     if (envMatch) return envMatch;
     const now = Date.now();
     const cached = this.cache.get(hash);
     if (cached && cached.until > now) return cached.principal;
-    const { rows } = await this.db.query<{ id: number; name: string; role: Role }>(
-      'SELECT id, name, role FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL',
+    const { rows } = await this.options.db.query<{ id: number; name: string; role: Role; expires_in_ms: number | null }>(
+      `SELECT id, name, role, (extract(epoch FROM expires_at - now()) * 1000)::float8 AS expires_in_ms
+         FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
       [hash],
     );
     const row = rows[0];
     const principal = row ? { id: `db:${row.id}`, name: row.name, role: row.role } : null;
     if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(hash, { principal, until: now + this.cacheMs });
+    // A cached answer never outlives the token's expiry.
+    this.cache.set(hash, { principal, until: now + Math.min(this.options.cacheMs, row?.expires_in_ms ?? Number.POSITIVE_INFINITY) });
     return principal;
   }
 
-  /** Of the given principal ids, those that are no longer valid (revoked or deleted). */
+  /**
+   * Of the given principal ids, those that are no longer valid: revoked, expired or deleted tokens, and
+   * `local` (authentication off) once authentication is on.
+   */
   async revoked(ids: readonly string[]): Promise<string[]> {
+    const gone = new Set<string>();
+    if (ids.includes('local') && (await this.authRequired())) gone.add('local');
     const dbIds = ids.filter((id) => id.startsWith('db:')).map((id) => Number(id.slice(3)));
-    if (dbIds.length === 0) return [];
-    const { rows } = await this.db.query<{ id: number }>('SELECT id FROM api_tokens WHERE id = ANY($1) AND revoked_at IS NULL', [dbIds]);
-    const active = new Set(rows.map((r) => `db:${r.id}`));
-    return ids.filter((id) => id.startsWith('db:') && !active.has(id));
+    if (dbIds.length > 0) {
+      const { rows } = await this.options.db.query<{ id: number }>(
+        'SELECT id FROM api_tokens WHERE id = ANY($1) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())',
+        [dbIds],
+      );
+      const active = new Set(rows.map((r) => `db:${r.id}`));
+      for (const id of ids) if (id.startsWith('db:') && !active.has(id)) gone.add(id);
+    }
+    return [...gone];
   }
 }

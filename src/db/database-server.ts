@@ -11,11 +11,15 @@ export interface DatabaseServer {
   stop(): Promise<void>;
 }
 
-export async function openDatabaseServer(config: Config, log: Logger): Promise<DatabaseServer> {
+/**
+ * `shareRunning` (the CLIs): when a running service owns the embedded database, use it rather than
+ * refusing; stop() then leaves it to its owner.
+ */
+export async function openDatabaseServer(config: Config, log: Logger, { shareRunning = false } = {}): Promise<DatabaseServer> {
   if (config.DATABASE_URL) {
     return { url: config.DATABASE_URL, label: redactUrl(config.DATABASE_URL), stop: async () => undefined };
   }
-  const embedded = await startEmbeddedPostgres({ dataDir: config.DATA_DIR, port: config.EMBEDDED_PG_PORT, log });
+  const embedded = await startEmbeddedPostgres({ dataDir: config.DATA_DIR, port: config.EMBEDDED_PG_PORT, log, shareRunning });
   return {
     url: embedded.url,
     label: `embedded PostgreSQL in ${embedded.dataDir} (port ${embedded.port})`,

@@ -118,6 +118,26 @@ async function waitForExit(pid: number, ms: number): Promise<boolean> {
 }
 
 /**
+ * The postmaster a running service started in this data folder, if there is one (its parent, a node
+ * process, is alive): its pid and the port it listens on, from postmaster.pid.
+ */
+async function runningPostmaster(dataDir: string): Promise<{ pid: number; port: number } | undefined> {
+  let lines: string[];
+  try {
+    lines = (await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n');
+  } catch {
+    return undefined;
+  }
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid) || !Number.isInteger(port) || port <= 0) return undefined;
+  const ppid = parentPid(pid);
+  if (ppid === undefined || ppid === 1 || !isAlive(ppid)) return undefined;
+  const parentCmd = spawnSync('ps', ['-o', 'comm=', '-p', String(ppid)], { encoding: 'utf8' }).stdout?.trim();
+  return parentCmd === 'node' ? { pid, port } : undefined;
+}
+
+/**
  * A postmaster left running by a process killed with SIGKILL keeps its data folder locked. If its
  * parent is gone (it was re-parented), it is ours and orphaned: stop it. If its parent is alive,
  * another running service owns it, and we refuse rather than pull the database from under it.
@@ -166,6 +186,11 @@ export interface EmbeddedOptions {
   dataDir: string;
   port: number;
   log: Logger;
+  /**
+   * When a running service already serves this data folder, connect to its PostgreSQL instead of
+   * refusing (for the CLIs: revoking a token must not need a stop). stop() then leaves it running.
+   */
+  shareRunning?: boolean;
 }
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedPostgres> {
@@ -207,6 +232,14 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     throw new EmbeddedPostgresError(`${passwordFile} is missing; remove ${root} to start over with a new embedded database`);
   }
 
+  if (options.shareRunning) {
+    const running = await runningPostmaster(dataDir);
+    if (running) {
+      log.info({ pid: running.pid, port: running.port }, 'using the embedded PostgreSQL of the running service');
+      const url = `postgresql://postgres:${encodeURIComponent(password)}@127.0.0.1:${running.port}/postgres`;
+      return { url, dataDir, port: running.port, stop: async () => undefined };
+    }
+  }
   await stopOrphan(dataDir, log);
   const port = options.port || (await freePort());
   const child = spawn(

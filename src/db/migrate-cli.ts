@@ -8,7 +8,7 @@ import { createPool } from './pool.js';
 async function run(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.LOG_LEVEL);
-  const server = await openDatabaseServer(config, log);
+  const server = await openDatabaseServer(config, log, { shareRunning: true });
   const pool = createPool(
     {
       connectionString: server.url,

@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Database } from '../db/database.js';
 import { pendingMigrations } from '../db/migrate.js';
 import type { ChangeFeed } from '../feed/feed.js';
@@ -10,16 +10,20 @@ export interface HealthOptions {
   feed: ChangeFeed;
   listener: Listener;
   hub: Hub;
+  /** Whether this caller may see the details (feed head, client counts, listener errors): admins, or anyone when authentication is off. */
+  mayReadDetails: (request: FastifyRequest) => Promise<boolean>;
 }
 
 /**
  * /healthz: the process is alive and serving. /readyz: it can do its job: the database answers, the
  * schema is complete, and the listener is connected (or deliberately asleep because nobody is
- * watching). Both list their checks so an operator sees which one failed.
+ * watching). Both list their checks so an operator sees which one failed. The checks' details (feed
+ * position, client counts, the listener's last error) are for admins: anonymous probes get each
+ * check's ok and nothing else.
  */
 type Checks = Record<string, { ok: boolean; detail?: string; [k: string]: unknown }>;
 
-export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (app, { db, feed, listener, hub }) => {
+export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (app, { db, feed, listener, hub, mayReadDetails }) => {
   const checkDatabase = async (checks: Checks) => {
     try {
       const pending = await pendingMigrations(db.pool);
@@ -33,7 +37,7 @@ export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (app, { db,
 
   app.get('/healthz', async () => ({ status: 'ok', uptime_s: Math.round(process.uptime()) }));
 
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/readyz', async (request, reply) => {
     const checks: Checks = {};
     if (feed.state.idle) {
       // Asleep so that a serverless database can scale to zero: a readiness probe must not wake it.
@@ -61,6 +65,9 @@ export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (app, { db,
     };
     checks.websocket = { ok: true, ...hub.snapshot };
     const ready = Object.values(checks).every((c) => c.ok);
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
+    const shown = (await mayReadDetails(request).catch(() => false))
+      ? checks
+      : Object.fromEntries(Object.entries(checks).map(([name, c]) => [name, { ok: c.ok }]));
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: shown });
   });
 };
