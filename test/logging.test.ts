@@ -49,6 +49,29 @@ it('redacts tokens from headers, URLs and subprotocols, and logs request ids', a
   expect(parsed.some((l) => typeof l.req?.url === 'string' && l.req.url.includes('token=[redacted]'))).toBe(true);
 });
 
+it('redacts secret query parameters however their names are encoded, and keeps only plain request ids', async () => {
+  lines.length = 0;
+  const auth = { authorization: `Bearer ${token}` };
+  for (const query of [`%74oken=${token}`, `TOKEN=${token}`, `%61ccess%5Ftoken=${token}`, `api_key=${token}&q=kept`, `to%6Ben=${token}`]) {
+    await http(svc.url, 'GET', `/orders?${query}`, undefined, auth);
+  }
+  const hostile = `${'x'.repeat(300)}`;
+  await http(svc.url, 'GET', '/orders', undefined, { ...auth, 'x-request-id': hostile });
+  await http(svc.url, 'GET', '/orders', undefined, { ...auth, 'x-request-id': 'has spaces and "quotes"' });
+  await http(svc.url, 'GET', '/orders', undefined, { ...auth, 'x-request-id': 'trace-42.a:b' });
+  await new Promise((r) => setTimeout(r, 200));
+  expect(lines.join('\n')).not.toContain(token);
+  const parsed = lines.map((l) => JSON.parse(l));
+  const urls = parsed.map((l) => l.req?.url).filter(Boolean);
+  expect(urls).toContain('/orders?api_key=[redacted]&q=kept');
+  expect(urls).toContain('/orders?%74oken=[redacted]');
+  const ids = new Set(parsed.map((l) => l.reqId));
+  expect(ids.has('trace-42.a:b')).toBe(true);
+  expect(ids.has(hostile)).toBe(false);
+  expect(ids.has('has spaces and "quotes"')).toBe(false);
+  for (const id of ids) expect(String(id).length).toBeLessThanOrEqual(128);
+});
+
 it('logs each lifecycle event once, with its reason', async () => {
   lines.length = 0;
   await db.sql.query(

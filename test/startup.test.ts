@@ -1,10 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { http } from './helpers/service.js';
+import { waitFor } from './helpers/wait.js';
 
 /**
  * The process as a user runs it (`npm start` is `tsx src/main.ts`): configuration errors, the embedded
@@ -137,6 +139,38 @@ describe('safe default', () => {
     const proc = run({ DATA_DIR: dataDir, PORT: '0' });
     await proc.listening;
     expect(proc.output().stdout).toMatch(/authentication OFF/);
+    proc.child.kill('SIGTERM');
+    expect(await proc.exited).toBe(0);
+  });
+});
+
+describe('token management while the service runs', () => {
+  const token = (args: string[]) =>
+    promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/auth/token-cli.ts', ...args], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', DATA_DIR: dataDir },
+    });
+
+  it('creates, lists and revokes tokens on the running embedded database, without a stop', { timeout: 120_000 }, async () => {
+    const proc = run({ DATA_DIR: dataDir, PORT: '0', AUTH_CACHE_MS: '100' });
+    const url = await proc.listening;
+    const created = await token(['create', '--role', 'admin', '--name', 'on call', '--expires', '30d']);
+    const secret = created.stdout.trim().split('\n').pop() as string;
+    expect(created.stdout).toMatch(/created token \d+ \(admin, on call, expires 20\d\d-/);
+    await waitFor(async () => (await http(url, 'GET', '/orders')).status === 401, { message: 'authentication switched on' });
+    expect((await http(url, 'GET', '/orders', undefined, { authorization: `Bearer ${secret}` })).status).toBe(200);
+    expect((await token(['list'])).stdout).toMatch(/admin\ton call\tcreated .*\texpires 20\d\d-/);
+    const id = /created token (\d+)/.exec(created.stdout)?.[1] as string;
+    const revoked = await token(['revoke', id]);
+    expect(revoked.stdout).toMatch(/revoked token \d+\nno active token is left: every request is refused \(401\)/);
+    await waitFor(async () => (await http(url, 'GET', '/orders', undefined, { authorization: `Bearer ${secret}` })).status === 401, {
+      message: 'the revoked token refused',
+    });
+    expect((await http(url, 'POST', '/orders', { customer_name: 'Nobody', product_name: 'In' })).status).toBe(401);
+    expect(proc.child.exitCode).toBeNull();
+    await expect(token(['create', '--role', 'admin', '--name', 'x', '--expires', 'yesterday'])).rejects.toMatchObject({
+      stderr: expect.stringMatching(/--expires "yesterday": give a duration/),
+    });
     proc.child.kill('SIGTERM');
     expect(await proc.exited).toBe(0);
   });
