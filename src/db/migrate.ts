@@ -31,6 +31,9 @@ export async function listMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]>
  * that it did.
  */
 export async function migrate(pool: pg.Pool, log: Logger): Promise<string[]> {
+  // Up to date: touch nothing, so a service running as a role that may not change the schema (see
+  // deploy/least-privilege.sql) starts with the default DB_MIGRATE=true.
+  if ((await pendingMigrations(pool)).length === 0) return [];
   const migrations = await listMigrations();
   const client = await pool.connect();
   try {
