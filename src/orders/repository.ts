@@ -1,5 +1,5 @@
 import type { Database, Queryable } from '../db/database.js';
-import type { ListQuery, OrderCreate, OrderStatus, OrderUpdate, Stats } from './schemas.js';
+import type { ListQuery, OrderCreate, OrderStatus, OrderUpdate } from './schemas.js';
 import { WRITABLE_FIELDS } from './schemas.js';
 
 /**
@@ -69,11 +69,14 @@ export async function getOrder(db: Queryable, id: number): Promise<OrderText | u
 }
 
 // The CTE runs before the row is inserted, so the capture trigger (which fires at the end of the
-// statement) sees orders.skip_notify for this transaction only; see db/database.ts.
+// statement) sees orders.skip_notify for this transaction only; see db/database.ts. Parameters carry
+// their column's type: left to inference, coalesce($4, 0) made total_cents an int4 and refused totals
+// above 2^31 − 1 that the column and the schema accept.
 const INSERT_SQL = `
   WITH settings AS (SELECT set_config('orders.skip_notify', $7, true))
   INSERT INTO orders (customer_name, product_name, quantity, total_cents, notes, status)
-  SELECT $1, $2, coalesce($3, 1), coalesce($4, 0), coalesce($5, ''), coalesce($6, 'pending') FROM settings
+  SELECT $1::text, $2::text, coalesce($3::integer, 1), coalesce($4::bigint, 0), coalesce($5::text, ''), coalesce($6::text, 'pending')
+  FROM settings
   RETURNING id, version, order_json(orders)::text AS json`;
 
 export async function insertOrder(db: Queryable, input: OrderCreate): Promise<OrderText> {
@@ -96,9 +99,18 @@ export async function lockOrder(tx: Queryable, id: number): Promise<{ status: Or
   return rows[0];
 }
 
+const COLUMN_TYPES: Record<(typeof WRITABLE_FIELDS)[number], string> = {
+  customer_name: 'text',
+  product_name: 'text',
+  quantity: 'integer',
+  total_cents: 'bigint',
+  notes: 'text',
+  status: 'text',
+};
+
 export async function updateOrder(tx: Queryable, id: number, patch: OrderUpdate): Promise<OrderText> {
   const columns = WRITABLE_FIELDS.filter((f) => patch[f] !== undefined);
-  const sets = columns.map((c, i) => `${c} = $${i + 2}`).join(', ');
+  const sets = columns.map((c, i) => `${c} = $${i + 2}::${COLUMN_TYPES[c]}`).join(', ');
   const { rows } = await tx.query<OrderText>(
     `UPDATE orders SET ${sets} WHERE id = $1 RETURNING id, version, order_json(orders)::text AS json`,
     [id, ...columns.map((c) => patch[c])],
@@ -115,10 +127,15 @@ export async function deleteOrder(db: Queryable, id: number): Promise<boolean> {
   return rowCount === 1;
 }
 
-export async function orderStats(db: Database): Promise<Stats> {
-  const { rows } = await db.query<{ stats: Stats }>(`
+/**
+ * /orders/stats as JSON text. Sums are numeric (sum(bigint) is numeric; a cast back to bigint overflowed
+ * once totals were large) and json_build_object writes numeric with every digit, so the text is exact
+ * even past 2^53, where parsing it into a JavaScript number would round. It is sent as it is.
+ */
+export async function orderStats(db: Database): Promise<string> {
+  const { rows } = await db.query<{ stats: string }>(`
     WITH by_status AS (
-      SELECT status, count(*)::bigint AS count, coalesce(sum(total_cents), 0)::bigint AS total_cents
+      SELECT status, count(*)::bigint AS count, coalesce(sum(total_cents), 0)::numeric AS total_cents
       FROM orders GROUP BY status
     ), minutes AS (
       SELECT generate_series(date_trunc('minute', now()) - interval '59 minutes', date_trunc('minute', now()), interval '1 minute') AS minute
@@ -135,8 +152,8 @@ export async function orderStats(db: Database): Promise<Stats> {
           'minute', to_char(m.minute AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
           'count', coalesce(c.count, 0)) ORDER BY m.minute)
         FROM minutes m LEFT JOIN created c USING (minute))
-    ) AS stats`);
-  return (rows[0] as { stats: Stats }).stats;
+    )::text AS stats`);
+  return (rows[0] as { stats: string }).stats;
 }
 
 export interface StoredResponse {

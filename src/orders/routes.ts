@@ -98,10 +98,12 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
       config: { auth: 'viewer' },
       schema: {
         summary: 'Counts and totals per status, and orders created per minute over the last hour',
+        description:
+          'Sums of `total_cents` are exact JSON integers, written digit for digit by the database; past 2^53 a client must parse them as big numbers to keep every cent.',
         response: { 200: StatsSchema, 503: ProblemSchema },
       },
     },
-    async () => repo.orderStats(db),
+    async (_request, reply) => reply.type(JSON_TYPE).send(preserialized(await repo.orderStats(db))),
   );
 
   app.get(

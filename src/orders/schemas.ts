@@ -2,7 +2,7 @@ import { type Static, Type } from '@sinclair/typebox';
 
 /**
  * The API's request and response shapes: one source for validation (Fastify/Ajv), TypeScript types and
- * the OpenAPI description. Limits mirror the CHECK constraints in migrations/0001_orders.sql.
+ * the OpenAPI description. Limits mirror the CHECK constraints in migrations/0001_orders.sql and 0005.
  */
 export const ORDER_STATUSES = ['pending', 'processing', 'shipped', 'delivered', 'cancelled'] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
@@ -15,7 +15,17 @@ export const OrderStatusSchema = Type.Union(
 const Name = (description: string) =>
   Type.String({ minLength: 1, maxLength: 200, description: `${description} (1–200 characters after trimming)` });
 const Quantity = Type.Integer({ minimum: 1, maximum: 100_000, description: 'Units ordered (1–100000).' });
-const TotalCents = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Order total in cents (≥ 0).' });
+/**
+ * The money ceiling: 10^12 cents ($10 billion) per order, on create, PATCH and PUT alike, and a CHECK
+ * constraint for every other writer (migrations/0005). Far below 2^53, so an order's total is always an
+ * exact JSON number; sums of it (/orders/stats) are numeric in SQL and rendered digit for digit.
+ */
+export const MAX_TOTAL_CENTS = 1_000_000_000_000;
+const TotalCents = Type.Integer({
+  minimum: 0,
+  maximum: MAX_TOTAL_CENTS,
+  description: 'Order total in cents, 0–1000000000000 ($10 billion).',
+});
 const Notes = Type.String({ maxLength: 10_000, description: 'Free text, up to 10,000 characters.' });
 
 export const OrderSchema = Type.Object(
@@ -24,7 +34,7 @@ export const OrderSchema = Type.Object(
     customer_name: Type.String(),
     product_name: Type.String(),
     quantity: Type.Integer(),
-    total_cents: Type.Integer(),
+    total_cents: Type.Integer({ minimum: 0, maximum: MAX_TOTAL_CENTS }),
     notes: Type.String(),
     status: OrderStatusSchema,
     version: Type.Integer({ minimum: 1, description: 'Starts at 1, +1 on every update (by any writer); also the ETag.' }),
@@ -91,10 +101,16 @@ export const IdempotencyKeyHeaderSchema = Type.Object({
   'if-match': Type.Optional(Type.String({ maxLength: 1000 })),
 });
 
+const SumOfCents = Type.Integer({
+  minimum: 0,
+  description:
+    'An exact sum of total_cents, written as a JSON integer with every digit. It can exceed 2^53 (about 9 × 10^15): clients that need exactness there must parse it as a big number.',
+});
+
 export const StatsSchema = Type.Object({
   total_orders: Type.Integer(),
-  total_cents: Type.Integer(),
-  by_status: Type.Record(Type.String(), Type.Object({ count: Type.Integer(), total_cents: Type.Integer() })),
+  total_cents: SumOfCents,
+  by_status: Type.Record(Type.String(), Type.Object({ count: Type.Integer(), total_cents: SumOfCents })),
   per_minute: Type.Array(Type.Object({ minute: Type.String({ format: 'date-time' }), count: Type.Integer() }), {
     description: 'Orders created per minute over the last 60 minutes, oldest first.',
   }),

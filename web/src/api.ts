@@ -1,5 +1,6 @@
 import type { Role } from '../../src/auth/roles.ts';
 import type { Order, OrderStatus } from '../../src/protocol.ts';
+import { parseStatsJson, type Stats } from './money.ts';
 
 export type { Role };
 
@@ -60,12 +61,7 @@ export interface OrderCreate {
 
 export type OrderPatch = Partial<OrderCreate>;
 
-export interface Stats {
-  total_orders: number;
-  total_cents: number;
-  by_status: Record<string, { count: number; total_cents: number }>;
-  per_minute: { minute: string; count: number }[];
-}
+export type { Stats };
 
 export interface OrdersPage {
   orders: Order[];
@@ -171,7 +167,7 @@ export async function listOrders(query: ListQuery): Promise<OrdersPage> {
 }
 
 export async function fetchStats(): Promise<Stats> {
-  return (await (await request('GET', '/orders/stats')).json()) as Stats;
+  return parseStatsJson(await (await request('GET', '/orders/stats')).text());
 }
 
 export async function createOrder(input: OrderCreate, idempotencyKey: string): Promise<Order> {

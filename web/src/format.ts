@@ -1,9 +1,6 @@
-const money = new Intl.NumberFormat(undefined, { style: 'currency', currency: 'USD' });
-const integer = new Intl.NumberFormat();
+export { formatCents } from './money.ts';
 
-export function formatCents(cents: number): string {
-  return money.format(cents / 100);
-}
+const integer = new Intl.NumberFormat();
 
 export function formatCount(n: number): string {
   return integer.format(n);

@@ -28,7 +28,8 @@ export interface Activity {
 
 export interface Summary {
   count: Record<OrderStatus, number>;
-  cents: Record<OrderStatus, number>;
+  /** Exact sums in cents: bigints, since they can pass 2^53 (see money.ts). */
+  cents: Record<OrderStatus, bigint>;
   /** Orders per created minute (epoch ms of the minute), for the chart. */
   perMinute: Map<number, number>;
 }
@@ -38,6 +39,10 @@ const MINUTE = 60_000;
 
 function emptyByStatus(): Record<OrderStatus, number> {
   return { pending: 0, processing: 0, shipped: 0, delivered: 0, cancelled: 0 };
+}
+
+function emptyCents(): Record<OrderStatus, bigint> {
+  return { pending: 0n, processing: 0n, shipped: 0n, delivered: 0n, cancelled: 0n };
 }
 
 function minuteOf(iso: string): number {
@@ -58,7 +63,7 @@ function describeChange(change: Change): string {
 export class OrderStore {
   readonly orders = new Map<number, Order>();
   private readonly tombstones = new Map<number, number>();
-  summary: Summary = { count: emptyByStatus(), cents: emptyByStatus(), perMinute: new Map() };
+  summary: Summary = { count: emptyByStatus(), cents: emptyCents(), perMinute: new Map() };
   summaryLoaded = false;
   activity: Activity[] = [];
   /** id → time of its last change, for the row flash. */
@@ -148,7 +153,7 @@ export class OrderStore {
     const s = this.summary;
     const bump = (o: Order, sign: 1 | -1) => {
       s.count[o.status] += sign;
-      s.cents[o.status] += sign * o.total_cents;
+      s.cents[o.status] += BigInt(sign * o.total_cents);
       const m = minuteOf(o.created_at);
       s.perMinute.set(m, (s.perMinute.get(m) ?? 0) + sign);
     };
@@ -159,10 +164,10 @@ export class OrderStore {
 
   setStats(stats: Stats): void {
     const count = emptyByStatus();
-    const cents = emptyByStatus();
+    const cents = emptyCents();
     for (const status of STATUSES) {
       count[status] = stats.by_status[status]?.count ?? 0;
-      cents[status] = stats.by_status[status]?.total_cents ?? 0;
+      cents[status] = stats.by_status[status]?.total_cents ?? 0n;
     }
     const perMinute = new Map<number, number>();
     for (const p of stats.per_minute) perMinute.set(Date.parse(p.minute), p.count);

@@ -13,7 +13,7 @@ export function Summary({ dashboard }: { dashboard: Dashboard }) {
   const { summary, summaryLoaded } = dashboard.store;
   const total = STATUSES.reduce((n, s) => n + summary.count[s], 0);
   // Revenue counts what is not cancelled.
-  const revenue = STATUSES.filter((s) => s !== 'cancelled').reduce((n, s) => n + summary.cents[s], 0);
+  const revenue = STATUSES.filter((s) => s !== 'cancelled').reduce((n, s) => n + summary.cents[s], 0n);
   return (
     <section class="summary" aria-label="Summary" aria-busy={!summaryLoaded}>
       <div class="cards">
