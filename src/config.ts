@@ -39,6 +39,42 @@ export const ConfigSchema = Type.Object({
   DB_QUERY_TIMEOUT_MS: Int(100, 600_000, 15_000, 'Give up on a query whose answer does not arrive (answers 503).'),
   DB_MIGRATE: Bool(true, 'Apply pending migrations at startup.'),
   BODY_LIMIT_BYTES: Int(1024, 10 * 1024 * 1024, 64 * 1024, 'Largest accepted request body (413 above).'),
+  HTTP_HEADERS_TIMEOUT_MS: Int(
+    0,
+    600_000,
+    10_000,
+    'A client must send its complete request headers within this long (408, then closed; 0 = no limit).',
+  ),
+  HTTP_REQUEST_TIMEOUT_MS: Int(
+    0,
+    3_600_000,
+    30_000,
+    'A client must send its whole request, body included, within this long (408, then closed; 0 = no limit). Not a limit on answering it.',
+  ),
+  HTTP_CONNECTION_TIMEOUT_MS: Int(
+    0,
+    3_600_000,
+    60_000,
+    'A connection with no traffic either way for this long is closed, also while its request is being answered (WebSockets excepted; 0 = never).',
+  ),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: Int(
+    100,
+    3_600_000,
+    72_000,
+    "An idle keep-alive connection is closed after this long; keep it above a proxy's upstream idle timeout (nginx: 60 s).",
+  ),
+  HTTP_MAX_CONNECTIONS: Int(
+    0,
+    10_000_000,
+    20_000,
+    'Open connections in total, WebSockets included; more are closed at once (0 = no limit).',
+  ),
+  HTTP_MAX_CONNECTIONS_PER_ADDRESS: Int(
+    0,
+    10_000_000,
+    2500,
+    'Open connections from one address, WebSockets included; more are closed at once. Not applied to TRUST_PROXY addresses (0 = no limit).',
+  ),
   IDEMPOTENCY_TTL_HOURS: Int(1, 24 * 30, 24, 'How long an Idempotency-Key and its response are kept.'),
   FEED_SERVICE_DOORBELL: Bool(
     true,
@@ -87,7 +123,10 @@ export const ConfigSchema = Type.Object({
       'With authentication off, the Host names (comma-separated, no port) served besides localhost, 127.0.0.1 and [::1]; any other Host gets 421 (DNS rebinding).',
   }),
   AUTH_CACHE_MS: Int(0, 600_000, 5000, 'How long a token lookup is cached; also how long a revoked token keeps working at most.'),
-  ALLOW_UNAUTHENTICATED: Bool(false, 'Serve a non-loopback HOST with no credentials configured (everyone is admin). Never in production.'),
+  ALLOW_UNAUTHENTICATED: Bool(
+    false,
+    'Serve a non-loopback HOST with no credentials configured (everyone is admin until the first token is created). Never in production.',
+  ),
   RATE_LIMIT_PER_MINUTE: Int(0, 10_000_000, 6000, 'Requests per minute per client address (0 = no limit; 429 above).'),
   RATE_LIMIT_PER_TOKEN_PER_MINUTE: Int(0, 10_000_000, 6000, 'Requests per minute per credential (0 = no limit; 429 above).'),
   CORS_ORIGINS: Type.String({ default: '', description: 'Comma-separated origins allowed by CORS (empty: CORS off).' }),
@@ -142,6 +181,9 @@ export function parseConfig(raw: Record<string, string | undefined>): Config {
   const config = withDefaults as Static<typeof ConfigSchema>;
   if (config.LISTENER_BACKOFF_MAX_MS < config.LISTENER_BACKOFF_MIN_MS) {
     throw new ConfigError('invalid LISTENER_BACKOFF_MAX_MS: must be at least LISTENER_BACKOFF_MIN_MS');
+  }
+  if (config.HTTP_REQUEST_TIMEOUT_MS > 0 && config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError('invalid HTTP_HEADERS_TIMEOUT_MS: must be at most HTTP_REQUEST_TIMEOUT_MS (the headers are part of the request)');
   }
   return Object.freeze(config);
 }
