@@ -183,7 +183,10 @@ describe('Idempotency-Key', () => {
     const holder = await db.sql.connect();
     try {
       await holder.query('BEGIN');
-      await holder.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 4242))', [JSON.stringify(['', 'k-inflight'])]);
+      // The key's lock is scoped like the key: principal ('local' with authentication off), method, path.
+      await holder.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 4242))', [
+        JSON.stringify(['local', 'POST', '/orders', 'k-inflight']),
+      ]);
       const res = await api('POST', '/orders', body, { 'Idempotency-Key': 'k-inflight' });
       expectProblem(res, 409, 'idempotency-key-in-use');
     } finally {

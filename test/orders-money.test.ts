@@ -199,11 +199,17 @@ describe('migration 0005 on a database with data', () => {
     }
   }
 
-  it('validates the ceiling when every row is within it, keeping the data', async () => {
+  it('validates the ceiling when every row is within it, keeping the data; drops unscoped idempotency keys', async () => {
     await withFreshDatabase(async (client, migrate) => {
       await migrate(4);
       await client.query(`INSERT INTO orders (customer_name, product_name, total_cents) VALUES ('a', 'b', 0), ('c', 'd', ${CEILING})`);
+      await client.query(`INSERT INTO idempotency_keys (key, request_hash, status_code, headers, body) VALUES ('k', 'h', 201, '{}', '{}')`);
       await migrate(5);
+      expect((await client.query('SELECT count(*)::int AS n FROM idempotency_keys')).rows).toEqual([{ n: 0 }]);
+      const pk = await client.query(
+        "SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = 'idempotency_keys'::regclass AND contype = 'p'",
+      );
+      expect(pk.rows).toEqual([{ def: 'PRIMARY KEY (principal, method, path, key)' }]);
       const { rows } = await client.query("SELECT convalidated FROM pg_constraint WHERE conname = 'orders_total_cents_ceiling'");
       expect(rows).toEqual([{ convalidated: true }]);
       expect((await client.query('SELECT total_cents::text AS t FROM orders ORDER BY id')).rows).toEqual([

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Database } from '../db/database.js';
+import type { Database, Queryable } from '../db/database.js';
 import { ApiError } from '../errors.js';
 import * as repo from './repository.js';
 import type { OrderCreate, OrderUpdate } from './schemas.js';
@@ -7,14 +7,16 @@ import { canMove, NEXT_STATUSES } from './transitions.js';
 
 /** The write paths of the orders API: each one transaction, with the checks that must hold inside it. */
 
-export interface CreateResult {
+/** A write's response: what the route sends, and whether it is a stored one replayed. */
+export interface WriteResult {
   status: number;
+  /** JSON text; 'null' for a 204. */
   body: string;
   headers: Record<string, string>;
   replayed: boolean;
 }
 
-function createdResponse(order: repo.OrderText): CreateResult {
+function createdResponse(order: repo.OrderText): WriteResult {
   return {
     status: 201,
     body: order.json,
@@ -23,8 +25,14 @@ function createdResponse(order: repo.OrderText): CreateResult {
   };
 }
 
-function requestHash(body: unknown): string {
-  const canonical = JSON.stringify(body, (_k, v: unknown) =>
+function updatedResponse(order: repo.OrderText): WriteResult {
+  return { status: 200, body: order.json, headers: { etag: `"${order.version}"` }, replayed: false };
+}
+
+const DELETED: WriteResult = { status: 204, body: 'null', headers: {}, replayed: false };
+
+function requestHash(request: unknown): string {
+  const canonical = JSON.stringify(request, (_k, v: unknown) =>
     v && typeof v === 'object' && !Array.isArray(v)
       ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
       : v,
@@ -32,25 +40,29 @@ function requestHash(body: unknown): string {
   return createHash('sha256').update(canonical).digest('hex');
 }
 
-export async function createOrder(db: Database, input: OrderCreate): Promise<CreateResult> {
-  return createdResponse(await repo.insertOrder(db, input));
+/** An Idempotency-Key as it arrived, with its scope (principal, method, path) and how long it is kept. */
+export interface Idempotency {
+  scope: repo.IdempotencyScope;
+  ttlHours: number;
 }
 
 /**
- * POST /orders with an Idempotency-Key. The stored outcome is written in the same transaction as the
- * order, so a crash leaves neither and the key free to retry. A concurrent request with the same key
- * finds the advisory lock taken and gets 409 rather than waiting.
+ * Runs a write under an Idempotency-Key, the same way for every method. The stored outcome is written in
+ * the same transaction as the write, so a crash leaves neither and the key free to retry; a refusal (an
+ * ApiError) rolls back and stores nothing, so a corrected retry may use the same key. A concurrent
+ * request with the same key finds the advisory lock taken and gets 409 rather than waiting. `request`
+ * is everything that makes two requests "the same" besides the scope (the body, If-Match).
  */
-export async function createOrderIdempotent(
+async function idempotent(
   db: Database,
-  input: OrderCreate,
-  scope: string,
-  key: string,
-  ttlHours: number,
-): Promise<CreateResult> {
-  const hash = requestHash(input);
+  idempotency: Idempotency,
+  request: unknown,
+  write: (tx: Queryable) => Promise<WriteResult>,
+): Promise<WriteResult> {
+  const { scope, ttlHours } = idempotency;
+  const hash = requestHash(request);
   return db.transaction(async (tx) => {
-    if (!(await repo.tryLockIdempotencyKey(tx, scope, key))) {
+    if (!(await repo.tryLockIdempotencyKey(tx, scope))) {
       throw new ApiError(
         'idempotency-key-in-use',
         'A request with this Idempotency-Key is still being processed; retry shortly.',
@@ -58,18 +70,18 @@ export async function createOrderIdempotent(
         { 'retry-after': '1' },
       );
     }
-    const stored = await repo.findIdempotentResponse(tx, scope, key, ttlHours);
+    const stored = await repo.findIdempotentResponse(tx, scope, ttlHours);
     if (stored) {
       if (stored.request_hash !== hash) {
         throw new ApiError(
           'idempotency-key-reused',
-          'This Idempotency-Key was first used with a different request body; use a new key for a new request.',
+          'This Idempotency-Key was first used with a different request; use a new key for a new request.',
         );
       }
       return { status: stored.status_code, body: stored.body, headers: stored.headers, replayed: true };
     }
-    const result = createdResponse(await repo.insertOrder(tx, input));
-    await repo.storeIdempotentResponse(tx, scope, key, {
+    const result = await write(tx);
+    await repo.storeIdempotentResponse(tx, scope, {
       request_hash: hash,
       status_code: result.status,
       headers: result.headers,
@@ -77,6 +89,11 @@ export async function createOrderIdempotent(
     });
     return result;
   });
+}
+
+export async function createOrder(db: Database, input: OrderCreate, idempotency?: Idempotency): Promise<WriteResult> {
+  if (!idempotency) return createdResponse(await repo.insertOrder(db, input));
+  return idempotent(db, idempotency, input, async (tx) => createdResponse(await repo.insertOrder(tx, input)));
 }
 
 export interface Precondition {
@@ -99,34 +116,51 @@ async function preconditionFailed(db: Parameters<typeof repo.getOrder>[0], id: n
   );
 }
 
-export async function updateOrder(db: Database, id: number, patch: OrderUpdate, precondition?: Precondition): Promise<repo.OrderText> {
-  return db.transaction(async (tx) => {
-    const current = await repo.lockOrder(tx, id);
-    if (!current) throw new ApiError('not-found', `Order ${id} does not exist.`);
-    if (!checkPrecondition(current, precondition)) throw await preconditionFailed(tx, id);
-    if (patch.status && !canMove(current.status, patch.status)) {
-      const allowed = NEXT_STATUSES[current.status];
-      throw new ApiError(
-        'invalid-transition',
-        allowed.length
-          ? `An order in status ${current.status} can move to ${allowed.join(', ')}, not ${patch.status}.`
-          : `An order in status ${current.status} is final and cannot move to ${patch.status}.`,
-        { current_status: current.status, allowed_next_statuses: allowed },
-      );
-    }
-    return repo.updateOrder(tx, id, patch);
-  });
+async function updateLocked(tx: Queryable, id: number, patch: OrderUpdate, precondition: Precondition | undefined): Promise<WriteResult> {
+  const current = await repo.lockOrder(tx, id);
+  if (!current) throw new ApiError('not-found', `Order ${id} does not exist.`);
+  if (!checkPrecondition(current, precondition)) throw await preconditionFailed(tx, id);
+  if (patch.status && !canMove(current.status, patch.status)) {
+    const allowed = NEXT_STATUSES[current.status];
+    throw new ApiError(
+      'invalid-transition',
+      allowed.length
+        ? `An order in status ${current.status} can move to ${allowed.join(', ')}, not ${patch.status}.`
+        : `An order in status ${current.status} is final and cannot move to ${patch.status}.`,
+      { current_status: current.status, allowed_next_statuses: allowed },
+    );
+  }
+  return updatedResponse(await repo.updateOrder(tx, id, patch));
 }
 
-export async function deleteOrder(db: Database, id: number, precondition?: Precondition): Promise<void> {
-  if (!precondition) {
-    if (!(await repo.deleteOrder(db, id))) throw new ApiError('not-found', `Order ${id} does not exist.`);
-    return;
+export async function updateOrder(
+  db: Database,
+  id: number,
+  patch: OrderUpdate,
+  precondition?: Precondition,
+  idempotency?: Idempotency,
+): Promise<WriteResult> {
+  if (!idempotency) return db.transaction((tx) => updateLocked(tx, id, patch, precondition));
+  return idempotent(db, idempotency, { body: patch, precondition: precondition ?? null }, (tx) =>
+    updateLocked(tx, id, patch, precondition),
+  );
+}
+
+async function deleteLocked(tx: Queryable, id: number, precondition: Precondition): Promise<WriteResult> {
+  const current = await repo.lockOrder(tx, id);
+  if (!current) throw new ApiError('not-found', `Order ${id} does not exist.`);
+  if (!checkPrecondition(current, precondition)) throw await preconditionFailed(tx, id);
+  await repo.deleteOrder(tx, id);
+  return DELETED;
+}
+
+export async function deleteOrder(db: Database, id: number, precondition?: Precondition, idempotency?: Idempotency): Promise<WriteResult> {
+  if (idempotency) {
+    return idempotent(db, idempotency, { precondition: precondition ?? null }, (tx) =>
+      deleteLocked(tx, id, precondition ?? { versions: '*' }),
+    );
   }
-  await db.transaction(async (tx) => {
-    const current = await repo.lockOrder(tx, id);
-    if (!current) throw new ApiError('not-found', `Order ${id} does not exist.`);
-    if (!checkPrecondition(current, precondition)) throw await preconditionFailed(tx, id);
-    await repo.deleteOrder(tx, id);
-  });
+  if (precondition) return db.transaction((tx) => deleteLocked(tx, id, precondition));
+  if (!(await repo.deleteOrder(db, id))) throw new ApiError('not-found', `Order ${id} does not exist.`);
+  return DELETED;
 }

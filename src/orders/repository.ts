@@ -160,42 +160,63 @@ export interface StoredResponse {
   request_hash: string;
   status_code: number;
   headers: Record<string, string>;
-  /** The response body as JSON text. */
+  /** The response body as JSON text ('null' for a 204). */
   body: string;
+}
+
+/**
+ * What an Idempotency-Key is unique within: the credential that sent it and the route it was sent to.
+ * The same key from another token, or on another method or order, is another key.
+ */
+export interface IdempotencyScope {
+  /** The principal's id: `db:<id>`, `env:<n>`, or `local` when authentication is off. */
+  principal: string;
+  method: 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** The canonical path: `/orders` or `/orders/<id>`. */
+  path: string;
+  key: string;
 }
 
 /**
  * False when another transaction holds the key right now (a concurrent request with the same key).
  * The lock is transaction-scoped: it ends with the transaction that stores the outcome.
  */
-export async function tryLockIdempotencyKey(tx: Queryable, scope: string, key: string): Promise<boolean> {
+export async function tryLockIdempotencyKey(tx: Queryable, scope: IdempotencyScope): Promise<boolean> {
   const { rows } = await tx.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock(hashtextextended($1, 4242)) AS locked', [
-    JSON.stringify([scope, key]),
+    JSON.stringify([scope.principal, scope.method, scope.path, scope.key]),
   ]);
   return rows[0]?.locked === true;
 }
 
 export async function findIdempotentResponse(
   tx: Queryable,
-  scope: string,
-  key: string,
+  scope: IdempotencyScope,
   ttlHours: number,
 ): Promise<StoredResponse | undefined> {
   const { rows } = await tx.query<StoredResponse>(
     `SELECT request_hash, status_code, headers, body::text AS body FROM idempotency_keys
-     WHERE scope = $1 AND key = $2 AND created_at > now() - make_interval(hours => $3)`,
-    [scope, key, ttlHours],
+     WHERE principal = $1 AND method = $2 AND path = $3 AND key = $4 AND created_at > now() - make_interval(hours => $5)`,
+    [scope.principal, scope.method, scope.path, scope.key, ttlHours],
   );
   return rows[0];
 }
 
-export async function storeIdempotentResponse(tx: Queryable, scope: string, key: string, response: StoredResponse): Promise<void> {
+export async function storeIdempotentResponse(tx: Queryable, scope: IdempotencyScope, response: StoredResponse): Promise<void> {
   await tx.query(
-    `INSERT INTO idempotency_keys (scope, key, request_hash, status_code, headers, body)
-     VALUES ($1, $2, $3, $4, $5, $6::json)
-     ON CONFLICT (scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, status_code = EXCLUDED.status_code,
-       headers = EXCLUDED.headers, body = EXCLUDED.body, created_at = now()`,
-    [scope, key, response.request_hash, response.status_code, JSON.stringify(response.headers), response.body],
+    `INSERT INTO idempotency_keys (principal, method, path, key, request_hash, status_code, headers, body)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::json)
+     ON CONFLICT (principal, method, path, key) DO UPDATE SET request_hash = EXCLUDED.request_hash,
+       status_code = EXCLUDED.status_code, headers = EXCLUDED.headers, body = EXCLUDED.body, created_at = now()`,
+    [
+      scope.principal,
+      scope.method,
+      scope.path,
+      scope.key,
+      response.request_hash,
+      response.status_code,
+      JSON.stringify(response.headers),
+      response.body,
+    ],
   );
 }
 

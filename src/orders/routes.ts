@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Database } from '../db/database.js';
 import { ApiError } from '../errors.js';
 import { ProblemSchema } from '../http/problem-schema.js';
@@ -44,6 +45,29 @@ function parseIfMatch(header: string | undefined): commands.Precondition | undef
     versions.push(Number(m[1]));
   }
   return { versions };
+}
+
+/**
+ * The Idempotency-Key of a write, scoped to who sent it and where: the same key from another credential,
+ * or on another method or order, is a different key (so one caller can neither replay nor probe another's).
+ */
+function idempotencyOf(
+  request: FastifyRequest,
+  method: repo.IdempotencyScope['method'],
+  path: string,
+  ttlHours: number,
+): commands.Idempotency | undefined {
+  const key = request.headers['idempotency-key'];
+  if (typeof key !== 'string') return undefined;
+  return { scope: { principal: request.principal?.id ?? 'anonymous', method, path, key }, ttlHours };
+}
+
+function sendWrite(reply: FastifyReply, result: commands.WriteResult, afterWrite: () => void): FastifyReply {
+  if (result.replayed) reply.header('idempotent-replayed', 'true');
+  else afterWrite();
+  reply.code(result.status).headers(result.headers);
+  if (result.status === 204) return reply.send(null);
+  return reply.type(JSON_TYPE).send(preserialized(result.body));
 }
 
 /** Names are compared and stored trimmed; trimming before validation makes "1–200 after trim" exact. */
@@ -134,20 +158,15 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
       schema: {
         summary: 'Create an order',
         description:
-          'With `Idempotency-Key`, the first outcome is stored and replayed for repeats with the same body (for IDEMPOTENCY_TTL_HOURS); the same key with a different body is 422, and a repeat while the first is in flight is 409.',
+          'With `Idempotency-Key`, the first outcome is stored and replayed for repeats with the same body (for IDEMPOTENCY_TTL_HOURS); the same key with a different body is 422, and a repeat while the first is in flight is 409. Keys are scoped to the credential, the method and the path.',
         body: OrderCreateSchema,
         headers: IdempotencyKeyHeaderSchema,
         response: { 201: OrderSchema, ...errorResponses },
       },
     },
     async (request, reply) => {
-      const key = request.headers['idempotency-key'];
-      const result = key
-        ? await commands.createOrderIdempotent(db, request.body, '', key, idempotencyTtlHours)
-        : await commands.createOrder(db, request.body);
-      if (result.replayed) reply.header('idempotent-replayed', 'true');
-      else afterWrite();
-      return reply.code(result.status).headers(result.headers).type(JSON_TYPE).send(preserialized(result.body));
+      const idempotency = idempotencyOf(request, 'POST', '/orders', idempotencyTtlHours);
+      return sendWrite(reply, await commands.createOrder(db, request.body, idempotency), afterWrite);
     },
   );
 
@@ -160,17 +179,17 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
       schema: {
         summary: method === 'PATCH' ? 'Change some fields of an order' : 'Change some fields of an order (same as PATCH)',
         description:
-          'Any non-empty subset of the writable fields. `If-Match: "<version>"` makes it conditional (412 when stale). Status moves forward only (409 names the allowed next statuses).',
+          'Any non-empty subset of the writable fields. `If-Match: "<version>"` makes it conditional (412 when stale). Status moves forward only (409 names the allowed next statuses). `Idempotency-Key` works as on POST: a repeat with the same body and If-Match replays the first response instead of changing the order again.',
         params: IdParamsSchema,
         body: OrderUpdateSchema,
         headers: IdempotencyKeyHeaderSchema,
         response: { 200: OrderSchema, ...errorResponses },
       },
       handler: async (request, reply) => {
+        const { id } = request.params;
         const precondition = parseIfMatch(request.headers['if-match']);
-        const order = await commands.updateOrder(db, request.params.id, request.body, precondition);
-        afterWrite();
-        return reply.header('etag', `"${order.version}"`).type(JSON_TYPE).send(preserialized(order.json));
+        const idempotency = idempotencyOf(request, method, `/orders/${id}`, idempotencyTtlHours);
+        return sendWrite(reply, await commands.updateOrder(db, id, request.body, precondition, idempotency), afterWrite);
       },
     });
   }
@@ -181,15 +200,17 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
       config: { auth: 'admin' },
       schema: {
         summary: 'Delete an order',
+        description: 'Optional `If-Match`. With `Idempotency-Key` (as on POST) a repeat replays the first 204 instead of answering 404.',
         params: IdParamsSchema,
         headers: IdempotencyKeyHeaderSchema,
         response: { 204: Type.Null(), ...errorResponses },
       },
     },
     async (request, reply) => {
-      await commands.deleteOrder(db, request.params.id, parseIfMatch(request.headers['if-match']));
-      afterWrite();
-      return reply.code(204).send(null);
+      const { id } = request.params;
+      const precondition = parseIfMatch(request.headers['if-match']);
+      const idempotency = idempotencyOf(request, 'DELETE', `/orders/${id}`, idempotencyTtlHours);
+      return sendWrite(reply, await commands.deleteOrder(db, id, precondition, idempotency), afterWrite);
     },
   );
 };

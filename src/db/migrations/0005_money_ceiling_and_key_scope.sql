@@ -21,4 +21,19 @@ BEGIN
   END IF;
 END $$;
 
+-- Idempotency keys belong to the credential that sent them and to the method and path they were sent
+-- to: the same key from another token, or on another route, is another key. The old `scope` column was
+-- always ''. Stored responses live for IDEMPOTENCY_TTL_HOURS only and cannot be attributed to a
+-- credential after the fact, so they are dropped rather than guessed.
+DELETE FROM idempotency_keys;
+ALTER TABLE idempotency_keys DROP CONSTRAINT idempotency_keys_pkey;
+ALTER TABLE idempotency_keys DROP COLUMN scope;
+ALTER TABLE idempotency_keys
+  ADD COLUMN principal text NOT NULL CHECK (char_length(principal) BETWEEN 1 AND 200),
+  ADD COLUMN method text NOT NULL CHECK (method IN ('POST', 'PUT', 'PATCH', 'DELETE')),
+  ADD COLUMN path text NOT NULL CHECK (char_length(path) BETWEEN 1 AND 200);
+ALTER TABLE idempotency_keys ADD PRIMARY KEY (principal, method, path, key);
+
+COMMENT ON COLUMN idempotency_keys.principal IS 'The credential that sent the key (db:<id>, env:<n>, or local).';
+
 INSERT INTO schema_migrations (version, name) VALUES (5, 'money_ceiling_and_key_scope');
