@@ -71,6 +71,8 @@ async function startServiceProcess(dbUrl: string, extraEnv: Record<string, strin
       RATE_LIMIT_PER_TOKEN_PER_MINUTE: '0',
       WS_MAX_CONNECTIONS_PER_ADDRESS: '0',
       WS_MAX_CONNECTIONS_PER_TOKEN: '0',
+      HTTP_MAX_CONNECTIONS_PER_ADDRESS: '0',
+      HTTP_MAX_CONNECTIONS: '0',
       ...extraEnv,
     },
     stdio: ['ignore', 'inherit', 'inherit'],

@@ -14,6 +14,7 @@ import type { Database } from './db/database.js';
 import { ApiError } from './errors.js';
 import type { ChangeFeed } from './feed/feed.js';
 import type { Listener } from './feed/listener.js';
+import { limitConnections, slowClientOptions } from './http/connection-limits.js';
 import { installProblemHandlers } from './http/problems.js';
 import { validatorCompiler } from './http/validation.js';
 import { debugRoutes } from './ops/debug.js';
@@ -54,9 +55,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID();
     },
     return503OnClosing: true,
+    ...slowClientOptions(config),
     trustProxy: config.TRUST_PROXY === 'true' ? true : config.TRUST_PROXY ? list(config.TRUST_PROXY) : false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  limitConnections(app.server, {
+    total: config.HTTP_MAX_CONNECTIONS,
+    perAddress: config.HTTP_MAX_CONNECTIONS_PER_ADDRESS,
+    trustProxy: config.TRUST_PROXY,
+    log: deps.log,
+  });
   app.setValidatorCompiler(validatorCompiler);
   // JSON only: text/plain and the rest get 415.
   app.removeContentTypeParser(['text/plain']);

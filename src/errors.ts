@@ -6,10 +6,12 @@
 export const PROBLEMS = {
   'validation-failed': { status: 400, title: 'The request is not valid' },
   'malformed-json': { status: 400, title: 'The request body is not valid JSON' },
+  'malformed-request': { status: 400, title: 'The request is not valid HTTP' },
   unauthorized: { status: 401, title: 'Authentication is required' },
   forbidden: { status: 403, title: 'Not allowed for this role' },
   'not-found': { status: 404, title: 'Not found' },
   'method-not-allowed': { status: 405, title: 'Method not allowed' },
+  'request-timeout': { status: 408, title: 'The request did not arrive in time' },
   'invalid-transition': { status: 409, title: 'This status change is not allowed' },
   'idempotency-key-in-use': { status: 409, title: 'A request with this Idempotency-Key is still in progress' },
   'precondition-failed': { status: 412, title: 'The order has changed since you read it' },
@@ -18,6 +20,7 @@ export const PROBLEMS = {
   'unsupported-media-type': { status: 415, title: 'Unsupported content type' },
   'idempotency-key-reused': { status: 422, title: 'This Idempotency-Key was used with a different request' },
   'too-many-requests': { status: 429, title: 'Too many requests' },
+  'headers-too-large': { status: 431, title: 'The request headers are too large' },
   'internal-error': { status: 500, title: 'Internal error' },
   'database-unavailable': { status: 503, title: 'The database is unavailable' },
 } as const;
