@@ -12,8 +12,18 @@ export const OrderStatusSchema = Type.Union(
   { description: 'Lifecycle: pending → processing | shipped | cancelled; processing → shipped | cancelled; shipped → delivered.' },
 );
 
+/**
+ * A name needs one character a person can see: whitespace, zero-width and other format characters,
+ * and the Hangul and Braille blanks alone would make an order that nobody can find or tell apart.
+ */
+const VISIBLE = '[^\\s\\u00AD\\u034F\\u115F\\u1160\\u180E\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u206F\\u2800\\u3164\\uFEFF\\uFFA0]';
 const Name = (description: string) =>
-  Type.String({ minLength: 1, maxLength: 200, description: `${description} (1–200 characters after trimming)` });
+  Type.String({
+    minLength: 1,
+    maxLength: 200,
+    pattern: VISIBLE,
+    description: `${description}: 1–200 characters after trimming, at least one of them visible`,
+  });
 const Quantity = Type.Integer({ minimum: 1, maximum: 100_000, description: 'Units ordered (1–100000).' });
 /**
  * The money ceiling: 10^12 cents ($10 billion) per order, on create, PATCH and PUT alike, and a CHECK

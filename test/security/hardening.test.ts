@@ -54,3 +54,20 @@ it('shows anonymous readiness probes whether each check passed, and the details 
   expect(full.body.checks.feed).toHaveProperty('head');
   expect(full.body.checks.websocket).toHaveProperty('clients');
 });
+
+it('refuses names made only of invisible characters, on create and update, changing nothing', async () => {
+  const auth = { authorization: `Bearer ${admin}` };
+  const before = (await db.sql.query('SELECT count(*)::int AS n, max(version) AS v FROM orders')).rows[0];
+  for (const name of ['\u200B', '\u200B\u200C\u200D\uFEFF', ' \u2060 ', '\u3164', '\u2800\u00AD']) {
+    const res = await http<any>(svc.url, 'POST', '/orders', { customer_name: name, product_name: 'Ghost' }, auth);
+    expect(res.status, JSON.stringify(name)).toBe(400);
+    expect(res.body.errors).toEqual([{ field: 'customer_name', message: expect.stringMatching(/visible/) }]);
+  }
+  const created = await http<any>(svc.url, 'POST', '/orders', { customer_name: '\u200BZoë', product_name: 'Visible' }, auth);
+  expect(created.status).toBe(201);
+  const patched = await http<any>(svc.url, 'PATCH', `/orders/${created.body.id}`, { product_name: '\u200B' }, auth);
+  expect(patched.status).toBe(400);
+  expect((await db.sql.query('SELECT product_name FROM orders WHERE id = $1', [created.body.id])).rows[0].product_name).toBe('Visible');
+  const after = (await db.sql.query('SELECT count(*)::int AS n FROM orders')).rows[0];
+  expect(after.n).toBe(before.n + 1);
+});
