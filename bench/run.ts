@@ -145,7 +145,7 @@ async function runWriter(mode: 'rest' | 'sql', baseUrl: string, dbUrl: string, r
 }
 
 async function truncate(sql: pg.Pool) {
-  await sql.query('TRUNCATE orders, order_changes RESTART IDENTITY');
+  await sql.query("SELECT set_config('orders.allow_truncate', 'on', true); TRUNCATE orders, order_changes RESTART IDENTITY");
 }
 
 async function latency(svc: { baseUrl: string; wsUrl: string; pid: number }, dbUrl: string, sql: pg.Pool) {

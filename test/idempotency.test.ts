@@ -50,7 +50,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await db.sql.query('TRUNCATE orders, idempotency_keys RESTART IDENTITY');
+  await db.sql.query("SELECT set_config('orders.allow_truncate', 'on', true); TRUNCATE orders, idempotency_keys RESTART IDENTITY");
 });
 
 describe('keys are scoped per credential', () => {

@@ -242,9 +242,24 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   }
   await stopOrphan(dataDir, log);
   const port = options.port || (await freePort());
+  // max_prepared_transactions: two-phase commit writers (PREPARE TRANSACTION) work against the embedded
+  // database too (README, Database); each slot costs a little shared memory.
   const child = spawn(
     bin.postgres,
-    ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300'],
+    [
+      '-D',
+      dataDir,
+      '-p',
+      String(port),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'max_connections=300',
+      '-c',
+      'max_prepared_transactions=64',
+    ],
     { ...user, env: POSTGRES_ENV, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   await waitUntilReady(child, log);

@@ -90,7 +90,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await db.sql.query('TRUNCATE orders RESTART IDENTITY');
+  await db.sql.query("SELECT set_config('orders.allow_truncate', 'on', true); TRUNCATE orders RESTART IDENTITY");
   context = await browser.newContext();
 });
 
