@@ -1,102 +1,231 @@
 /**
- * Feed cursors. A position `"<xid>-<seq>"` names one change in feed order (xid, seq): a client at it has
- * that change and everything before it. A snapshot `"<xmin>:<xmax>:<xip,…>"` (PostgreSQL's
- * txid_current_snapshot() text) is what GET /orders hands out: a client at it has exactly the changes
- * of transactions visible in that snapshot, which need not be a prefix of the feed (a transaction that
- * started later can commit earlier). Both are opaque to clients.
+ * Feed cursors are PostgreSQL snapshots. A cursor says which changes a client has: every change of every
+ * transaction visible in its snapshot (text `xmin:xmax:xip,…`, as txid_current_snapshot() prints it),
+ * plus, rarely, the first changes of a transaction too large for one message (`:xid-seq,…` after the
+ * snapshot: that transaction's changes up to seq). A transaction's changes become visible exactly when
+ * it commits, so "what the client has" never depends on transactions still running: a reader takes a
+ * new snapshot S₂ in the same statement as its rows and hands out what S₂ sees and the previous cursor
+ * does not (PgQ cuts its batches between two ticks the same way).
  *
- * A snapshot client that then receives changes of a transaction the snapshot saw in progress holds a
- * third shape, `"<xid>-<seq>:<xmax>:<xip,…>"`: everything up to that position, plus what the snapshot
- * saw below xmax. Neither a position nor the original snapshot says that exactly (the position would
- * resend what the snapshot had; the snapshot would resend what came since), so a resume from either
- * would deliver changes twice. A plain snapshot is this shape at position (xmin, 0).
+ * This module is the algebra on those cursors, pure and total: membership, union, containment and
+ * truncation. Everything else (the feed's reads, the hub's filtering, catch-up, retention, resume on
+ * another instance) is written with these functions and nothing else.
+ *
+ * Snapshot semantics, for a transaction id x: had ⇔ x < xmin, or x < xmax and x ∉ xip. Snapshots built
+ * here are normalised (xip sorted, unique, inside [xmin, xmax); xmin = min(xip ∪ {xmax})), so two
+ * cursors that have the same changes have the same text.
  */
-export interface Position {
-  xid: number;
-  seq: number;
+export interface Snapshot {
+  readonly xmin: number;
+  readonly xmax: number;
+  /** Sorted ascending, unique, each in [xmin, xmax). */
+  readonly xip: readonly number[];
 }
 
-export type Cursor =
-  | ({ kind: 'position' } & Position)
-  | {
-      kind: 'snapshot';
-      xmin: number;
-      xmax: number;
-      xip: ReadonlySet<number>;
-      /** Everything at or before this position is had ((xmin, 0) for a snapshot straight from GET /orders). */
-      through: Position;
-      text: string;
-    };
-
-export const ORIGIN: Position = { xid: 0, seq: 0 };
-
-export function comparePositions(a: Position, b: Position): number {
-  return a.xid - b.xid || a.seq - b.seq;
+/** The first changes (seq ≤ seq) of a transaction the snapshot does not have. */
+export interface Partial {
+  readonly xid: number;
+  readonly seq: number;
 }
 
-export function formatPosition(p: Position): string {
-  return `${p.xid}-${p.seq}`;
+export interface Cursor {
+  readonly snapshot: Snapshot;
+  /** Sorted by xid, at most one per xid, none for a transaction the snapshot has. */
+  readonly partials: readonly Partial[];
 }
+
+/** A cursor text is refused (reset, cursor-malformed) beyond these: the work per cursor stays bounded. */
+export const MAX_CURSOR_LENGTH = 20_000;
+export const MAX_XIP = 4096;
+const MAX_PARTIALS = 16;
+
+/** No change at all (PostgreSQL assigns normal transaction ids from 3). */
+export const EMPTY: Cursor = { snapshot: { xmin: 1, xmax: 1, xip: [] }, partials: [] };
 
 const MAX_ID = Number.MAX_SAFE_INTEGER;
 
-function id(text: string): number | undefined {
-  if (!/^\d{1,16}$/.test(text)) return undefined;
+function id(text: string | undefined): number | undefined {
+  if (text === undefined || !/^\d{1,16}$/.test(text)) return undefined;
   const n = Number(text);
   return n <= MAX_ID ? n : undefined;
 }
 
-export function parseCursor(text: string): Cursor | undefined {
-  if (text.length > 20_000) return undefined;
-  const pos = /^(\d+)-(\d+)$/.exec(text);
-  if (pos) {
-    const xid = id(pos[1] as string);
-    const seq = id(pos[2] as string);
-    return xid === undefined || seq === undefined ? undefined : { kind: 'position', xid, seq };
+/** The index of the first element ≥ x in a sorted array. */
+function lowerIndex(sorted: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((sorted[mid] as number) < x) lo = mid + 1;
+    else hi = mid;
   }
-  const snap = /^(\d+)(?:-(\d+))?:(\d+):((?:\d+(?:,\d+)*)?)$/.exec(text);
-  if (!snap) return undefined;
-  const xmin = id(snap[1] as string);
-  const seq = snap[2] === undefined ? 0 : id(snap[2]);
-  const xmax = id(snap[3] as string);
-  if (xmin === undefined || seq === undefined || xmax === undefined || xmin > xmax) return undefined;
-  const xip = new Set<number>();
-  for (const part of (snap[4] as string).split(',').filter(Boolean)) {
-    const x = id(part);
-    if (x === undefined || x < xmin || x >= xmax) return undefined;
-    xip.add(x);
+  return lo;
+}
+
+function inSorted(sorted: readonly number[], x: number): boolean {
+  const i = lowerIndex(sorted, x);
+  return i < sorted.length && sorted[i] === x;
+}
+
+/** A snapshot from its parts: xip sorted, deduplicated, clipped to below xmax; xmin its lowest. */
+export function snapshot(xmax: number, xip: Iterable<number>): Snapshot {
+  const list = [...new Set(xip)].filter((x) => x < xmax).sort((a, b) => a - b);
+  return { xmin: list.length > 0 ? (list[0] as number) : xmax, xmax, xip: list };
+}
+
+/** Whether the snapshot has (every change of) transaction x. */
+export function snapshotHas(s: Snapshot, x: number): boolean {
+  return x < s.xmin || (x < s.xmax && !inSorted(s.xip, x));
+}
+
+/** Whether the cursor has the change (x, seq). O(log |xip|). */
+export function has(c: Cursor, x: number, seq: number): boolean {
+  if (snapshotHas(c.snapshot, x)) return true;
+  for (const p of c.partials) if (p.xid === x) return seq <= p.seq;
+  return false;
+}
+
+function partialsOf(s: Snapshot, candidates: readonly Partial[]): Partial[] {
+  const byXid = new Map<number, number>();
+  for (const p of candidates) {
+    if (snapshotHas(s, p.xid)) continue;
+    byXid.set(p.xid, Math.max(byXid.get(p.xid) ?? -1, p.seq));
   }
-  return { kind: 'snapshot', xmin, xmax, xip, through: { xid: xmin, seq }, text };
+  return [...byXid].sort((a, b) => a[0] - b[0]).map(([xid, seq]) => ({ xid, seq }));
+}
+
+export function cursor(s: Snapshot, partials: readonly Partial[] = []): Cursor {
+  return { snapshot: s, partials: partialsOf(s, partials) };
+}
+
+/** The transactions either snapshot has. O(|xip|·log). */
+export function snapshotUnion(a: Snapshot, b: Snapshot): Snapshot {
+  const [lo, hi] = a.xmax <= b.xmax ? [a, b] : [b, a];
+  // Below hi.xmax a transaction is missing from the union only if hi lacks it (so it is in hi.xip)
+  // and lo lacks it too (it is in lo.xip, or at or above lo.xmax).
+  return snapshot(
+    hi.xmax,
+    hi.xip.filter((x) => x >= lo.xmax || inSorted(lo.xip, x)),
+  );
+}
+
+/** Everything either cursor has. */
+export function union(a: Cursor, b: Cursor): Cursor {
+  const s = snapshotUnion(a.snapshot, b.snapshot);
+  return cursor(s, [...a.partials, ...b.partials]);
+}
+
+/** Whether snapshot a has every transaction b has. */
+export function snapshotContains(a: Snapshot, b: Snapshot): boolean {
+  if (a.xmax < b.xmax) {
+    // b must lack every transaction in [a.xmax, b.xmax): all of them in b.xip.
+    const from = lowerIndex(b.xip, a.xmax);
+    if (b.xip.length - from !== b.xmax - a.xmax) return false;
+  }
+  // Below both xmax, whatever a lacks b must lack too.
+  const limit = Math.min(a.xmax, b.xmax);
+  for (const x of a.xip) {
+    if (x >= limit) break;
+    if (!inSorted(b.xip, x)) return false;
+  }
+  return true;
+}
+
+/** Whether cursor a has every change cursor b has. */
+export function contains(a: Cursor, b: Cursor): boolean {
+  if (!snapshotContains(a.snapshot, b.snapshot)) return false;
+  return b.partials.every((p) => has(a, p.xid, p.seq));
+}
+
+export function equals(a: Cursor, b: Cursor): boolean {
+  return formatCursor(a) === formatCursor(b);
+}
+
+/** The transactions below `limit` that the snapshot has (and none at or above it). */
+export function truncate(s: Snapshot, limit: number): Snapshot {
+  if (limit >= s.xmax) return s;
+  return snapshot(Math.max(limit, 0), s.xip);
+}
+
+/** What the cursor has of transactions below `limit`. */
+export function prefix(c: Cursor, limit: number): Cursor {
+  return cursor(
+    truncate(c.snapshot, limit),
+    c.partials.filter((p) => p.xid < limit),
+  );
+}
+
+export function formatSnapshot(s: Snapshot): string {
+  return `${s.xmin}:${s.xmax}:${s.xip.join(',')}`;
 }
 
 export function formatCursor(c: Cursor): string {
-  return c.kind === 'position' ? formatPosition(c) : c.text;
+  const base = formatSnapshot(c.snapshot);
+  return c.partials.length === 0 ? base : `${base}:${c.partials.map((p) => `${p.xid}-${p.seq}`).join(',')}`;
 }
 
-/** Whether a client at cursor `c` already has the change at position `p`. */
-export function hasChange(c: Cursor, p: Position): boolean {
-  if (c.kind === 'position') return comparePositions(p, c) <= 0;
-  return comparePositions(p, c.through) <= 0 || (p.xid < c.xmax && !c.xip.has(p.xid));
-}
-
-/** Every change after this position may be missing from the client; none at or before it is. */
-export function lowerBound(c: Cursor): Position {
-  return c.kind === 'position' ? { xid: c.xid, seq: c.seq } : c.through;
-}
-
-/** Past this position, hasChange(c, ·) is false for every change: the client needs no more filtering. */
-export function upperBound(c: Cursor): Position {
-  return c.kind === 'position' ? { xid: c.xid, seq: c.seq } : { xid: c.xmax, seq: 0 };
+function idList(text: string, max: number): number[] | undefined {
+  if (text === '') return [];
+  const parts = text.split(',');
+  if (parts.length > max) return undefined;
+  const out: number[] = [];
+  for (const part of parts) {
+    const x = id(part);
+    if (x === undefined) return undefined;
+    out.push(x);
+  }
+  return out;
 }
 
 /**
- * The cursor of a client at `c` that has just received the change at `p` (which it lacked, and which
- * comes after everything it received before, in feed order). Transactions the snapshot saw in progress
- * and that are older than p have all been delivered by now, so they leave the in-progress list.
+ * Parses a cursor: the snapshot form, or one handed out by earlier releases. Those said, under the rule
+ * of the time (hand out only transactions older than every running one), "every transaction below xid,
+ * and this one up to seq" (`xid-seq`), or that plus what a GET /orders snapshot had (`xid-seq:xmax:xip`);
+ * both convert exactly. Undefined for anything malformed or over the limits.
  */
-export function advance(c: Cursor, p: Position): Cursor {
-  if (c.kind === 'position' || comparePositions(p, upperBound(c)) >= 0) return { kind: 'position', xid: p.xid, seq: p.seq };
-  const xip = new Set([...c.xip].filter((x) => x >= p.xid));
-  const text = `${formatPosition(p)}:${c.xmax}:${[...xip].sort((a, b) => a - b).join(',')}`;
-  return { kind: 'snapshot', xmin: p.xid, xmax: c.xmax, xip, through: { xid: p.xid, seq: p.seq }, text };
+export function parseCursor(text: string): Cursor | undefined {
+  if (text.length > MAX_CURSOR_LENGTH) return undefined;
+  const legacy = /^(\d+)-(\d+)$/.exec(text);
+  if (legacy) {
+    const xid = id(legacy[1]);
+    const seq = id(legacy[2]);
+    if (xid === undefined || seq === undefined) return undefined;
+    return cursor(snapshot(xid, []), [{ xid, seq }]);
+  }
+  const m = /^(\d+)(?:-(\d+))?:(\d+):([\d,]*)(?::([\d,-]+))?$/.exec(text);
+  if (!m) return undefined;
+  const xmin = id(m[1]);
+  const xmax = id(m[3]);
+  const xip = idList(m[4] as string, MAX_XIP);
+  if (xmin === undefined || xmax === undefined || xip === undefined || xmin > xmax) return undefined;
+  if (xip.some((x) => x < xmin || x >= xmax)) return undefined;
+  if (m[2] !== undefined) {
+    // Legacy `xid-seq:xmax:xip`: everything below xid, xid itself up to seq, and what the snapshot had.
+    if (m[5] !== undefined) return undefined;
+    const seq = id(m[2]);
+    if (seq === undefined) return undefined;
+    const s = snapshot(xmax, xip);
+    return cursor(s, xip.includes(xmin) || xmin >= xmax ? [{ xid: xmin, seq }] : []);
+  }
+  // xmin may sit below the lowest xip (PostgreSQL's own snapshots can): transactions between are had.
+  const s = snapshot(xmax, xip);
+  if (m[5] === undefined) return cursor(s);
+  const partials: Partial[] = [];
+  const parts = (m[5] as string).split(',');
+  if (parts.length > MAX_PARTIALS) return undefined;
+  for (const part of parts) {
+    const pm = /^(\d+)-(\d+)$/.exec(part);
+    const xid = id(pm?.[1]);
+    const seq = id(pm?.[2]);
+    if (xid === undefined || seq === undefined) return undefined;
+    partials.push({ xid, seq });
+  }
+  return cursor(s, partials);
+}
+
+/** The snapshot PostgreSQL printed (txid_snapshot text); throws on anything else (it comes from the database). */
+export function parseSnapshot(text: string): Snapshot {
+  const c = parseCursor(text);
+  if (!c || c.partials.length > 0 || /-/.test(text)) throw new Error(`not a snapshot: ${text.slice(0, 100)}`);
+  return c.snapshot;
 }
