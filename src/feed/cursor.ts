@@ -67,10 +67,19 @@ function inSorted(sorted: readonly number[], x: number): boolean {
   return i < sorted.length && sorted[i] === x;
 }
 
-/** A snapshot from its parts: xip sorted, deduplicated, clipped to below xmax; xmin its lowest. */
+/**
+ * A snapshot from its parts: xip sorted, deduplicated, clipped to below xmax; xmin its lowest. A run of
+ * xip entries just below xmax says nothing a lower xmax does not (`5:7:5,6` has what `5:5:` has), so
+ * xmax comes down past it: otherwise the same changes would have two texts.
+ */
 export function snapshot(xmax: number, xip: Iterable<number>): Snapshot {
   const list = [...new Set(xip)].filter((x) => x < xmax).sort((a, b) => a - b);
-  return { xmin: list.length > 0 ? (list[0] as number) : xmax, xmax, xip: list };
+  let top = xmax;
+  while (list.length > 0 && list[list.length - 1] === top - 1) {
+    list.pop();
+    top--;
+  }
+  return { xmin: list.length > 0 ? (list[0] as number) : top, xmax: top, xip: list };
 }
 
 /** Whether the snapshot has (every change of) transaction x. */
@@ -88,7 +97,8 @@ export function has(c: Cursor, x: number, seq: number): boolean {
 function partialsOf(s: Snapshot, candidates: readonly Partial[]): Partial[] {
   const byXid = new Map<number, number>();
   for (const p of candidates) {
-    if (snapshotHas(s, p.xid)) continue;
+    // seq starts at 1 (an identity column): a partial up to seq 0 has nothing (`X-0`, an old position).
+    if (p.seq < 1 || snapshotHas(s, p.xid)) continue;
     byXid.set(p.xid, Math.max(byXid.get(p.xid) ?? -1, p.seq));
   }
   return [...byXid].sort((a, b) => a[0] - b[0]).map(([xid, seq]) => ({ xid, seq }));
