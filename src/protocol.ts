@@ -3,9 +3,10 @@
  * imported by the server and by web/, and describes every message either side may send. docs/protocol.md
  * explains it with an example client.
  *
- * A cursor is an opaque string naming a position in the change feed. A client keeps the cursor of the
- * last change (or heartbeat) it processed and passes it as `/ws?after=<cursor>` to resume: it then
- * receives every later change exactly once, in feed order.
+ * A cursor is an opaque string saying which changes a client has (a database snapshot). A client keeps
+ * the cursor of the last `changes` message (or heartbeat) it processed and passes it as
+ * `/ws?after=<cursor>` to resume: it then receives every change it lacks exactly once, whole
+ * transactions at a time, each row's changes in version order.
  */
 export type OrderStatus = 'pending' | 'processing' | 'shipped' | 'delivered' | 'cancelled';
 
@@ -23,7 +24,6 @@ export interface Order {
 }
 
 export interface Change {
-  cursor: string;
   op: 'insert' | 'update' | 'delete';
   /** The row after the change. For a delete: the row as it was, with `version` one past its last. */
   order: Order;
@@ -35,7 +35,15 @@ export interface Change {
 
 export type ServerMessage =
   | { type: 'hello'; cursor: string; heartbeat_ms: number; server: string }
-  | { type: 'changes'; changes: Change[] }
+  | {
+      type: 'changes';
+      /** Whole transactions, in the order they became visible. */
+      changes: Change[];
+      /** What the client has once it has applied this message: keep it to resume. */
+      cursor: string;
+      /** The last transaction goes on in the next message (it is larger than one message). */
+      more?: true;
+    }
   | { type: 'heartbeat'; cursor: string }
   | { type: 'reset'; reason: ResetReason; detail: string }
   | { type: 'pong' }

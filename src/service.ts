@@ -8,7 +8,7 @@ import type { Config } from './config.js';
 import { Database } from './db/database.js';
 import { migrate } from './db/migrate.js';
 import { clientConfig, createPool } from './db/pool.js';
-import { readNextXid, readPruned } from './feed/change-log.js';
+import { readMark, readNextXid } from './feed/change-log.js';
 import { Doorbell } from './feed/doorbell.js';
 import { ChangeFeed } from './feed/feed.js';
 import { Listener } from './feed/listener.js';
@@ -85,7 +85,7 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
     pingMs: config.WS_PING_MS,
     maxBufferedBytes: config.WS_MAX_BUFFERED_BYTES,
     maxMessagesPerSec: config.WS_MAX_MESSAGES_PER_SEC,
-    cursorBounds: async () => ({ pruned: await readPruned(db), nextXid: await readNextXid(db) }),
+    cursorBounds: async () => ({ mark: await readMark(db), nextXid: await readNextXid(db) }),
     maxPerPrincipal: config.WS_MAX_CONNECTIONS_PER_TOKEN,
     maxPerAddress: config.WS_MAX_CONNECTIONS_PER_ADDRESS,
     revokedPrincipals: (ids) => tokens.revoked(ids),

@@ -1,17 +1,19 @@
 import type { Database } from '../db/database.js';
-import type { Position } from './cursor.js';
+import { type Cursor, has, parseCursor, parseSnapshot, type Snapshot } from './cursor.js';
 
 /**
  * Reads of the change log (migrations/0002_change_feed.sql). Changes leave the database already
  * serialised as the protocol's JSON (`Change` in protocol.ts), so the service relays them without
  * parsing: the hub concatenates these strings into frames.
  *
- * The horizon: a change is handed out only once its xid is below the oldest transaction still running
- * (txid_snapshot_xmin of the current snapshot). Below it every transaction has finished, so no change
- * can still appear at an earlier position; above it, one might. A long-running writer therefore holds
- * the feed back until it ends, but never makes it skip.
+ * Every read names what the reader already has (a cursor, feed/cursor.ts) and asks for the rows it
+ * lacks. The SQL selects candidates by an index-friendly superset (a range from the cursor's xmax plus
+ * point look-ups of its in-progress and partial transactions); the exact judgement is the cursor
+ * algebra's `has`, in one place, here.
  */
-export interface LoggedChange extends Position {
+export interface LoggedChange {
+  xid: number;
+  seq: number;
   /** When the change was written, ms since the epoch (for lag). */
   atMs: number;
   /** The change as protocol JSON. */
@@ -21,7 +23,7 @@ export interface LoggedChange extends Position {
 const CHANGE_COLUMNS = `
   xid, seq, (extract(epoch FROM changed_at) * 1000)::float8 AS at_ms,
   (SELECT row_to_json(c)::text FROM (
-     SELECT xid || '-' || seq AS cursor, op, row_data AS "order", old_data AS old,
+     SELECT op, row_data AS "order", old_data AS old,
             to_char(changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at
    ) c) AS json`;
 
@@ -34,93 +36,131 @@ interface Row {
 
 const toChange = (r: Row): LoggedChange => ({ xid: r.xid, seq: r.seq, atMs: r.at_ms, json: r.json });
 
-// The pruning mark comes from the same snapshot: a feed whose head is below it has a gap it must report.
-// `held` says whether committed or running changes wait above the horizon: the transaction holding the
-// horizon back may be one that never touches orders (in any database of the cluster), so no doorbell
-// will announce its end, and the feed must look again by itself.
-const READ_NEW_SQL = `
-  WITH horizon AS MATERIALIZED (SELECT txid_snapshot_xmin(txid_current_snapshot()) AS xmin),
-  mark AS (
-    SELECT p.xid AS pruned_xid, p.seq AS pruned_seq,
-           EXISTS (SELECT 1 FROM order_changes o, horizon h WHERE o.xid >= h.xmin) AS held
-    FROM order_changes_pruned p
-  )
-  SELECT mark.pruned_xid, mark.pruned_seq, mark.held, c.*
-  FROM mark LEFT JOIN LATERAL (
-    SELECT ${CHANGE_COLUMNS}
-    FROM order_changes, horizon
-    WHERE (xid, seq) > ($1::bigint, $2::bigint)
-      AND xid < horizon.xmin
-    ORDER BY xid, seq
-    LIMIT $3
-  ) c ON true`;
-
-export interface NewChanges extends Range {
-  /** Changes exist beyond the horizon, held back by a transaction still running. */
-  held: boolean;
+/**
+ * The candidate rows a cursor may lack, as query parameters: rows at or above its xmax or of a
+ * transaction it saw running ($1, $2), except its partial transactions, whose rows after the partial's
+ * seq come from point look-ups ($3, $4).
+ */
+function candidateParams(c: Cursor): [number, number[], number[], number[]] {
+  return [c.snapshot.xmax, [...c.snapshot.xip], c.partials.map((p) => p.xid), c.partials.map((p) => p.seq)];
 }
 
-/** The next final changes after `after`, in feed order, and the pruning mark. */
-export async function readFinalChanges(db: Database, after: Position, limit: number): Promise<NewChanges> {
-  const { rows } = await db.query<Row & { pruned_xid: number; pruned_seq: number; held: boolean }>(
-    { name: 'feed_read_new', text: READ_NEW_SQL },
-    [after.xid, after.seq, limit],
-  );
-  const first = rows[0];
-  return {
-    pruned: { xid: first?.pruned_xid ?? 0, seq: first?.pruned_seq ?? 0 },
-    held: first?.held === true,
-    changes: rows.filter((r) => r.xid !== null).map(toChange),
-  };
-}
-
-/** Where the feed is now: the last final change (or the pruning mark when the log is empty). */
-export async function readHead(db: Database): Promise<Position> {
-  const { rows } = await db.query<Position>(`
-    SELECT xid, seq FROM (
-      (SELECT xid, seq FROM order_changes
-       WHERE xid < txid_snapshot_xmin(txid_current_snapshot())
-       ORDER BY xid DESC, seq DESC LIMIT 1)
-      UNION ALL
-      (SELECT xid, seq FROM order_changes_pruned)
-    ) candidates ORDER BY xid DESC, seq DESC LIMIT 1`);
-  return rows[0] ?? { xid: 0, seq: 0 };
-}
-
-export interface Range {
-  changes: LoggedChange[];
-  /** Everything at or before this position has been pruned (read in the same snapshot). */
-  pruned: Position;
-}
-
-const READ_RANGE_SQL = `
-  WITH mark AS (SELECT xid AS pruned_xid, seq AS pruned_seq FROM order_changes_pruned)
-  SELECT mark.pruned_xid, mark.pruned_seq, c.*
-  FROM mark LEFT JOIN LATERAL (
-    SELECT ${CHANGE_COLUMNS}
-    FROM order_changes
-    WHERE (xid, seq) > ($1::bigint, $2::bigint) AND (xid, seq) <= ($3::bigint, $4::bigint)
-    ORDER BY xid, seq
-    LIMIT $5
-  ) c ON true`;
+const NO_RANGE = Number.MAX_SAFE_INTEGER;
 
 /**
- * Changes in (after, upTo], for a client catching up. Every change in that range is already final
- * (upTo is a position the feed has passed), so this is a stable read of history.
+ * Rows matching candidateParams, in (xid, seq) order, below the xid bound $5 and not of the
+ * transactions $6 (those the reader's upper bound lacks), $7 at most.
  */
-export async function readRange(db: Database, after: Position, upTo: Position, limit: number): Promise<Range> {
-  const { rows } = await db.query<Row & { pruned_xid: number; pruned_seq: number }>({ name: 'feed_read_range', text: READ_RANGE_SQL }, [
-    after.xid,
-    after.seq,
-    upTo.xid,
-    upTo.seq,
+const CANDIDATES = `
+  SELECT * FROM (
+    (SELECT ${CHANGE_COLUMNS} FROM order_changes
+     WHERE (xid >= $1::bigint OR xid = ANY($2::bigint[])) AND xid <> ALL($3::bigint[])
+       AND xid < $5::bigint AND xid <> ALL($6::bigint[])
+     ORDER BY xid, seq LIMIT $7)
+    UNION ALL
+    (SELECT ${CHANGE_COLUMNS} FROM order_changes JOIN unnest($3::bigint[], $4::bigint[]) AS p(x, s)
+       ON order_changes.xid = p.x AND order_changes.seq > p.s
+     WHERE xid < $5::bigint AND xid <> ALL($6::bigint[])
+     ORDER BY xid, seq LIMIT $7)
+  ) u ORDER BY xid, seq LIMIT $7`;
+
+// The snapshot is taken in the same statement as the rows (txid_current_snapshot() returns the
+// statement's own), so the rows are exactly the committed changes that snapshot sees. Rows at or above
+// its xmax cannot be live ones: they can only come from another cluster's history (a restored dump), and
+// are left out. The pruning mark comes from the same snapshot.
+const READ_NEW_SQL = `
+  WITH snap AS MATERIALIZED (SELECT txid_current_snapshot() AS s)
+  SELECT snap.s::text AS snapshot, p.mark, c.*
+  FROM snap CROSS JOIN order_changes_pruned p LEFT JOIN LATERAL (
+    ${CANDIDATES.replaceAll('xid < $5::bigint', 'xid < txid_snapshot_xmax(snap.s) AND $5::bigint > 0')}
+  ) c ON true`;
+
+export interface NewChanges {
+  /** The snapshot the rows were read in. */
+  snapshot: Snapshot;
+  /** Everything pruned from the log is had by this cursor. */
+  mark: Cursor;
+  /** Committed changes `after` lacks, in (xid, seq) order; `limit` of them at most. */
+  changes: LoggedChange[];
+  /** The read hit its limit: more may follow. */
+  full: boolean;
+}
+
+/**
+ * The committed changes a reader at `after` lacks, with the snapshot they were read in. With
+ * `partialsOnly`, only the rest of its partial transactions (a large transaction is finished before any
+ * other is handed out, so transactions never interleave).
+ */
+export async function readNewChanges(db: Database, after: Cursor, limit: number, partialsOnly = false): Promise<NewChanges> {
+  const [xmax, xip, pxids, pseqs] = candidateParams(after);
+  const { rows } = await db.query<Row & { snapshot: string; mark: string }>({ name: 'feed_read_new', text: READ_NEW_SQL }, [
+    partialsOnly ? NO_RANGE : xmax,
+    partialsOnly ? [] : xip,
+    pxids,
+    pseqs,
+    NO_RANGE,
+    [],
     limit,
   ]);
   const first = rows[0];
+  if (!first) throw new Error('order_changes_pruned has no row');
+  const rowsRead = rows.filter((r) => r.xid !== null);
   return {
-    pruned: { xid: first?.pruned_xid ?? 0, seq: first?.pruned_seq ?? 0 },
-    changes: rows.filter((r) => r.xid !== null).map(toChange),
+    snapshot: parseSnapshot(first.snapshot),
+    mark: parseMark(first.mark),
+    changes: rowsRead.filter((r) => !has(after, r.xid, r.seq)).map(toChange),
+    full: rowsRead.length === limit,
   };
+}
+
+function parseMark(text: string): Cursor {
+  const mark = parseCursor(text);
+  if (!mark) throw new Error(`order_changes_pruned.mark is not a cursor: ${text.slice(0, 100)}`);
+  return mark;
+}
+
+const READ_RANGE_SQL = `
+  SELECT p.mark, c.*
+  FROM order_changes_pruned p LEFT JOIN LATERAL (${CANDIDATES}) c ON true`;
+
+export interface Range {
+  /** Changes `after` lacks and `upTo` has, in (xid, seq) order. */
+  changes: LoggedChange[];
+  /** The page hit its limit: more may follow. */
+  full: boolean;
+  mark: Cursor;
+}
+
+/**
+ * One page of history for a client catching up: the changes it lacks (at `after`) that the feed has
+ * handed out (at `upTo`), the first `limit` candidates in (xid, seq) order (the next page asks again
+ * with the cursor the client then has). Every transaction `upTo` has is committed, so
+ * the set is stable from page to page, whatever commits meanwhile.
+ */
+export async function readRange(db: Database, after: Cursor, upTo: Cursor, limit: number): Promise<Range> {
+  const [xmax, xip, pxids, pseqs] = candidateParams(after);
+  const { rows } = await db.query<Row & { mark: string }>({ name: 'feed_read_range', text: READ_RANGE_SQL }, [
+    xmax,
+    xip,
+    pxids,
+    pseqs,
+    Math.max(upTo.snapshot.xmax, ...upTo.partials.map((p) => p.xid + 1)),
+    upTo.snapshot.xip,
+    limit,
+  ]);
+  const mark = parseMark((rows[0] as { mark: string }).mark);
+  const rowsRead = rows.filter((r) => r.xid !== null);
+  return {
+    mark,
+    changes: rowsRead.filter((r) => !has(after, r.xid, r.seq) && has(upTo, r.xid, r.seq)).map(toChange),
+    full: rowsRead.length === limit,
+  };
+}
+
+/** Where the database is now: its current snapshot. */
+export async function readSnapshot(db: Database): Promise<Snapshot> {
+  const { rows } = await db.query<{ s: string }>('SELECT txid_current_snapshot()::text AS s');
+  return parseSnapshot((rows[0] as { s: string }).s);
 }
 
 /** The xid the next transaction will get: a cursor at or past it was never handed out by this database. */
@@ -129,12 +169,23 @@ export async function readNextXid(db: Database): Promise<number> {
   return rows[0]?.next ?? 0;
 }
 
-export async function readPruned(db: Database): Promise<Position> {
-  const { rows } = await db.query<Position>('SELECT xid, seq FROM order_changes_pruned');
-  return rows[0] ?? { xid: 0, seq: 0 };
+export async function readMark(db: Database): Promise<Cursor> {
+  const { rows } = await db.query<{ mark: string }>('SELECT mark FROM order_changes_pruned');
+  return parseMark((rows[0] as { mark: string }).mark);
 }
 
-export async function countChanges(db: Database): Promise<number> {
-  const { rows } = await db.query<{ n: number }>('SELECT count(*)::bigint AS n FROM order_changes');
-  return rows[0]?.n ?? 0;
+/**
+ * After the transaction-id counter went back (a restore, a point-in-time recovery, a failover that lost
+ * commits): change rows at or above the current xmax belong to the other history and would be mistaken
+ * for future transactions, so they go; and the pruning mark becomes the current snapshot, so every
+ * cursor handed out before is reset rather than trusted.
+ */
+export async function forgetOtherHistory(db: Database): Promise<{ removed: number; mark: Cursor }> {
+  const { rows } = await db.query<{ removed: number; mark: string }>(`
+    WITH snap AS MATERIALIZED (SELECT txid_current_snapshot() AS s),
+    gone AS (DELETE FROM order_changes USING snap WHERE xid >= txid_snapshot_xmax(snap.s) RETURNING 1),
+    marked AS (UPDATE order_changes_pruned SET mark = (SELECT s::text FROM snap), pruned_at = now() RETURNING mark)
+    SELECT (SELECT count(*) FROM gone)::int AS removed, (SELECT mark FROM marked) AS mark`);
+  const row = rows[0] as { removed: number; mark: string };
+  return { removed: row.removed, mark: parseMark(row.mark) };
 }

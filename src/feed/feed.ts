@@ -2,16 +2,19 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
 import { pruneIdempotencyKeys } from '../orders/repository.js';
-import { type LoggedChange, readFinalChanges, readHead, readRange } from './change-log.js';
-import { comparePositions, formatPosition, type Position } from './cursor.js';
+import { forgetOtherHistory, type LoggedChange, readNewChanges, readRange, readSnapshot } from './change-log.js';
+import { type Cursor, contains, cursor, EMPTY, formatCursor, has, prefix, truncate, union } from './cursor.js';
 import type { Doorbell } from './doorbell.js';
 import type { Listener } from './listener.js';
 import { pruneChanges, type RetentionPolicy } from './retention.js';
 
 /**
- * The feed: turns the change log into an ordered stream of batches. It reads "everything after the
- * head that is final" whenever the doorbell rings, on a safety-net timer, and after every listener
- * reconnect, one read at a time: notifications that arrive during a read fold into one more read, so a
+ * The feed: turns the change log into a stream of batches of whole transactions. Its head is a cursor
+ * (feed/cursor.ts): a snapshot of the database, "every change of every transaction visible in it has
+ * been handed out". A read takes the next snapshot in the same statement as the rows it does not have
+ * yet, hands those out, and makes that snapshot the head: a transaction is handed out at the first read
+ * after it commits, whatever else is still running, and exactly once. It reads whenever the doorbell
+ * rings, on a safety-net timer, and after every listener reconnect, one read at a time: notifications that arrive during a read fold into one more read, so a
  * burst of a thousand commits costs a handful of queries, not a thousand. Reads go through the pool, so
  * the feed keeps moving (at the timer's pace) even while the LISTEN connection is down.
  *
@@ -31,18 +34,48 @@ export interface FeedOptions {
   retention: RetentionPolicy & { intervalMs: number; idempotencyTtlHours: number };
 }
 
-export interface Batch {
+/** One transaction's changes in a batch, in seq order. */
+export interface Txn {
+  xid: number;
   changes: LoggedChange[];
+  /** The transaction was too large for one read: its next changes come in the next batch. */
+  more: boolean;
+}
+
+export interface Batch {
   /** Head before this batch. */
-  from: Position;
-  /** Head after this batch (the last change's position). */
-  to: Position;
+  from: Cursor;
+  /** Head after it: `from` plus every change of the batch. */
+  to: Cursor;
+  /** In xid order; empty when only the snapshot moved. */
+  txns: Txn[];
+}
+
+/**
+ * What a client that had `batch.from` has once it has received the batch's transactions up to the one
+ * with this xid (they come in xid order). After the last one: `batch.to`.
+ */
+export function cursorAfter(batch: Batch, xid: number): Cursor {
+  const last = batch.txns[batch.txns.length - 1];
+  if (!last || xid >= last.xid) return batch.to;
+  return union(batch.from, prefix(batch.to, xid + 1));
+}
+
+/** Changes in (xid, seq) order, grouped by transaction. */
+export function transactions(changes: readonly LoggedChange[]): Txn[] {
+  const txns: Txn[] = [];
+  for (const c of changes) {
+    const last = txns[txns.length - 1];
+    if (last && last.xid === c.xid) last.changes.push(c);
+    else txns.push({ xid: c.xid, changes: [c], more: false });
+  }
+  return txns;
 }
 
 interface FeedEvents {
   batch: [Batch];
-  /** Changes after `from` up to `to` were pruned before this instance read them: its clients must reset. */
-  gap: [{ from: Position; to: Position }];
+  /** Changes this instance had not handed out were pruned, or the database went back in time: its clients must reset. */
+  gap: [{ reason: 'pruned' | 'rewound' }];
   error: [unknown];
 }
 
@@ -58,15 +91,16 @@ export interface FeedState {
 }
 
 export class ChangeFeed extends EventEmitter<FeedEvents> {
-  private headPos: Position = { xid: 0, seq: 0 };
-  private ring: LoggedChange[] = [];
-  /** Position just before ring[0]: the ring holds every change in (ringFrom, head]. */
-  private ringFrom: Position = { xid: 0, seq: 0 };
+  private headCursor: Cursor = EMPTY;
+  /** Recent batches, oldest first, holding every change that `head` has and `ringFrom` lacks. */
+  private ring: Batch[] = [];
+  private ringChanges = 0;
+  private ringFrom: Cursor = EMPTY;
   private reading = false;
   private readAgain = false;
+  /** The last batch ended inside a large transaction: the next read finishes it first. */
+  private unfinished = false;
   private pollTimer: NodeJS.Timeout | null = null;
-  private heldTimer: NodeJS.Timeout | null = null;
-  private heldDelay = 0;
   private retentionTimer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private started = false;
@@ -87,19 +121,19 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
     options.listener.on('connected', () => this.requestRead());
   }
 
-  get head(): Position {
-    return this.headPos;
+  get head(): Cursor {
+    return this.headCursor;
   }
 
   get state(): FeedState {
-    return { head: formatPosition(this.headPos), ...this.stats, idle: this.sleeping };
+    return { head: formatCursor(this.headCursor), ...this.stats, idle: this.sleeping };
   }
 
   async start(): Promise<void> {
-    this.headPos = await readHead(this.options.db);
-    this.ringFrom = this.headPos;
+    this.headCursor = cursor(await readSnapshot(this.options.db));
+    this.ringFrom = this.headCursor;
     this.started = true;
-    this.options.log.info({ event: 'feed.started', head: formatPosition(this.headPos) }, 'feed started');
+    this.options.log.info({ event: 'feed.started', head: formatCursor(this.headCursor) }, 'feed started');
     this.wake();
     if (this.options.idleDisconnectMs > 0 && this.demand === 0) this.scheduleSleep();
   }
@@ -111,8 +145,8 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
   }
 
   private clearTimers(): void {
-    for (const t of [this.pollTimer, this.retentionTimer, this.idleTimer, this.heldTimer]) if (t) clearTimeout(t);
-    this.pollTimer = this.retentionTimer = this.idleTimer = this.heldTimer = null;
+    for (const t of [this.pollTimer, this.retentionTimer, this.idleTimer]) if (t) clearTimeout(t);
+    this.pollTimer = this.retentionTimer = this.idleTimer = null;
   }
 
   /** The hub reports how many clients are connected; with none for a while the feed can sleep. */
@@ -198,37 +232,11 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
     void this.readLoop();
   }
 
-  /**
-   * Changes wait behind a running transaction: look again soon (20 ms, doubling up to the poll interval)
-   * instead of waiting for a doorbell that the blocking transaction may never ring.
-   */
-  private scheduleHeldRead(held: boolean): void {
-    if (!held || this.sleeping) {
-      this.heldDelay = 0;
-      return;
-    }
-    if (this.heldTimer) return;
-    this.heldDelay = Math.min(this.options.pollMs, this.heldDelay ? this.heldDelay * 2 : 20);
-    this.heldTimer = setTimeout(() => {
-      this.heldTimer = null;
-      if (!this.sleeping) this.requestRead();
-    }, this.heldDelay);
-    this.heldTimer.unref();
-  }
-
   private async readLoop(): Promise<void> {
     try {
       do {
         this.readAgain = false;
-        let full: boolean;
-        do {
-          const { changes, pruned, held } = await readFinalChanges(this.options.db, this.headPos, this.options.batchSize);
-          this.stats.reads++;
-          this.scheduleHeldRead(held);
-          if (comparePositions(pruned, this.headPos) > 0 && this.started) this.skipPruned(pruned);
-          full = changes.length === this.options.batchSize;
-          if (changes.length > 0 && this.started) this.publish(changes);
-        } while (full && this.started);
+        while (this.started && (await this.readOnce()));
       } while (this.readAgain && this.started);
     } catch (err) {
       this.stats.readErrors++;
@@ -240,66 +248,145 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
   }
 
   /**
-   * Retention (here or on another instance) removed changes this feed had not read yet: it lagged, slept,
-   * or a tiny limit was set. Reading on would hand clients a silent gap, so the feed jumps to the mark
-   * and says so; the hub resets its clients, which reload their snapshot.
+   * One read: the changes the head lacks, in the snapshot taken with them. Returns whether to read again
+   * at once (the read hit its limit, or the head had to move first).
    */
-  private skipPruned(pruned: Position): void {
-    const from = this.headPos;
+  private async readOnce(): Promise<boolean> {
+    const from = this.headCursor;
+    const finishing = this.unfinished;
+    const { snapshot, mark, changes, full } = await readNewChanges(this.options.db, from, this.options.batchSize, finishing);
+    this.stats.reads++;
+    if (!this.started) return false;
+    if (snapshot.xmax < from.snapshot.xmax || mark.snapshot.xmax > snapshot.xmax) {
+      await this.rewound();
+      return true;
+    }
+    if (!contains(from, mark)) {
+      this.skipPruned(mark);
+      return true;
+    }
+    const txns = transactions(changes);
+    let to: Cursor;
+    if (finishing) {
+      // The rest of a large transaction, before anything else: the head keeps it as a partial up to
+      // its last change read (a committed transaction gets no more), until a snapshot has it whole.
+      const pieces = txns.map((t) => ({ xid: t.xid, seq: (t.changes[t.changes.length - 1] as LoggedChange).seq }));
+      // Not a union with this read's snapshot: only the large transaction's rows were read.
+      for (const t of txns) t.more = full;
+      to = cursor(from.snapshot, [...from.partials, ...pieces]);
+      this.unfinished = full;
+    } else if (!full) {
+      to = union(from, cursor(snapshot));
+    } else {
+      // A page boundary: hand out whole transactions only, so nothing of the last one is cut off. A
+      // single transaction larger than a page goes out in pieces, each saying more follows.
+      const last = txns[txns.length - 1] as Txn;
+      if (txns.length > 1) {
+        txns.pop();
+        to = union(from, cursor(truncate(snapshot, last.xid)));
+      } else {
+        last.more = true;
+        this.unfinished = true;
+        const lastSeq = (last.changes[last.changes.length - 1] as LoggedChange).seq;
+        to = union(from, cursor(truncate(snapshot, last.xid), [{ xid: last.xid, seq: lastSeq }]));
+      }
+    }
+    this.publish({ from, to, txns });
+    return full || finishing;
+  }
+
+  /**
+   * The database's transaction counter is below what this feed has handed out (a restore into another
+   * cluster, a point-in-time recovery, a failover that lost commits), or the pruning mark is from such a
+   * future. Cursors from before cannot be trusted: forget the other history and reset every client.
+   */
+  private async rewound(): Promise<void> {
+    const { removed, mark } = await forgetOtherHistory(this.options.db);
     this.options.log.warn(
-      { event: 'feed.gap', from: formatPosition(from), to: formatPosition(pruned) },
+      { event: 'feed.rewound', from: formatCursor(this.headCursor), to: formatCursor(mark), removedChanges: removed },
+      'the database went back in time; clients will be reset',
+    );
+    this.headCursor = mark;
+    this.unfinished = false;
+    this.ring = [];
+    this.ringChanges = 0;
+    this.ringFrom = mark;
+    this.emit('gap', { reason: 'rewound' });
+  }
+
+  /**
+   * Retention (here or on another instance) removed changes this feed had not handed out yet: it lagged,
+   * slept, or a tiny limit was set. Reading on would hand clients a silent gap, so the feed moves past the
+   * mark and says so; the hub resets its clients, which reload their snapshot.
+   */
+  private skipPruned(mark: Cursor): void {
+    const to = union(this.headCursor, mark);
+    this.options.log.warn(
+      { event: 'feed.gap', from: formatCursor(this.headCursor), to: formatCursor(to) },
       'changes were pruned before this instance read them; clients will be reset',
     );
-    this.headPos = pruned;
+    this.headCursor = to;
+    this.unfinished = false;
     this.ring = [];
-    this.ringFrom = pruned;
-    this.emit('gap', { from, to: pruned });
+    this.ringChanges = 0;
+    this.ringFrom = to;
+    this.emit('gap', { reason: 'pruned' });
   }
 
-  private publish(changes: LoggedChange[]): void {
-    const from = this.headPos;
-    const last = changes[changes.length - 1] as LoggedChange;
-    this.headPos = { xid: last.xid, seq: last.seq };
-    const now = Date.now();
-    this.stats.lastChangeAt = now;
-    this.stats.lastLagMs = Math.max(0, now - last.atMs);
-    this.stats.changesRead += changes.length;
-    this.remember(changes);
-    this.emit('batch', { changes, from, to: this.headPos });
+  private publish(batch: Batch): void {
+    this.headCursor = batch.to;
+    let count = 0;
+    for (const t of batch.txns) count += t.changes.length;
+    if (count > 0) {
+      const lastTxn = batch.txns[batch.txns.length - 1] as Txn;
+      const now = Date.now();
+      this.stats.lastChangeAt = now;
+      this.stats.lastLagMs = Math.max(0, now - (lastTxn.changes[lastTxn.changes.length - 1] as LoggedChange).atMs);
+      this.stats.changesRead += count;
+    }
+    this.remember(batch, count);
+    this.emit('batch', batch);
   }
 
-  private remember(changes: LoggedChange[]): void {
+  private remember(batch: Batch, count: number): void {
     const max = this.options.memoryChanges;
-    if (max === 0) {
-      this.ringFrom = this.headPos;
+    if (max === 0 || count === 0) {
+      // Nothing to keep: the ring stays valid as long as it ends at the head.
+      if (max === 0 || this.ring.length === 0) this.ringFrom = batch.to;
+      else this.ring.push(batch);
       return;
     }
-    for (const c of changes) this.ring.push(c);
-    if (this.ring.length > max * 1.5) {
-      const dropped = this.ring.splice(0, this.ring.length - max);
-      const lastDropped = dropped[dropped.length - 1] as LoggedChange;
-      this.ringFrom = { xid: lastDropped.xid, seq: lastDropped.seq };
+    this.ring.push(batch);
+    this.ringChanges += count;
+    while (this.ringChanges > max && this.ring.length > 1) {
+      const dropped = this.ring.shift() as Batch;
+      for (const t of dropped.txns) this.ringChanges -= t.changes.length;
+      this.ringFrom = dropped.to;
     }
   }
 
   /**
-   * Changes in (after, head] from memory, or undefined when memory does not reach back that far.
-   * Synchronous, so the caller can join the live stream at exactly the head it read up to.
+   * The changes a client at `after` lacks, from the batches in memory up to `upTo` (a head the feed has
+   * passed), each with the batch it came in; undefined when memory does not reach back that far.
+   * Synchronous, so the caller can join the live stream at exactly the point it read up to.
    */
-  recentSince(after: Position): LoggedChange[] | undefined {
-    if (comparePositions(after, this.ringFrom) < 0) return undefined;
-    let lo = 0;
-    let hi = this.ring.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (comparePositions(this.ring[mid] as LoggedChange, after) <= 0) lo = mid + 1;
-      else hi = mid;
+  recent(after: Cursor, upTo: Cursor): { batch: Batch; txns: Txn[] }[] | undefined {
+    if (!contains(after, this.ringFrom)) return undefined;
+    const out: { batch: Batch; txns: Txn[] }[] = [];
+    for (const batch of this.ring) {
+      if (!contains(upTo, batch.to)) break;
+      const txns: Txn[] = [];
+      for (const t of batch.txns) {
+        const changes = t.changes.filter((c) => !has(after, c.xid, c.seq));
+        if (changes.length > 0) txns.push({ xid: t.xid, changes, more: t.more });
+      }
+      if (txns.length > 0) out.push({ batch, txns });
     }
-    return this.ring.slice(lo);
+    return out;
   }
 
-  /** Changes in (after, upTo] from the database, for clients further behind than memory reaches. */
-  readRange(after: Position, upTo: Position, limit: number) {
+  /** A page of older changes from the database, for clients further behind than memory reaches. */
+  readRange(after: Cursor, upTo: Cursor, limit: number) {
     return readRange(this.options.db, after, upTo, limit);
   }
 }

@@ -1,10 +1,17 @@
 import type { Database } from '../db/database.js';
+import { formatCursor, parseCursor, parseSnapshot, truncate, union, cursor as withPartials } from './cursor.js';
 
 /**
- * Pruning of the change log by age and by count. It deletes a prefix of the feed, in batches of 1000
- * rows each in its own short transaction (writers insert at the other end and never wait on it), and
- * moves the pruning mark in the same statement as each delete: a cursor below the mark is answered
- * with `reset`, never with a silent gap.
+ * Pruning of the change log: exactly the changes written longer ago than the age limit, and those
+ * beyond the newest `maxRows` (by seq, assigned in write order), in batches of 1000 rows, each batch in
+ * a short transaction of its own that also moves the pruning mark. The mark is a cursor that has every
+ * pruned change (feed/cursor.ts): the deleting statement's snapshot, cut just above the highest pruned
+ * transaction. A cursor that does not contain the mark may lack a pruned change and is answered with
+ * `reset`, never with a silent gap.
+ *
+ * Only committed rows can be deleted (the statement sees no others), so a running transaction's changes
+ * are never pruned before anyone could read them; a committed one that no feed has read yet may be, with
+ * a tiny limit, and the feeds then see the mark pass them and reset their clients.
  */
 export interface RetentionPolicy {
   maxAgeHours: number;
@@ -13,57 +20,36 @@ export interface RetentionPolicy {
 
 const BATCH = 1000;
 
-async function cutoff(db: Database, policy: RetentionPolicy): Promise<{ xid: number; seq: number } | undefined> {
-  const candidates: { xid: number; seq: number }[] = [];
-  if (policy.maxAgeHours > 0) {
-    const { rows } = await db.query<{ xid: number; seq: number }>(
-      `SELECT xid, seq FROM order_changes
-       WHERE changed_at < now() - make_interval(hours => $1)
-         AND xid < txid_snapshot_xmin(txid_current_snapshot())
-       ORDER BY xid DESC, seq DESC LIMIT 1`,
-      [policy.maxAgeHours],
-    );
-    if (rows[0]) candidates.push(rows[0]);
-  }
-  if (policy.maxRows > 0) {
-    // Only final changes count, as for the age limit: a change above the horizon (a transaction older
-    // than it is still running) has not been handed out by any feed yet, and changes committed behind
-    // that transaction sit below it in feed order, so pruning them would silently remove changes no
-    // client has seen. A long transaction thus lets the log grow past maxRows until it ends.
-    const { rows } = await db.query<{ xid: number; seq: number }>(
-      `SELECT xid, seq FROM order_changes
-       WHERE xid < txid_snapshot_xmin(txid_current_snapshot())
-       ORDER BY xid DESC, seq DESC OFFSET $1 LIMIT 1`,
-      [policy.maxRows],
-    );
-    if (rows[0]) candidates.push(rows[0]);
-  }
-  return candidates.sort((a, b) => b.xid - a.xid || b.seq - a.seq)[0];
-}
+const PRUNE_SQL = `
+  WITH snap AS MATERIALIZED (SELECT txid_current_snapshot() AS s),
+  limit_seq AS (SELECT max(seq) - $2::bigint AS seq FROM order_changes WHERE $2::bigint > 0),
+  doomed AS (
+    (SELECT ctid FROM order_changes WHERE $1::int > 0 AND changed_at < now() - make_interval(hours => $1::int) LIMIT ${BATCH})
+    UNION
+    (SELECT ctid FROM order_changes, limit_seq WHERE order_changes.seq <= limit_seq.seq LIMIT ${BATCH})
+  ),
+  deleted AS (DELETE FROM order_changes c USING doomed d WHERE c.ctid = d.ctid RETURNING c.xid)
+  SELECT (SELECT s::text FROM snap) AS snapshot, (SELECT max(xid) FROM deleted) AS max_xid, (SELECT count(*) FROM deleted)::int AS n`;
 
 /** One retention pass; returns how many changes it removed. */
 export async function pruneChanges(db: Database, policy: RetentionPolicy): Promise<number> {
-  const upTo = await cutoff(db, policy);
-  if (!upTo) return 0;
+  if (policy.maxAgeHours === 0 && policy.maxRows === 0) return 0;
   let removed = 0;
   for (;;) {
-    const { rows } = await db.query<{ n: number }>(
-      `WITH doomed AS (
-         SELECT xid, seq FROM order_changes WHERE (xid, seq) <= ($1::bigint, $2::bigint)
-         ORDER BY xid, seq LIMIT ${BATCH}
-       ), deleted AS (
-         DELETE FROM order_changes c USING doomed d WHERE c.xid = d.xid AND c.seq = d.seq
-         RETURNING c.xid, c.seq
-       ), last AS (
-         SELECT xid, seq FROM deleted ORDER BY xid DESC, seq DESC LIMIT 1
-       ), moved AS (
-         UPDATE order_changes_pruned p SET xid = last.xid, seq = last.seq, pruned_at = now()
-         FROM last WHERE (last.xid, last.seq) > (p.xid, p.seq)
-       )
-       SELECT count(*)::int AS n FROM deleted`,
-      [upTo.xid, upTo.seq],
-    );
-    const n = rows[0]?.n ?? 0;
+    const n = await db.transaction(async (tx) => {
+      const { rows: marks } = await tx.query<{ mark: string }>('SELECT mark FROM order_changes_pruned FOR UPDATE');
+      const { rows } = await tx.query<{ snapshot: string; max_xid: number | null; n: number }>(PRUNE_SQL, [
+        policy.maxAgeHours,
+        policy.maxRows,
+      ]);
+      const row = rows[0] as { snapshot: string; max_xid: number | null; n: number };
+      if (row.n === 0 || row.max_xid === null) return 0;
+      const old = parseCursor((marks[0] as { mark: string }).mark);
+      if (!old) throw new Error('order_changes_pruned.mark is not a cursor');
+      const pruned = withPartials(truncate(parseSnapshot(row.snapshot), Number(row.max_xid) + 1));
+      await tx.query('UPDATE order_changes_pruned SET mark = $1, pruned_at = now()', [formatCursor(union(old, pruned))]);
+      return row.n;
+    });
     removed += n;
     if (n < BATCH) return removed;
     await new Promise((r) => setImmediate(r));

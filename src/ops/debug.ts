@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Database } from '../db/database.js';
-import type { ChangeFeed } from '../feed/feed.js';
+import type { Batch, ChangeFeed } from '../feed/feed.js';
 import type { Hub } from '../realtime/hub.js';
 
 export interface DebugOptions {
@@ -47,9 +47,9 @@ export const debugRoutes: FastifyPluginAsync<DebugOptions> = async (app, { db, f
       resolveArrival = resolve;
       setTimeout(() => reject(new Error('timeout')), 10_000).unref();
     });
-    const onBatch = (batch: { changes: { json: string }[] }) => {
+    const onBatch = (batch: Batch) => {
       const at = performance.now();
-      for (const c of batch.changes) {
+      for (const c of batch.txns.flatMap((t) => t.changes)) {
         const id = (JSON.parse(c.json) as { order: { id: number } }).order.id;
         if (!seen.has(id)) seen.set(id, at);
         if (id === orderId) resolveArrival(at);

@@ -1,33 +1,24 @@
 import { randomUUID } from 'node:crypto';
-import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
+import { catchUp } from '../feed/catch-up.js';
 import type { LoggedChange } from '../feed/change-log.js';
-import {
-  advance,
-  type Cursor,
-  comparePositions,
-  formatCursor,
-  formatPosition,
-  hasChange,
-  lowerBound,
-  type Position,
-  parseCursor,
-  upperBound,
-} from '../feed/cursor.js';
-import type { Batch, ChangeFeed } from '../feed/feed.js';
+import { type Cursor, contains, formatCursor, has, parseCursor, union } from '../feed/cursor.js';
+import { type Batch, type ChangeFeed, cursorAfter } from '../feed/feed.js';
 import { CLOSE, type ClientErrorCode, type ResetReason } from '../protocol.js';
+import { changeMessages, type Piece, rawSocket, textFrame } from './frames.js';
 
 /**
  * The hub fans the feed out to WebSocket clients. Each batch is serialised once, as the concatenation
- * of the changes' JSON (which the database already produced), and the same bytes go to every live
- * client: the broadcast loop does no per-client work beyond a buffer check and the send.
+ * of the changes' JSON (which the database already produced), and the same bytes go to every client
+ * that is in step with the feed: the broadcast loop does no per-client work beyond a buffer check and
+ * the send.
  *
- * A client that resumes from a cursor first catches up, from memory when the feed still holds its
- * position, otherwise from the log in pages, and joins the live stream in the same tick as it reaches
- * the feed's head, so nothing falls between the two. A client whose cursor is ahead of this instance
- * (it came from another instance) or that holds a snapshot cursor keeps a "floor" and is sent only what
- * it lacks until the feed passes it.
+ * A client that resumes from a cursor first catches up (feed/catch-up.ts) and joins the live stream in
+ * the same tick as it is level, so nothing falls between the two. A client that has some changes the
+ * feed has not handed out yet (its cursor came from a faster instance, or is a GET /orders snapshot
+ * taken after the feed's last read) keeps its own cursor and is sent only what it lacks, in messages of
+ * its own, until the feed has everything it has; then it is in step again.
  *
  * A client that does not keep up is closed with 1013 rather than buffered for: buffering would let one
  * stalled browser grow the server's memory without bound. It resumes from its cursor and loses nothing.
@@ -41,7 +32,9 @@ export interface HubOptions {
   maxMessagesPerSec: number;
   catchUpPageSize?: number;
   /** The feed's pruning mark and next xid, for judging cursors older or newer than anything in memory. */
-  cursorBounds: () => Promise<{ pruned: Position; nextXid: number }>;
+  cursorBounds: () => Promise<{ mark: Cursor; nextXid: number }>;
+  /** Clients catching up from the log at once; the others wait their turn (bounds catch-up memory). */
+  maxConcurrentCatchUps?: number;
   /** Open sockets allowed per credential and per client address (0: no limit). */
   maxPerPrincipal?: number;
   maxPerAddress?: number;
@@ -55,10 +48,10 @@ interface Client {
   socket: WebSocket;
   live: boolean;
   /**
-   * While set, the client already has some changes beyond the head: send only what hasChange says it
-   * lacks. Advanced with every change sent, so a heartbeat tells the client exactly where it is.
+   * What the client has, while that is not simply the hub's head (it is ahead of it in part): it is sent
+   * only what it lacks, in messages of its own. Null when in step with the head.
    */
-  floor: Cursor | null;
+  ahead: Cursor | null;
   alive: boolean;
   tokens: number;
   tokensAt: number;
@@ -72,6 +65,25 @@ interface Client {
   cursor: string;
 }
 
+/** A counting semaphore: at most `max` holders, the others queue in order. */
+class Gate {
+  private held = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly max: number) {}
+  async enter(): Promise<void> {
+    if (this.held < this.max) {
+      this.held++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+  leave(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.held--;
+  }
+}
+
 export interface HubStats {
   clients: number;
   framesSent: number;
@@ -79,51 +91,6 @@ export interface HubStats {
   slowClosed: number;
   resets: number;
   connectionsTotal: number;
-}
-
-const FRAME_HEAD = '{"type":"changes","changes":[';
-const FRAME_TAIL = ']}';
-const MAX_CHANGES_PER_FRAME = 500;
-
-function messagesOf(changes: readonly LoggedChange[]): string[] {
-  const messages: string[] = [];
-  for (let i = 0; i < changes.length; i += MAX_CHANGES_PER_FRAME) {
-    const slice = changes.slice(i, i + MAX_CHANGES_PER_FRAME);
-    messages.push(FRAME_HEAD + slice.map((c) => c.json).join(',') + FRAME_TAIL);
-  }
-  return messages;
-}
-
-/**
- * A complete unmasked WebSocket text frame (RFC 6455 §5.2), built once per broadcast and written as is
- * to every socket: no per-client encoding, framing or copying. Servers never mask.
- */
-export function textFrame(message: string): Buffer {
-  const payload = Buffer.from(message);
-  const len = payload.length;
-  const headerLen = len < 126 ? 2 : len < 65_536 ? 4 : 10;
-  const frame = Buffer.allocUnsafe(headerLen + len);
-  frame[0] = 0x81; // FIN + text
-  if (len < 126) {
-    frame[1] = len;
-  } else if (len < 65_536) {
-    frame[1] = 126;
-    frame.writeUInt16BE(len, 2);
-  } else {
-    frame[1] = 127;
-    frame.writeBigUInt64BE(BigInt(len), 2);
-  }
-  payload.copy(frame, headerLen);
-  return frame;
-}
-
-/**
- * `ws` keeps its TCP socket in `_socket`; writing a whole prebuilt frame there is what ws itself does
- * for an uncompressed message (we disable permessage-deflate, so its sender never queues), and ws's
- * `bufferedAmount` still counts it. Without the socket we fall back to ws's own send.
- */
-function rawSocket(ws: WebSocket): Socket | undefined {
-  return (ws as unknown as { _socket?: Socket })._socket;
 }
 
 /**
@@ -147,13 +114,17 @@ export class Hub {
   private pingTimer: NodeJS.Timeout;
   private lastBroadcastAt = Date.now();
   private closing = false;
-  /** Changes received from the feed but not yet broadcast (coalescing), and the head before them. */
-  private pending: LoggedChange[] = [];
-  private pendingFrom: Position | null = null;
+  /** Batches received from the feed but not yet broadcast (coalescing). */
+  private pending: Batch[] = [];
+  /** The head as of the last broadcast: what clients in step have. */
+  private broadcastHead: Cursor;
+  private readonly catchUps: Gate;
   private flushTimer: NodeJS.Timeout | null = null;
   private nextFlushAt = 0;
 
   constructor(private readonly options: HubOptions) {
+    this.broadcastHead = options.feed.head;
+    this.catchUps = new Gate(options.maxConcurrentCatchUps ?? 16);
     options.feed.on('batch', (batch) => this.broadcast(batch));
     options.feed.on('gap', () => this.resetAll());
     this.heartbeatTimer = setInterval(() => this.heartbeat(), options.heartbeatMs);
@@ -162,9 +133,9 @@ export class Hub {
     this.revocationTimer.unref();
   }
 
-  /** The last position broadcast to live clients: catch-up runs up to here, live takes over after it. */
-  private get head(): Position {
-    return this.pendingFrom ?? this.options.feed.head;
+  /** What clients in step have: catch-up runs up to here, live takes over after it. */
+  private get head(): Cursor {
+    return this.pending.length > 0 ? this.broadcastHead : this.options.feed.head;
   }
 
   get snapshot(): HubStats {
@@ -229,7 +200,7 @@ export class Hub {
       id: randomUUID(),
       socket,
       live: false,
-      floor: null,
+      ahead: null,
       alive: true,
       tokens: this.options.maxMessagesPerSec * 2,
       tokensAt: Date.now(),
@@ -317,12 +288,12 @@ export class Hub {
     this.clients.delete(client);
   }
 
-  /** The feed skipped pruned changes: nobody connected can be brought up to date, so all reload. */
+  /** The feed skipped pruned changes, or the database went back in time: nobody connected can be brought up to date, so all reload. */
   private resetAll(): void {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     this.pending = [];
-    this.pendingFrom = null;
+    this.broadcastHead = this.options.feed.head;
     for (const client of [...this.clients]) {
       this.reset(client, 'cursor-expired', 'Changes were pruned before this server could send them; reload the snapshot.');
     }
@@ -330,11 +301,10 @@ export class Hub {
   }
 
   private async start(client: Client, after: string | undefined): Promise<void> {
-    const { feed } = this.options;
     const hello = (cursor: string) =>
       this.send(client, JSON.stringify({ type: 'hello', cursor, heartbeat_ms: this.options.heartbeatMs, server: this.serverId }));
     if (after === undefined || after === '') {
-      client.cursor = formatPosition(this.head);
+      client.cursor = formatCursor(this.head);
       hello(client.cursor);
       client.live = true;
       return;
@@ -342,73 +312,85 @@ export class Hub {
     const cursor = parseCursor(after);
     if (!cursor) return this.reset(client, 'cursor-malformed', 'This is not a cursor this service issued; reload the snapshot.');
     client.cursor = formatCursor(cursor);
-    let from = lowerBound(cursor);
-    const inMemory = feed.recentSince(from) !== undefined;
-    if (!inMemory || comparePositions(upperBound(cursor), this.head) > 0) {
-      const bounds = await this.options.cursorBounds();
-      if (comparePositions(from, bounds.pruned) < 0 && !inMemory) {
-        return this.reset(client, 'cursor-expired', 'Changes after this cursor have been pruned; reload the snapshot.');
-      }
-      const newest = cursor.kind === 'position' ? cursor.xid : cursor.xmax - 1;
-      if (newest >= bounds.nextXid) {
+    if (!contains(cursor, this.head)) {
+      // Not level with this instance: check it against the log's limits before trusting it.
+      const { mark, nextXid } = await this.options.cursorBounds();
+      if (cursor.snapshot.xmax > nextXid || cursor.partials.some((p) => p.xid >= nextXid)) {
         return this.reset(client, 'cursor-unknown', 'This cursor is newer than anything this database has written; reload the snapshot.');
+      }
+      if (!contains(cursor, mark) && this.options.feed.recent(cursor, this.head) === undefined) {
+        return this.reset(client, 'cursor-expired', 'Changes after this cursor have been pruned; reload the snapshot.');
       }
     }
     if (!hello(client.cursor)) return;
-    const pageSize = this.options.catchUpPageSize ?? 1000;
-    let held = cursor;
-    for (;;) {
-      if (client.socket.readyState !== 1 || !this.clients.has(client)) return;
-      const head = this.head;
-      if (comparePositions(from, head) >= 0) break;
-      const recent = feed.recentSince(from);
-      if (recent) {
-        held = this.sendCatchUp(client, held, this.pending.length ? recent.filter((c) => comparePositions(c, head) <= 0) : recent);
-        break;
-      }
-      const range = await feed.readRange(from, head, pageSize);
-      if (comparePositions(range.pruned, from) > 0) {
-        return this.reset(client, 'cursor-expired', 'Changes after this cursor were pruned while catching up; reload the snapshot.');
-      }
-      held = this.sendCatchUp(client, held, range.changes);
-      const last = range.changes[range.changes.length - 1];
-      from = range.changes.length === pageSize && last ? { xid: last.xid, seq: last.seq } : head;
+    const fromMemory = this.options.feed.recent(cursor, this.head) !== undefined;
+    if (!fromMemory) await this.catchUps.enter();
+    let result: Awaited<ReturnType<typeof catchUp>>;
+    try {
+      result = await catchUp(
+        this.options.feed,
+        cursor,
+        () => this.head,
+        { send: (pieces, final) => this.sendPieces(client, pieces, final) },
+        this.options.catchUpPageSize ?? 1000,
+      );
+    } finally {
+      if (!fromMemory) this.catchUps.leave();
     }
-    // Joining here, synchronously after the last catch-up read, means the next batch starts right after
-    // what the client was sent.
-    client.floor = comparePositions(upperBound(held), this.head) > 0 ? held : null;
+    if (result.kind === 'closed' || client.socket.readyState !== 1 || !this.clients.has(client)) return;
+    if (result.kind === 'pruned') {
+      return this.reset(client, 'cursor-expired', 'Changes after this cursor were pruned while catching up; reload the snapshot.');
+    }
+    // Joining here, synchronously after catch-up found the client level, means the next broadcast
+    // starts right after what the client was sent.
+    client.ahead = contains(this.head, result.cursor) ? null : result.cursor;
+    client.cursor = formatCursor(result.cursor);
     client.live = true;
   }
 
   /**
-   * Sends the changes the client at `cursor` lacks and returns its cursor after them. For a client that
-   * started from a snapshot, each change's cursor is rewritten to the snapshot-with-progress form
-   * (feed/cursor.ts): the plain position would claim less than the client has, and a resume from it
-   * would resend changes the snapshot already showed. Only such clients, and only until the feed passes
-   * their snapshot's xmax, cost this per-client serialisation.
+   * Sends pieces of transactions to one client, waiting for its socket to drain between messages so
+   * a client that does not read holds at most about one message of the server's memory; false when
+   * the client is gone or too slow.
    */
-  private sendCatchUp(client: Client, cursor: Cursor, changes: readonly LoggedChange[]): Cursor {
-    const missing: LoggedChange[] = [];
-    let held = cursor;
-    for (const c of changes) {
-      if (hasChange(cursor, c)) continue;
-      held = advance(held, c);
-      // The change's JSON starts with its cursor (change-log.ts), so the first occurrence is that field.
-      missing.push(held.kind === 'snapshot' ? { ...c, json: c.json.replace(`"${formatPosition(c)}"`, JSON.stringify(held.text)) } : c);
-    }
-    if (missing.length === 0) return cursor;
-    for (const message of messagesOf(missing)) {
-      if (!this.send(client, message)) return held;
+  private async sendPieces(
+    client: Client,
+    pieces: { changes: readonly LoggedChange[]; more: boolean; cursor: () => Cursor }[],
+    final: Cursor,
+  ): Promise<boolean> {
+    const messages = changeMessages(
+      pieces.map((p) => ({ changes: p.changes, more: p.more, cursor: () => formatCursor(p.cursor()) })),
+      formatCursor(final),
+    );
+    for (const message of messages) {
+      if (!(await this.drained(client))) return false;
+      if (!this.send(client, message)) return false;
       this.stats.framesSent++;
     }
-    this.stats.changesSent += missing.length;
-    client.cursor = formatCursor(held);
-    return held;
+    for (const p of pieces) this.stats.changesSent += p.changes.length;
+    client.cursor = formatCursor(final);
+    return true;
+  }
+
+  /** Resolves once the client's unsent bytes are below a message's worth (false if it closes or stays stuck). */
+  private async drained(client: Client): Promise<boolean> {
+    const ws = client.socket;
+    const deadline = Date.now() + 30_000;
+    while (ws.readyState === 1 && ws.bufferedAmount > 512 * 1024) {
+      if (Date.now() > deadline) {
+        this.closeSlow(client);
+        return false;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return ws.readyState === 1;
   }
 
   private broadcast(batch: Batch): void {
-    if (this.pending.length === 0) this.pendingFrom = batch.from;
-    for (const c of batch.changes) this.pending.push(c);
+    if (this.pending.length === 0) {
+      this.broadcastHead = batch.from;
+    }
+    this.pending.push(batch);
     if (this.flushTimer) return;
     const wait = this.nextFlushAt - performance.now();
     if (wait <= 0) this.flush();
@@ -417,46 +399,77 @@ export class Hub {
 
   private flush(): void {
     this.flushTimer = null;
-    const changes = this.pending;
-    if (changes.length === 0) return;
+    const batches = this.pending;
+    if (batches.length === 0) return;
     // CPU time, not wall time: on a busy machine the loop may wait for a core, and that wait is not
     // a cost that more coalescing would save.
     const started = process.cpuUsage();
     this.pending = [];
-    this.pendingFrom = null;
-    this.lastBroadcastAt = Date.now();
-    const last = changes[changes.length - 1] as LoggedChange;
-    const to: Position = { xid: last.xid, seq: last.seq };
-    const cursor = formatPosition(to);
+    const to = (batches[batches.length - 1] as Batch).to;
+    const toText = formatCursor(to);
+    this.broadcastHead = to;
+    const pieces: Piece[] = [];
+    let count = 0;
+    for (const batch of batches) {
+      for (const t of batch.txns) {
+        pieces.push({ changes: t.changes, more: t.more, cursor: () => formatCursor(cursorAfter(batch, t.xid)) });
+        count += t.changes.length;
+      }
+    }
+    if (count > 0) this.lastBroadcastAt = Date.now();
     let messages: string[] | null = null;
     let frames: Buffer[] | null = null;
     for (const client of this.clients) {
       if (!client.live) continue;
-      if (client.floor) {
-        const held = this.sendCatchUp(client, client.floor, changes);
-        client.floor = comparePositions(to, upperBound(held)) >= 0 ? null : held;
+      if (client.ahead) {
+        this.sendAhead(client, batches, to);
         continue;
       }
-      messages ??= messagesOf(changes);
+      if (count === 0) continue;
+      client.cursor = toText;
+      messages ??= changeMessages(pieces, toText);
       frames ??= messages.map(textFrame);
       for (let i = 0; i < frames.length; i++) if (!this.sendFrame(client, frames[i] as Buffer, messages[i] as string)) break;
       this.stats.framesSent += frames.length;
-      this.stats.changesSent += changes.length;
-      client.cursor = cursor;
+      this.stats.changesSent += count;
     }
     const used = process.cpuUsage(started);
     const took = (used.user + used.system) / 1000;
     this.nextFlushAt = performance.now() + Math.min(MAX_COOLDOWN_MS, took * COOLDOWN_FACTOR);
   }
 
+  /** A client ahead of the feed in part: only what it lacks, with its own cursors, until it is in step. */
+  private sendAhead(client: Client, batches: readonly Batch[], to: Cursor): void {
+    const have = client.ahead as Cursor;
+    const pieces: Piece[] = [];
+    let count = 0;
+    for (const batch of batches) {
+      for (const t of batch.txns) {
+        const changes = t.changes.filter((c) => !has(have, c.xid, c.seq));
+        if (changes.length === 0) continue;
+        pieces.push({ changes, more: t.more, cursor: () => formatCursor(union(have, cursorAfter(batch, t.xid))) });
+        count += changes.length;
+      }
+    }
+    const now = union(have, to);
+    client.ahead = contains(to, now) ? null : now;
+    client.cursor = formatCursor(now);
+    if (count === 0) return;
+    for (const message of changeMessages(pieces, client.cursor)) {
+      if (!this.send(client, message)) return;
+      this.stats.framesSent++;
+    }
+    this.stats.changesSent += count;
+  }
+
   private heartbeat(): void {
     if (Date.now() - this.lastBroadcastAt < this.options.heartbeatMs / 2 || this.pending.length > 0) return;
-    const cursor = formatPosition(this.head);
+    const cursor = formatCursor(this.head);
     const shared = JSON.stringify({ type: 'heartbeat', cursor });
     for (const client of this.clients) {
       if (!client.live) continue;
-      if (client.floor) {
-        this.send(client, JSON.stringify({ type: 'heartbeat', cursor: formatCursor(client.floor) }));
+      if (client.ahead) {
+        this.send(client, JSON.stringify({ type: 'heartbeat', cursor: formatCursor(client.ahead) }));
         continue;
       }
       this.send(client, shared);

@@ -1,20 +1,22 @@
 import type pg from 'pg';
 import WebSocket from 'ws';
-import { comparePositions, hasChange, type Position, parseCursor } from '../../src/feed/cursor.js';
+import { has, parseCursor } from '../../src/feed/cursor.js';
 import type { Change, Order, ServerMessage } from '../../src/protocol.js';
 import { waitFor } from './wait.js';
 
 /**
  * A dashboard as the protocol describes it (docs/protocol.md), on a real socket: it loads a snapshot
  * (GET /orders + X-Change-Cursor), streams `/ws?after=<cursor>`, applies changes by version (deletes as
- * tombstones), keeps the cursor of the last change or heartbeat, resumes with it, and on `reset` reloads
- * the snapshot. It records everything it receives so the checker below can judge the stream.
+ * tombstones), keeps the cursor of the last message or heartbeat, resumes with it, and on `reset` reloads
+ * the snapshot. It records everything it receives so the checker below can judge the stream. A change
+ * is known by its order and version (`key`), which the triggers make unique.
  *
  * An epoch is one unbroken line of history: it starts at a snapshot (or at the first hello) and goes on
  * across resumes; a reset starts a new one.
  */
-export interface Received extends Position {
-  cursor: string;
+export interface Received {
+  /** `<order id>:<version>`: names the change. */
+  key: string;
   op: Change['op'];
   id: number;
   version: number;
@@ -55,8 +57,10 @@ export class FeedClient {
   pongs = 0;
   cursor: string | undefined;
   socket: WebSocket | null = null;
-  /** When each change arrived, by cursor (for latency checks). */
+  /** When each change arrived, by key (for latency checks). */
   readonly arrivedAt = new Map<string, number>();
+  /** Every `changes` message, by the keys it held (for the whole-transaction check). */
+  readonly messages: { keys: string[]; more: boolean; session: number }[] = [];
   private session = 0;
   private resyncing: Promise<void> | null = null;
   private closed = false;
@@ -141,18 +145,16 @@ export class FeedClient {
       case 'changes': {
         const now = Date.now();
         for (const c of message.changes) {
-          // A change's cursor is its position "xid-seq", or for a client that started from a snapshot,
-          // "xid-seq:xmax:xip" (the position plus what the snapshot already had).
-          const position = c.cursor.split(':')[0] as string;
-          const [xid, seq] = position.split('-').map(Number) as [number, number];
-          this.epoch?.received.push({ cursor: position, xid, seq, op: c.op, id: c.order.id, version: c.order.version, session });
-          this.arrivedAt.set(position, now);
+          const key = `${c.order.id}:${c.order.version}`;
+          this.epoch?.received.push({ key, op: c.op, id: c.order.id, version: c.order.version, session });
+          this.arrivedAt.set(key, now);
           const held = this.view.get(c.order.id);
           if (!held || c.order.version > held.version) {
             this.view.set(c.order.id, { version: c.order.version, deleted: c.op === 'delete', order: c.order });
           }
-          this.cursor = c.cursor;
         }
+        if (!message.more) this.cursor = message.cursor;
+        this.messages.push({ keys: message.changes.map((c) => `${c.order.id}:${c.order.version}`), more: message.more === true, session });
         break;
       }
       case 'heartbeat':
@@ -234,18 +236,21 @@ export async function openClient(options: FeedClientOptions): Promise<FeedClient
   return client;
 }
 
-export interface LoggedPosition extends Position {
-  cursor: string;
+export interface LoggedChange {
+  /** `<order id>:<version>`. */
+  key: string;
+  xid: number;
+  seq: number;
   id: number;
   version: number;
 }
 
-/** The committed history: every change in order_changes, in feed order. */
-export async function readHistory(sql: pg.Pool | pg.Client): Promise<LoggedPosition[]> {
+/** The committed history: every change in order_changes, in (xid, seq) order. */
+export async function readHistory(sql: pg.Pool | pg.Client): Promise<LoggedChange[]> {
   const { rows } = await sql.query<{ xid: string; seq: string; id: string; version: number }>(
     'SELECT xid, seq, order_id AS id, version FROM order_changes ORDER BY xid, seq',
   );
-  return rows.map((r) => ({ xid: Number(r.xid), seq: Number(r.seq), cursor: `${r.xid}-${r.seq}`, id: Number(r.id), version: r.version }));
+  return rows.map((r) => ({ xid: Number(r.xid), seq: Number(r.seq), key: `${r.id}:${r.version}`, id: Number(r.id), version: r.version }));
 }
 
 /** The table as every client should end up showing it. */
@@ -256,11 +261,11 @@ export async function readTable(sql: pg.Pool | pg.Client): Promise<Map<number, O
 
 export interface Report {
   client: string;
-  /** Committed changes after the epoch's base that the client never received. */
+  /** Committed changes the epoch's base lacked that the client never received. */
   lost: string[];
   /** Changes received more than once, or that the base (snapshot or cursor) already had. */
   duplicated: string[];
-  /** Changes received after a change later in feed order. */
+  /** Changes of one order received in falling version order, or transactions received interleaved. */
   outOfOrder: string[];
   /** Received changes that are not in the committed history at all. */
   unknown: string[];
@@ -269,33 +274,38 @@ export interface Report {
 }
 
 /**
- * Judges one client against the committed history and the table. Order is feed order (xid, seq), the
- * order the protocol promises; versions need not increase along it for one order (two transactions
- * can commit in the other order than their xids), which is why the view applies by version.
+ * Judges one client against the committed history and the table: exactly once relative to the cursor
+ * each epoch started from, each order's versions rising, each transaction received in one run.
  */
-export function checkClient(
-  client: FeedClient,
-  history: LoggedPosition[],
-  table: Map<number, Order>,
-  pruned: Position = { xid: 0, seq: 0 },
-): Report {
+export function checkClient(client: FeedClient, history: LoggedChange[], table: Map<number, Order>, pruned = false): Report {
   const report: Report = { client: client.name, lost: [], duplicated: [], outOfOrder: [], unknown: [], viewMismatches: [] };
-  const known = new Set(history.map((h) => h.cursor));
+  const byKey = new Map(history.map((h) => [h.key, h]));
   client.epochs.forEach((epoch, i) => {
     const base = parseCursor(epoch.base);
     if (!base) throw new Error(`${client.name}: unparseable base cursor ${epoch.base}`);
     const seen = new Set<string>();
-    let last: Position | null = null;
+    const lastVersion = new Map<number, number>();
+    const finishedTxns = new Set<number>();
+    let currentTxn: number | undefined;
     for (const r of epoch.received) {
-      if (!known.has(r.cursor) && comparePositions(r, pruned) > 0) report.unknown.push(r.cursor);
-      if (seen.has(r.cursor) || hasChange(base, r)) report.duplicated.push(r.cursor);
-      else if (last && comparePositions(r, last) <= 0) report.outOfOrder.push(r.cursor);
-      seen.add(r.cursor);
-      if (!last || comparePositions(r, last) > 0) last = r;
+      const h = byKey.get(r.key);
+      if (!h) {
+        if (!pruned) report.unknown.push(r.key);
+        continue;
+      }
+      if (seen.has(r.key) || has(base, h.xid, h.seq)) report.duplicated.push(r.key);
+      else if ((lastVersion.get(r.id) ?? 0) >= r.version) report.outOfOrder.push(r.key);
+      if (h.xid !== currentTxn) {
+        if (finishedTxns.has(h.xid)) report.outOfOrder.push(`${r.key} (transaction ${h.xid} interleaved)`);
+        if (currentTxn !== undefined) finishedTxns.add(currentTxn);
+        currentTxn = h.xid;
+      }
+      seen.add(r.key);
+      lastVersion.set(r.id, Math.max(lastVersion.get(r.id) ?? 0, r.version));
     }
     // An epoch that ended in a reset is incomplete on purpose; the last one must be complete.
     if (i === client.epochs.length - 1) {
-      for (const h of history) if (!hasChange(base, h) && !seen.has(h.cursor)) report.lost.push(h.cursor);
+      for (const h of history) if (!has(base, h.xid, h.seq) && !seen.has(h.key)) report.lost.push(h.key);
     }
   });
   const ids = new Set([...table.keys(), ...client.view.keys()]);
@@ -327,10 +337,9 @@ export async function settle(sql: pg.Pool, clients: FeedClient[], timeout = 15_0
       await conn.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
       const history = await readHistory(conn);
       const table = await readTable(conn);
-      const mark = await conn.query<{ xid: string; seq: string }>('SELECT xid, seq FROM order_changes_pruned');
+      const mark = await conn.query<{ mark: string }>('SELECT mark FROM order_changes_pruned');
       await conn.query('COMMIT');
-      const pruned = { xid: Number(mark.rows[0]?.xid ?? 0), seq: Number(mark.rows[0]?.seq ?? 0) };
-      return { history, table, pruned };
+      return { history, table, pruned: mark.rows[0]?.mark !== '1:1:' };
     } finally {
       conn.release();
     }

@@ -46,6 +46,8 @@ const WATCHDOG_BEATS = 2.5;
 export class FeedClient {
   private socket: WebSocket | null = null;
   private cursor = '';
+  /** The first messages of a transaction that goes on (`more`); dropped on reconnect, which resends it whole. */
+  private held: Change[] = [];
   private attempt = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private watchdog: ReturnType<typeof setTimeout> | undefined;
@@ -96,6 +98,7 @@ export class FeedClient {
     const base = this.options.url ?? `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
     let socket: WebSocket;
     try {
+      this.held = [];
       socket = new WebSocket(`${base}?after=${encodeURIComponent(this.cursor)}`, this.options.protocols?.() ?? []);
     } catch (err) {
       // A subprotocol the browser will not send (a token with characters outside RFC 7230's token set).
@@ -132,11 +135,14 @@ export class FeedClient {
         this.setState({ kind: 'live', since: Date.now() });
         return;
       case 'changes': {
-        const last = message.changes[message.changes.length - 1];
-        if (!last) return;
+        // A transaction too large for one message comes in several: the page sees it only whole.
+        this.held.push(...message.changes);
+        if (message.more) return;
+        const changes = this.held;
+        this.held = [];
         // Hand over first, then advance: a reconnect never resumes past a change the page did not apply.
-        this.options.onChanges(message.changes);
-        this.cursor = last.cursor;
+        if (changes.length > 0) this.options.onChanges(changes);
+        this.cursor = message.cursor;
         return;
       }
       case 'heartbeat':

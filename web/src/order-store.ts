@@ -135,7 +135,7 @@ export class OrderStore {
         this.changedAt.set(order.id, now);
       }
       this.activity.unshift({
-        key: change.cursor,
+        key: `${order.id}:${order.version}`,
         id: order.id,
         customer: order.customer_name,
         text: describeChange(change),

@@ -1,0 +1,72 @@
+import type { LoggedChange } from './change-log.js';
+import { type Cursor, contains, cursor, formatCursor, prefix, union } from './cursor.js';
+import { type ChangeFeed, cursorAfter, transactions } from './feed.js';
+
+/**
+ * Resume: bring a client from its cursor up to the feed, from memory when the feed still holds what it
+ * lacks, otherwise from the log in pages, and report the moment it is level, synchronously with the
+ * last check, so the caller joins the live stream with nothing between. The client may also be ahead of
+ * this instance in part (its cursor came from a faster instance, or is a GET /orders snapshot taken after
+ * the feed's last read): what it has is then the union of the two, and the live stream is filtered for
+ * it until the feed has caught up.
+ */
+export interface CatchUpSink {
+  /** Sends these transactions (with the cursor after each); resolves false when the client is gone. */
+  send(pieces: { changes: readonly LoggedChange[]; more: boolean; cursor: () => Cursor }[], final: Cursor): Promise<boolean>;
+}
+
+export type CatchUpResult = { kind: 'level'; cursor: Cursor } | { kind: 'closed' } | { kind: 'pruned' };
+
+export async function catchUp(
+  feed: ChangeFeed,
+  from: Cursor,
+  /** The point the live stream continues from (the hub's last broadcast). */
+  head: () => Cursor,
+  sink: CatchUpSink,
+  pageSize: number,
+): Promise<CatchUpResult> {
+  let have = from;
+  for (;;) {
+    const upTo = head();
+    if (contains(have, upTo)) return { kind: 'level', cursor: have };
+    const recent = feed.recent(have, upTo);
+    if (recent) {
+      const start = have;
+      const pieces = recent.flatMap(({ batch, txns }) =>
+        txns.map((t) => ({ changes: t.changes, more: t.more, cursor: () => union(start, cursorAfter(batch, t.xid)) })),
+      );
+      const final = union(have, upTo);
+      // Synchronous from the head() above to here: the caller joins live right after this send starts.
+      const sent = pieces.length === 0 ? true : await sink.send(pieces, final);
+      return sent ? { kind: 'level', cursor: final } : { kind: 'closed' };
+    }
+    const page = await feed.readRange(have, upTo, pageSize);
+    if (!contains(have, page.mark)) return { kind: 'pruned' };
+    const txns = transactions(page.changes);
+    let next: Cursor;
+    if (!page.full) {
+      next = union(have, upTo);
+    } else {
+      // A full page: whole transactions only, like the feed's own reads; one larger than a page goes in pieces.
+      const last = txns[txns.length - 1];
+      if (!last) throw new Error('catch-up read a full page of nothing it could send');
+      if (txns.length > 1) {
+        txns.pop();
+        next = union(have, prefix(upTo, last.xid));
+      } else {
+        last.more = true;
+        const seq = (last.changes[last.changes.length - 1] as LoggedChange).seq;
+        next = union(have, cursor(prefix(upTo, last.xid).snapshot, [{ xid: last.xid, seq }]));
+      }
+    }
+    const start = have;
+    const pieces = txns.map((t, i) => ({
+      changes: t.changes,
+      more: t.more,
+      cursor: () => (i === txns.length - 1 ? next : union(start, prefix(upTo, t.xid + 1))),
+    }));
+    if (pieces.length > 0 && !(await sink.send(pieces, next))) return { kind: 'closed' };
+    if (formatCursor(next) === formatCursor(have)) throw new Error(`catch-up made no progress at ${formatCursor(have).slice(0, 200)}`);
+    have = next;
+  }
+}
