@@ -312,13 +312,16 @@ export class Hub {
     const cursor = parseCursor(after);
     if (!cursor) return this.reset(client, 'cursor-malformed', 'This is not a cursor this service issued; reload the snapshot.');
     client.cursor = formatCursor(cursor);
-    if (!contains(cursor, this.head)) {
+    const head = this.head;
+    const newest = Math.max(cursor.snapshot.xmax, ...cursor.partials.map((p) => p.xid + 1));
+    const behind = !contains(cursor, head);
+    if (behind || newest > head.snapshot.xmax) {
       // Not level with this instance: check it against the log's limits before trusting it.
       const { mark, nextXid } = await this.options.cursorBounds();
-      if (cursor.snapshot.xmax > nextXid || cursor.partials.some((p) => p.xid >= nextXid)) {
+      if (newest > nextXid) {
         return this.reset(client, 'cursor-unknown', 'This cursor is newer than anything this database has written; reload the snapshot.');
       }
-      if (!contains(cursor, mark) && this.options.feed.recent(cursor, this.head) === undefined) {
+      if (behind && !contains(cursor, mark) && this.options.feed.recent(cursor, this.head) === undefined) {
         return this.reset(client, 'cursor-expired', 'Changes after this cursor have been pruned; reload the snapshot.');
       }
     }

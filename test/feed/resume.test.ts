@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { formatPosition } from '../../src/feed/cursor.js';
+import { has, parseCursor } from '../../src/feed/cursor.js';
 import { pruneChanges } from '../../src/feed/retention.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { cleanReports, FeedClient, openClient, readHistory, settle } from '../helpers/feed-client.js';
@@ -30,10 +30,11 @@ async function writes(n: number): Promise<void> {
   for (let i = 0; i < n; i++) await randomWrite(db.sql);
 }
 
-/** The changes committed after `cursor` (a position), in feed order. */
+/** The committed changes a client at `cursor` lacks, in (xid, seq) order. */
 async function committedAfter(sql: pg.Pool, cursor: string): Promise<string[]> {
-  const [xid, seq] = cursor.split('-').map(Number) as [number, number];
-  return (await readHistory(sql)).filter((h) => h.xid > xid || (h.xid === xid && h.seq > seq)).map((h) => h.cursor);
+  const at = parseCursor(cursor);
+  if (!at) throw new Error(`not a cursor: ${cursor}`);
+  return (await readHistory(sql)).filter((h) => !has(at, h.xid, h.seq)).map((h) => h.key);
 }
 
 beforeAll(async () => {
@@ -69,10 +70,17 @@ describe('resume with ?after=', () => {
       await writes(40);
       const missed = await committedAfter(db.sql, cursor);
       expect(missed.length).toBeGreaterThanOrEqual(35);
-      await waitFor(() => s.service.feed.state.head === missed[missed.length - 1], { message: 'the feed has read every write' });
+      const history = await readHistory(db.sql);
+      await waitFor(
+        () => {
+          const head = parseCursor(s.service.feed.state.head);
+          return head && history.every((h) => has(head, h.xid, h.seq));
+        },
+        { message: 'the feed has read every write' },
+      );
       await c.connect();
       await waitFor(() => c.received.length >= 5 + missed.length, { message: 'the missed changes' });
-      expect(c.received.filter((r) => r.session === 2).map((r) => r.cursor)).toEqual(missed);
+      expect(c.received.filter((r) => r.session === 2).map((r) => r.key)).toEqual(missed);
       await writes(5);
       expect(await settle(db.sql, [c])).toEqual(cleanReports([c]));
     });
@@ -110,7 +118,7 @@ describe('resume with ?after=', () => {
       ['garbage', 'cursor-malformed'],
       ['12-', 'cursor-malformed'],
       ['5:3:', 'cursor-malformed'],
-      [formatPosition({ xid: next + 1_000_000, seq: 1 }), 'cursor-unknown'],
+      [`${next + 1_000_000}-1`, 'cursor-unknown'],
       [`${next + 1000}:${next + 2000}:`, 'cursor-unknown'],
     ] as const;
     for (const [cursor, reason] of cases) {
