@@ -78,6 +78,8 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
     required: authRequiredFromStart(config),
     log: log.child({ component: 'auth' }),
   });
+  // Learn at once whether authentication is on: readiness probes read the last known answer only.
+  await tokens.authRequired().catch(() => undefined);
   const hub = new Hub({
     feed,
     log: log.child({ component: 'hub' }),

@@ -3,6 +3,7 @@ import WebSocket from 'ws';
 import { generateToken, hashToken } from '../src/auth/tokens.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { http, type RunningService, startService } from './helpers/service.js';
+import { openSocket } from './helpers/upgrade.js';
 
 let db: TestDatabase;
 let svc: RunningService;
@@ -154,17 +155,7 @@ describe('WebSocket upgrade', () => {
 });
 
 describe('WebSocket limits and revocation', () => {
-  const connect = (token: string, url = svc.wsUrl) =>
-    new Promise<{ status: number; ws?: WebSocket }>((resolve) => {
-      const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
-      ws.once('open', () => resolve({ status: 101, ws }));
-      ws.once('unexpected-response', (_req, res) => {
-        resolve({ status: res.statusCode ?? 0 });
-        res.resume();
-        ws.terminate();
-      });
-      ws.once('error', () => resolve({ status: -1 }));
-    });
+  const connect = (token: string, url = svc.wsUrl) => openSocket(url, { authorization: `Bearer ${token}` });
 
   it('caps the sockets of one credential', async () => {
     const capped = await startService(db.url, { WS_MAX_CONNECTIONS_PER_TOKEN: '2', AUTH_CACHE_MS: '0' });

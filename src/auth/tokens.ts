@@ -108,6 +108,14 @@ export class TokenStore {
     return this.on;
   }
 
+  /**
+   * The last known answer of authRequired(), without asking the database (readiness probes must not
+   * wake a sleeping one). Only ever goes from false to true, like authRequired().
+   */
+  get knownRequired(): boolean {
+    return this.on;
+  }
+
   /** Whether any credential has ever been configured (as of the last check). */
   get credentialsConfigured(): boolean {
     return this.everExisted || this.options.envTokens.length > 0;

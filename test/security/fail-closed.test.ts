@@ -1,9 +1,10 @@
 import { request } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { generateToken, hashToken } from '../../src/auth/tokens.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { http, type RunningService, startService } from '../helpers/service.js';
+import { openSocket } from '../helpers/upgrade.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -40,19 +41,6 @@ async function addToken(role: string, name = `t ${role}`): Promise<{ id: string;
     hashToken(token),
   ]);
   return { id: rows[0].id, token };
-}
-
-function openSocket(url: string, headers: Record<string, string> = {}): Promise<{ status: number; ws?: WebSocket }> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url, { headers });
-    ws.once('open', () => resolve({ status: 101, ws }));
-    ws.once('unexpected-response', (_req, res) => {
-      resolve({ status: res.statusCode ?? 0 });
-      res.resume();
-      ws.terminate();
-    });
-    ws.once('error', () => resolve({ status: -1 }));
-  });
 }
 
 const closeCode = (ws: WebSocket) => new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
