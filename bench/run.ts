@@ -12,7 +12,7 @@ import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../test/helpers/browser.js';
 import { BENCH_DIR, cpuSeconds, rssBytes, startWorker, summarize } from './lib.js';
 
 /**
- * `npm run bench [-- --only latency,fanout,connections,throughput,snapshot] [--scale 0.1]`
+ * `npm run bench [-- --only latency,blocker,fanout,connections,throughput,snapshot] [--scale 0.1]`
  *
  * Starts PostgreSQL (embedded, or DATABASE_URL) and the service as its own process, drives load from
  * separate worker processes, prints a table and writes bench/results/<time>.json. Everything shares
@@ -21,7 +21,7 @@ import { BENCH_DIR, cpuSeconds, rssBytes, startWorker, summarize } from './lib.j
  */
 const { values: opts } = parseArgs({
   options: {
-    only: { type: 'string', default: 'latency,fanout,connections,throughput,snapshot' },
+    only: { type: 'string', default: 'latency,blocker,fanout,connections,throughput,snapshot' },
     scale: { type: 'string', default: '1' },
     'fanout-clients': { type: 'string' },
     'fanout-rate': { type: 'string' },
@@ -201,6 +201,57 @@ async function latency(svc: { baseUrl: string; wsUrl: string; pid: number }, dbU
     }
     await pool.close();
   }
+}
+
+/**
+ * The latency scenario (SQL writes, 100/s → 100 clients) twice in one run: plain, then while another
+ * database of the same cluster holds a write transaction open the whole time (a DBA's forgotten BEGIN).
+ * The feed must not wait for it: the ratios should stay near 1.
+ */
+async function blocker(svc: { baseUrl: string; wsUrl: string; pid: number }, dbUrl: string, adminUrl: string, sql: pg.Pool) {
+  const seconds = sized(10, 3);
+  const n = sized(100, 10);
+  const pool = await openClients(svc.wsUrl, n, Math.min(n, 100) / 2, 2);
+  const measure = async () => {
+    await truncate(sql);
+    pool.record();
+    const w = await runWriter('sql', svc.baseUrl, dbUrl, 100, seconds);
+    await new Promise((r) => setTimeout(r, 1000));
+    const got = await pool.report();
+    return { writes: w.done, deliveries: got.changes, expected: w.done * n, ...summarize(got.latencies) };
+  };
+  const plain = await measure();
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query('DROP DATABASE IF EXISTS orders_bench_blocker');
+  await admin.query('CREATE DATABASE orders_bench_blocker');
+  await admin.end();
+  const blockerUrl = new URL(adminUrl);
+  blockerUrl.pathname = '/orders_bench_blocker';
+  const held = new pg.Client({ connectionString: blockerUrl.toString() });
+  await held.connect();
+  await held.query('BEGIN');
+  await held.query('CREATE TABLE t (x int)');
+  await held.query('INSERT INTO t VALUES (1)');
+  let blocked: Awaited<ReturnType<typeof measure>>;
+  try {
+    blocked = await measure();
+  } finally {
+    await held.query('ROLLBACK');
+    await held.end();
+  }
+  await pool.close();
+  results.blocker = { clients: n, rate: 100, seconds, plain, blocked };
+  report(`latency SQL 100/s → ${n} clients`, 'p50 / p99 (no blocker)', `${ms(plain.p50)} / ${ms(plain.p99)}`);
+  report('', 'p50 / p99 (blocker held open)', `${ms(blocked.p50)} / ${ms(blocked.p99)}`);
+  report(
+    '',
+    'ratio blocked ÷ plain, p50 / p99',
+    `${(blocked.p50 / plain.p50).toFixed(2)} / ${(blocked.p99 / plain.p99).toFixed(2)}`,
+    '≤ 1.5 / ≤ 1.5',
+  );
+  for (const r of [plain, blocked])
+    if (r.deliveries !== r.expected) report('', 'deliveries (received / expected)', `${r.deliveries} / ${r.expected}`);
 }
 
 async function fanout(svc: { baseUrl: string; wsUrl: string; pid: number }, dbUrl: string, sql: pg.Pool) {
@@ -440,6 +491,7 @@ async function main() {
   };
   try {
     if (only.has('latency')) await withService((svc) => latency(svc, dbUrl, sql));
+    if (only.has('blocker')) await withService((svc) => blocker(svc, dbUrl, adminUrl as string, sql));
     if (only.has('fanout')) await withService((svc) => fanout(svc, dbUrl, sql));
     if (only.has('connections')) await withService((svc) => connections(svc));
     if (only.has('throughput')) await withService((svc) => throughput(svc, dbUrl, sql));

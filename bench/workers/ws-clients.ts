@@ -33,11 +33,12 @@ function open(i: number): Promise<void> {
           if (c.op === 'insert' && sent > 0) latencies.push(t - sent);
         }
       } else {
+        // Each change has one "op" key (orders have none).
         const s = data.toString('latin1');
-        let at = s.indexOf('"cursor"');
+        let at = s.indexOf('"op":"');
         while (at !== -1) {
           changes++;
-          at = s.indexOf('"cursor"', at + 8);
+          at = s.indexOf('"op":"', at + 6);
         }
       }
     });
