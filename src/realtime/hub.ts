@@ -5,8 +5,11 @@ import { catchUp } from '../feed/catch-up.js';
 import type { LoggedChange } from '../feed/change-log.js';
 import { type Cursor, contains, formatCursor, has, parseCursor, union } from '../feed/cursor.js';
 import { type Batch, type ChangeFeed, cursorAfter } from '../feed/feed.js';
-import { CLOSE, type ClientErrorCode, type ResetReason } from '../protocol.js';
+import { CLOSE, type ResetReason } from '../protocol.js';
+import { type Client, ClientInput } from './client.js';
 import { changeMessages, type Piece, rawSocket, textFrame } from './frames.js';
+import { Gate } from './gate.js';
+import { ConnectionLimits } from './limits.js';
 
 /**
  * The hub fans the feed out to WebSocket clients. Each batch is serialised once, as the concatenation
@@ -43,47 +46,6 @@ export interface HubOptions {
   revocationCheckMs?: number;
 }
 
-interface Client {
-  id: string;
-  socket: WebSocket;
-  live: boolean;
-  /**
-   * What the client has, while that is not simply the hub's head (it is ahead of it in part): it is sent
-   * only what it lacks, in messages of its own. Null when in step with the head.
-   */
-  ahead: Cursor | null;
-  alive: boolean;
-  tokens: number;
-  tokensAt: number;
-  lastRateError: number;
-  /** Judged a flood: nothing it sends is handled any more. */
-  flooded: boolean;
-  remote: string;
-  principal: string;
-  connectedAt: number;
-  /** Last cursor sent to this client (for debugging and lag display). */
-  cursor: string;
-}
-
-/** A counting semaphore: at most `max` holders, the others queue in order. */
-class Gate {
-  private held = 0;
-  private readonly waiting: (() => void)[] = [];
-  constructor(private readonly max: number) {}
-  async enter(): Promise<void> {
-    if (this.held < this.max) {
-      this.held++;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-  leave(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.held--;
-  }
-}
-
 export interface HubStats {
   clients: number;
   framesSent: number;
@@ -109,8 +71,7 @@ export class Hub {
   private readonly stats: HubStats = { clients: 0, framesSent: 0, changesSent: 0, slowClosed: 0, resets: 0, connectionsTotal: 0 };
   private heartbeatTimer: NodeJS.Timeout;
   private revocationTimer: NodeJS.Timeout;
-  private readonly perPrincipal = new Map<string, number>();
-  private readonly perAddress = new Map<string, number>();
+  private readonly limits: ConnectionLimits;
   private pingTimer: NodeJS.Timeout;
   private lastBroadcastAt = Date.now();
   private closing = false;
@@ -119,12 +80,22 @@ export class Hub {
   /** The head as of the last broadcast: what clients in step have. */
   private broadcastHead: Cursor;
   private readonly catchUps: Gate;
+  private readonly input: ClientInput;
   private flushTimer: NodeJS.Timeout | null = null;
   private nextFlushAt = 0;
 
   constructor(private readonly options: HubOptions) {
     this.broadcastHead = options.feed.head;
     this.catchUps = new Gate(options.maxConcurrentCatchUps ?? 16);
+    this.limits = new ConnectionLimits(options.maxPerPrincipal ?? 0, options.maxPerAddress ?? 0);
+    this.input = new ClientInput({
+      maxMessagesPerSec: options.maxMessagesPerSec,
+      log: options.log,
+      send: (client, message) => this.send(client, message),
+      drop: (client) => {
+        if (this.clients.delete(client)) this.options.feed.setDemand(this.clients.size);
+      },
+    });
     options.feed.on('batch', (batch) => this.broadcast(batch));
     options.feed.on('gap', () => this.resetAll());
     this.heartbeatTimer = setInterval(() => this.heartbeat(), options.heartbeatMs);
@@ -155,27 +126,14 @@ export class Hub {
 
   /** Why a new socket for this credential and address would be refused, or null if it may open. */
   refusal(principal: string, remote: string): string | null {
-    const { maxPerPrincipal = 0, maxPerAddress = 0 } = this.options;
-    // With authentication off every client is 'local': a per-credential cap would mean nothing.
-    if (maxPerPrincipal > 0 && principal !== 'local' && (this.perPrincipal.get(principal) ?? 0) >= maxPerPrincipal) {
-      return `At most ${maxPerPrincipal} open WebSockets per credential.`;
-    }
-    if (maxPerAddress > 0 && (this.perAddress.get(remote) ?? 0) >= maxPerAddress) {
-      return `At most ${maxPerAddress} open WebSockets per address.`;
-    }
-    return null;
-  }
-
-  private count(map: Map<string, number>, key: string, delta: number): void {
-    const n = (map.get(key) ?? 0) + delta;
-    if (n <= 0) map.delete(key);
-    else map.set(key, n);
+    return this.limits.refusal(principal, remote);
   }
 
   private async closeRevoked(): Promise<void> {
-    if (!this.options.revokedPrincipals || this.perPrincipal.size === 0) return;
+    const principals = this.limits.principals();
+    if (!this.options.revokedPrincipals || principals.length === 0) return;
     try {
-      const revoked = new Set(await this.options.revokedPrincipals([...this.perPrincipal.keys()]));
+      const revoked = new Set(await this.options.revokedPrincipals(principals));
       if (revoked.size === 0) return;
       for (const client of this.clients) {
         if (!revoked.has(client.principal)) continue;
@@ -216,20 +174,12 @@ export class Hub {
       return;
     }
     this.clients.add(client);
-    this.count(this.perPrincipal, principal, 1);
-    this.count(this.perAddress, remote, 1);
+    this.limits.add(principal, remote);
     this.stats.connectionsTotal++;
     this.options.feed.setDemand(this.clients.size);
-    socket.on('pong', () => {
-      client.alive = true;
-      this.admit(client);
-    });
-    // Pings are answered here, not by ws (autoPong is off in routes.ts), so they count as messages.
-    socket.on('ping', (data) => this.onPing(client, data));
-    socket.on('message', (data, isBinary) => this.onMessage(client, data as Buffer, isBinary));
+    this.input.attach(client);
     socket.on('close', () => {
-      this.count(this.perPrincipal, principal, -1);
-      this.count(this.perAddress, remote, -1);
+      this.limits.remove(principal, remote);
       this.clients.delete(client);
       this.options.feed.setDemand(this.clients.size);
     });
@@ -492,84 +442,6 @@ export class Hub {
       client.socket.ping();
     }
     this.options.feed.setDemand(this.clients.size);
-  }
-
-  private clientError(client: Client, code: ClientErrorCode, detail: string): void {
-    this.send(client, JSON.stringify({ type: 'error', code, detail }));
-  }
-
-  /**
-   * Every frame a client sends, data or control, spends a token; the bucket refills at the message
-   * rate and holds two seconds' worth. Past it frames are dropped (with at most one error frame a
-   * second), and ten seconds' worth of dropped frames is a flood: the client is logged once, sent a
-   * 1008 close and cut off. A flood arrives thousands of frames per TCP read, and ws goes on parsing
-   * and emitting what it already received after close(): so the judgement is sticky (`flooded`), the
-   * listeners are removed, reading stops, and the TCP socket is destroyed once the close frame is out.
-   * Nothing a client sends can make the server write more than one log line.
-   */
-  private admit(client: Client): boolean {
-    if (client.flooded) return false;
-    const now = Date.now();
-    const rate = this.options.maxMessagesPerSec;
-    client.tokens = Math.min(rate * 2, client.tokens + ((now - client.tokensAt) / 1000) * rate);
-    client.tokensAt = now;
-    client.tokens -= 1;
-    if (client.tokens >= 0) return true;
-    if (client.tokens < -rate * 10) {
-      this.cutOff(client);
-      return false;
-    }
-    if (now - client.lastRateError > 1000) {
-      client.lastRateError = now;
-      this.clientError(client, 'rate-limited', `At most ${rate} messages per second; extra messages are dropped.`);
-    }
-    return false;
-  }
-
-  private cutOff(client: Client): void {
-    client.flooded = true;
-    this.options.log.warn({ event: 'client.flood', client: client.id, remote: client.remote }, 'message flood; closing with 1008');
-    const ws = client.socket;
-    ws.removeAllListeners('message');
-    ws.removeAllListeners('ping');
-    ws.removeAllListeners('pong');
-    if (this.clients.delete(client)) this.options.feed.setDemand(this.clients.size);
-    ws.close(CLOSE.POLICY, 'too many messages');
-    // The close frame is on the socket now: stop reading, and destroy the socket once it is written.
-    const raw = rawSocket(ws);
-    if (raw) {
-      raw.pause();
-      raw.destroySoon();
-    }
-    setTimeout(() => ws.terminate(), 1000).unref();
-  }
-
-  private onPing(client: Client, data: Buffer): void {
-    if (this.admit(client) && client.socket.readyState === 1) client.socket.pong(data);
-  }
-
-  private onMessage(client: Client, data: Buffer, isBinary: boolean): void {
-    if (!this.admit(client)) return;
-    let message: unknown;
-    try {
-      message = isBinary ? undefined : JSON.parse(data.toString('utf8'));
-    } catch {
-      message = undefined;
-    }
-    if (!message || typeof message !== 'object') {
-      this.clientError(client, 'malformed-message', 'Messages are JSON objects with a "type".');
-      return;
-    }
-    const type = (message as { type?: unknown }).type;
-    if (type === 'ping') {
-      this.send(client, '{"type":"pong"}');
-      return;
-    }
-    this.clientError(
-      client,
-      'unknown-message-type',
-      `Unknown message type ${JSON.stringify(type)?.slice(0, 50)}; the only client message is {"type":"ping"}.`,
-    );
   }
 
   /** Rolling restart: tell every client to go elsewhere (1012), then stop. */

@@ -89,7 +89,7 @@ it('serves the API and the feed as orders_app, with writes by a program that may
   client.close();
 
   // Retention ran at least once as orders_app (2 rows kept at most), and nothing anywhere was denied.
-  await waitFor(async () => (await db.sql.query('SELECT xid FROM order_changes_pruned')).rows[0].xid !== '0', {
+  await waitFor(async () => (await db.sql.query('SELECT mark FROM order_changes_pruned')).rows[0].mark !== '1:1:', {
     message: 'retention pruned as orders_app',
   });
   expect(lines.filter((l) => /permission denied|"level":50/.test(l))).toEqual([]);
