@@ -34,9 +34,14 @@ export interface Cursor {
   readonly partials: readonly Partial[];
 }
 
-/** A cursor text is refused (reset, cursor-malformed) beyond these: the work per cursor stays bounded. */
-export const MAX_CURSOR_LENGTH = 20_000;
-export const MAX_XIP = 4096;
+/**
+ * A cursor text is refused (reset, cursor-malformed) beyond these, so the work per cursor stays bounded.
+ * 1,000 transactions running at once in the cluster (of 10-digit ids) still fit, inside the 16 KiB a
+ * request line can have. A crafted cursor at the partials limit can grow past it by a union; resuming
+ * with that is refused too (a reset, never a gap).
+ */
+export const MAX_CURSOR_LENGTH = 16_000;
+export const MAX_XIP = 1000;
 const MAX_PARTIALS = 16;
 
 /** No change at all (PostgreSQL assigns normal transaction ids from 3). */
