@@ -74,23 +74,30 @@ describe('metrics', () => {
 });
 
 describe('debug endpoints', () => {
-  it('checks that the triggers are installed and enabled', async () => {
+  it('checks that the triggers are installed and fire always', async () => {
     const ok = await http<any>(svc.url, 'GET', '/debug/triggers');
     expect(ok.body).toEqual({
       ok: true,
       triggers: [
-        { name: 'orders_capture', installed: true, enabled: true },
-        { name: 'orders_normalize', installed: true, enabled: true },
+        { name: 'orders_capture', installed: true, enabled: true, always: true },
+        { name: 'orders_normalize', installed: true, enabled: true, always: true },
+        { name: 'orders_refuse_truncate', installed: true, enabled: true, always: true },
       ],
     });
     await db.sql.query('ALTER TABLE orders DISABLE TRIGGER orders_capture');
     try {
       const broken = await http<any>(svc.url, 'GET', '/debug/triggers');
       expect(broken.body.ok).toBe(false);
-      expect(broken.body.triggers[0]).toEqual({ name: 'orders_capture', installed: true, enabled: false });
-    } finally {
+      expect(broken.body.triggers[0]).toEqual({ name: 'orders_capture', installed: true, enabled: false, always: false });
+      // Enabled again the ordinary way (what pg_restore --disable-triggers does): it would miss replication sessions.
       await db.sql.query('ALTER TABLE orders ENABLE TRIGGER orders_capture');
+      const ordinary = await http<any>(svc.url, 'GET', '/debug/triggers');
+      expect(ordinary.body.ok).toBe(false);
+      expect(ordinary.body.triggers[0]).toEqual({ name: 'orders_capture', installed: true, enabled: true, always: false });
+    } finally {
+      await db.sql.query('ALTER TABLE orders ENABLE ALWAYS TRIGGER orders_capture');
     }
+    expect((await http<any>(svc.url, 'GET', '/debug/triggers')).body.ok).toBe(true);
   });
 
   it('sends a real change through the whole path and reports its round trip', async () => {

@@ -11,10 +11,12 @@ export interface DebugOptions {
 
 interface TriggerRow {
   name: string;
-  enabled: boolean;
+  /** pg_trigger.tgenabled: 'A' fires always, 'O' as usual (not for replication sessions), 'D' never. */
+  mode: string;
 }
 
-const EXPECTED_TRIGGERS = ['orders_capture', 'orders_normalize'];
+/** They must fire ALWAYS, replication and bulk-load sessions included (migrations/0008). */
+const EXPECTED_TRIGGERS = ['orders_capture', 'orders_normalize', 'orders_refuse_truncate'];
 const PROBE_NAME = '[round-trip probe]';
 
 /**
@@ -25,15 +27,14 @@ const PROBE_NAME = '[round-trip probe]';
 export const debugRoutes: FastifyPluginAsync<DebugOptions> = async (app, { db, feed, hub }) => {
   app.get('/debug/triggers', { config: { auth: 'admin' } }, async () => {
     const { rows } = await db.query<TriggerRow>(
-      `SELECT tgname AS name, tgenabled <> 'D' AS enabled FROM pg_trigger
+      `SELECT tgname AS name, tgenabled::text AS mode FROM pg_trigger
        WHERE tgrelid = 'orders'::regclass AND NOT tgisinternal ORDER BY tgname`,
     );
-    const triggers = EXPECTED_TRIGGERS.map((name) => ({
-      name,
-      installed: rows.some((r) => r.name === name),
-      enabled: rows.find((r) => r.name === name)?.enabled ?? false,
-    }));
-    return { ok: triggers.every((t) => t.installed && t.enabled), triggers };
+    const triggers = EXPECTED_TRIGGERS.map((name) => {
+      const mode = rows.find((r) => r.name === name)?.mode;
+      return { name, installed: mode !== undefined, enabled: mode !== undefined && mode !== 'D', always: mode === 'A' };
+    });
+    return { ok: triggers.every((t) => t.always), triggers };
   });
 
   app.post('/debug/roundtrip', { config: { auth: 'admin' } }, async (_request, reply) => {
