@@ -36,9 +36,11 @@ export async function catchUp(
         txns.map((t) => ({ changes: t.changes, more: t.more, cursor: () => union(start, cursorAfter(batch, t.xid)) })),
       );
       const final = union(have, upTo);
-      // Synchronous from the head() above to here: the caller joins live right after this send starts.
-      const sent = pieces.length === 0 ? true : await sink.send(pieces, final);
-      return sent ? { kind: 'level', cursor: final } : { kind: 'closed' };
+      if (pieces.length === 0) return { kind: 'level', cursor: final };
+      // Sending may wait for the client to drain, and the head may move meanwhile: look again.
+      if (!(await sink.send(pieces, final))) return { kind: 'closed' };
+      have = final;
+      continue;
     }
     const page = await feed.readRange(have, upTo, pageSize);
     if (!contains(have, page.mark)) return { kind: 'pruned' };

@@ -350,10 +350,15 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
 
   private remember(batch: Batch, count: number): void {
     const max = this.options.memoryChanges;
-    if (max === 0 || count === 0) {
-      // Nothing to keep: the ring stays valid as long as it ends at the head.
-      if (max === 0 || this.ring.length === 0) this.ringFrom = batch.to;
-      else this.ring.push(batch);
+    const last = this.ring[this.ring.length - 1];
+    if (max === 0 || !last) {
+      if (count === 0 || max === 0) {
+        this.ringFrom = batch.to;
+        return;
+      }
+    } else if (count === 0) {
+      // Only the snapshot moved: the last batch now reaches the new head (nothing lies in between).
+      this.ring[this.ring.length - 1] = { from: last.from, to: batch.to, txns: last.txns };
       return;
     }
     this.ring.push(batch);
@@ -374,10 +379,9 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
     if (!contains(after, this.ringFrom)) return undefined;
     const out: { batch: Batch; txns: Txn[] }[] = [];
     for (const batch of this.ring) {
-      if (!contains(upTo, batch.to)) break;
       const txns: Txn[] = [];
       for (const t of batch.txns) {
-        const changes = t.changes.filter((c) => !has(after, c.xid, c.seq));
+        const changes = t.changes.filter((c) => !has(after, c.xid, c.seq) && has(upTo, c.xid, c.seq));
         if (changes.length > 0) txns.push({ xid: t.xid, changes, more: t.more });
       }
       if (txns.length > 0) out.push({ batch, txns });
