@@ -4,6 +4,8 @@ import net from 'node:net';
  * A TCP proxy between the service and PostgreSQL that fails the way networks fail:
  * - `pass()`: forward bytes both ways (new connections only, once blackholed: see below);
  * - `cut()`: destroy every connection (the peer sees a reset/close at once);
+ * - `retarget(port)`: send new connections to another server (existing ones stay where they are: `cut()`
+ *   them to move everyone, as a failover or a restore into another cluster does);
  * - `blackhole()`: keep every connection open but forward nothing, in either direction, and accept new
  *   connections without ever reaching the database. No FIN, no RST: the service only notices by timing
  *   out, as with a NAT that forgot the flow or a suspended compute.
@@ -27,8 +29,8 @@ export class TcpProxy {
   private constructor(
     private readonly server: net.Server,
     readonly port: number,
-    private readonly targetPort: number,
-    private readonly targetHost: string,
+    private targetPort: number,
+    private targetHost: string,
   ) {}
 
   static async start(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
@@ -84,6 +86,12 @@ export class TcpProxy {
     upstream.on('close', upstreamGone);
     client.pause();
     upstream.once('connect', () => client.resume());
+  }
+
+  /** New connections go to this port (and host) from now on; existing ones are left alone. */
+  retarget(port: number, host = this.targetHost): void {
+    this.targetPort = port;
+    this.targetHost = host;
   }
 
   pass(): void {
