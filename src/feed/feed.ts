@@ -370,6 +370,11 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
     }
   }
 
+  /** Whether memory reaches back to a client at `after` (everything it lacks is in memory). */
+  remembers(after: Cursor): boolean {
+    return contains(after, this.ringFrom);
+  }
+
   /**
    * The changes a client at `after` lacks, from the batches in memory up to `upTo` (a head the feed has
    * passed), each with the batch it came in; undefined when memory does not reach back that far.

@@ -3,11 +3,12 @@ import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { catchUp } from '../feed/catch-up.js';
 import type { LoggedChange } from '../feed/change-log.js';
-import { type Cursor, contains, formatCursor, has, parseCursor, union } from '../feed/cursor.js';
-import { type Batch, type ChangeFeed, cursorAfter } from '../feed/feed.js';
+import { type Cursor, contains, formatCursor, parseCursor } from '../feed/cursor.js';
+import type { ChangeFeed } from '../feed/feed.js';
 import { CLOSE, type ResetReason } from '../protocol.js';
+import { Broadcaster } from './broadcast.js';
 import { type Client, ClientInput } from './client.js';
-import { changeMessages, type Piece, rawSocket, textFrame } from './frames.js';
+import { changeMessages, rawSocket } from './frames.js';
 import { Gate } from './gate.js';
 import { ConnectionLimits } from './limits.js';
 
@@ -55,16 +56,6 @@ export interface HubStats {
   connectionsTotal: number;
 }
 
-/**
- * Broadcasting to thousands of sockets costs real CPU per frame, so under load batches are coalesced:
- * after a broadcast that used d ms of CPU, the next one waits until COOLDOWN_FACTOR × d has passed, gathering
- * whatever arrived meanwhile into one frame. With few clients d is microseconds and every change goes
- * out at once; with many, frames grow instead of the backlog. Broadcasting then uses at most about
- * 1 / (1 + COOLDOWN_FACTOR) of a core.
- */
-const COOLDOWN_FACTOR = 1;
-const MAX_COOLDOWN_MS = 50;
-
 export class Hub {
   readonly serverId = randomUUID();
   private readonly clients = new Set<Client>();
@@ -73,19 +64,18 @@ export class Hub {
   private revocationTimer: NodeJS.Timeout;
   private readonly limits: ConnectionLimits;
   private pingTimer: NodeJS.Timeout;
-  private lastBroadcastAt = Date.now();
   private closing = false;
-  /** Batches received from the feed but not yet broadcast (coalescing). */
-  private pending: Batch[] = [];
-  /** The head as of the last broadcast: what clients in step have. */
-  private broadcastHead: Cursor;
+  private readonly live: Broadcaster;
   private readonly catchUps: Gate;
   private readonly input: ClientInput;
-  private flushTimer: NodeJS.Timeout | null = null;
-  private nextFlushAt = 0;
 
   constructor(private readonly options: HubOptions) {
-    this.broadcastHead = options.feed.head;
+    this.live = new Broadcaster(options.feed, {
+      clients: () => this.clients,
+      send: (client, message) => this.send(client, message),
+      sendFrame: (client, frame, message) => this.sendFrame(client, frame, message),
+      stats: this.stats,
+    });
     this.catchUps = new Gate(options.maxConcurrentCatchUps ?? 16);
     this.limits = new ConnectionLimits(options.maxPerPrincipal ?? 0, options.maxPerAddress ?? 0);
     this.input = new ClientInput({
@@ -96,7 +86,7 @@ export class Hub {
         if (this.clients.delete(client)) this.options.feed.setDemand(this.clients.size);
       },
     });
-    options.feed.on('batch', (batch) => this.broadcast(batch));
+    options.feed.on('batch', (batch) => this.live.push(batch));
     options.feed.on('gap', () => this.resetAll());
     this.heartbeatTimer = setInterval(() => this.heartbeat(), options.heartbeatMs);
     this.pingTimer = setInterval(() => this.pingSweep(), options.pingMs);
@@ -106,7 +96,7 @@ export class Hub {
 
   /** What clients in step have: catch-up runs up to here, live takes over after it. */
   private get head(): Cursor {
-    return this.pending.length > 0 ? this.broadcastHead : this.options.feed.head;
+    return this.live.head;
   }
 
   get snapshot(): HubStats {
@@ -238,14 +228,18 @@ export class Hub {
     this.clients.delete(client);
   }
 
-  /** The feed skipped pruned changes, or the database went back in time: nobody connected can be brought up to date, so all reload. */
+  /**
+   * The feed skipped pruned changes, or the database went back in time: nobody connected can be
+   * brought up to date, so all reload.
+   */
   private resetAll(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
-    this.pending = [];
-    this.broadcastHead = this.options.feed.head;
+    this.live.clear();
     for (const client of [...this.clients]) {
-      this.reset(client, 'cursor-expired', 'Changes were pruned before this server could send them; reload the snapshot.');
+      this.reset(
+        client,
+        'cursor-expired',
+        'Changes were pruned before this server could send them, or the database went back in time; reload the snapshot.',
+      );
     }
     this.options.feed.setDemand(this.clients.size);
   }
@@ -271,12 +265,12 @@ export class Hub {
       if (newest > nextXid) {
         return this.reset(client, 'cursor-unknown', 'This cursor is newer than anything this database has written; reload the snapshot.');
       }
-      if (behind && !contains(cursor, mark) && this.options.feed.recent(cursor, this.head) === undefined) {
+      if (behind && !contains(cursor, mark) && !this.options.feed.remembers(cursor)) {
         return this.reset(client, 'cursor-expired', 'Changes after this cursor have been pruned; reload the snapshot.');
       }
     }
     if (!hello(client.cursor)) return;
-    const fromMemory = this.options.feed.recent(cursor, this.head) !== undefined;
+    const fromMemory = this.options.feed.remembers(cursor);
     if (!fromMemory) await this.catchUps.enter();
     let result: Awaited<ReturnType<typeof catchUp>>;
     try {
@@ -339,84 +333,8 @@ export class Hub {
     return ws.readyState === 1;
   }
 
-  private broadcast(batch: Batch): void {
-    if (this.pending.length === 0) {
-      this.broadcastHead = batch.from;
-    }
-    this.pending.push(batch);
-    if (this.flushTimer) return;
-    const wait = this.nextFlushAt - performance.now();
-    if (wait <= 0) this.flush();
-    else this.flushTimer = setTimeout(() => this.flush(), wait);
-  }
-
-  private flush(): void {
-    this.flushTimer = null;
-    const batches = this.pending;
-    if (batches.length === 0) return;
-    // CPU time, not wall time: on a busy machine the loop may wait for a core, and that wait is not
-    // a cost that more coalescing would save.
-    const started = process.cpuUsage();
-    this.pending = [];
-    const to = (batches[batches.length - 1] as Batch).to;
-    const toText = formatCursor(to);
-    this.broadcastHead = to;
-    const pieces: Piece[] = [];
-    let count = 0;
-    for (const batch of batches) {
-      for (const t of batch.txns) {
-        pieces.push({ changes: t.changes, more: t.more, cursor: () => formatCursor(cursorAfter(batch, t.xid)) });
-        count += t.changes.length;
-      }
-    }
-    if (count > 0) this.lastBroadcastAt = Date.now();
-    let messages: string[] | null = null;
-    let frames: Buffer[] | null = null;
-    for (const client of this.clients) {
-      if (!client.live) continue;
-      if (client.ahead) {
-        this.sendAhead(client, batches, to);
-        continue;
-      }
-      if (count === 0) continue;
-      client.cursor = toText;
-      messages ??= changeMessages(pieces, toText);
-      frames ??= messages.map(textFrame);
-      for (let i = 0; i < frames.length; i++) if (!this.sendFrame(client, frames[i] as Buffer, messages[i] as string)) break;
-      this.stats.framesSent += frames.length;
-      this.stats.changesSent += count;
-    }
-    const used = process.cpuUsage(started);
-    const took = (used.user + used.system) / 1000;
-    this.nextFlushAt = performance.now() + Math.min(MAX_COOLDOWN_MS, took * COOLDOWN_FACTOR);
-  }
-
-  /** A client ahead of the feed in part: only what it lacks, with its own cursors, until it is in step. */
-  private sendAhead(client: Client, batches: readonly Batch[], to: Cursor): void {
-    const have = client.ahead as Cursor;
-    const pieces: Piece[] = [];
-    let count = 0;
-    for (const batch of batches) {
-      for (const t of batch.txns) {
-        const changes = t.changes.filter((c) => !has(have, c.xid, c.seq));
-        if (changes.length === 0) continue;
-        pieces.push({ changes, more: t.more, cursor: () => formatCursor(union(have, cursorAfter(batch, t.xid))) });
-        count += changes.length;
-      }
-    }
-    const now = union(have, to);
-    client.ahead = contains(to, now) ? null : now;
-    client.cursor = formatCursor(now);
-    if (count === 0) return;
-    for (const message of changeMessages(pieces, client.cursor)) {
-      if (!this.send(client, message)) return;
-      this.stats.framesSent++;
-    }
-    this.stats.changesSent += count;
-  }
-
   private heartbeat(): void {
-    if (Date.now() - this.lastBroadcastAt < this.options.heartbeatMs / 2 || this.pending.length > 0) return;
+    if (Date.now() - this.live.lastBroadcastAt < this.options.heartbeatMs / 2 || this.live.busy) return;
     const cursor = formatCursor(this.head);
     const shared = JSON.stringify({ type: 'heartbeat', cursor });
     for (const client of this.clients) {
@@ -450,7 +368,7 @@ export class Hub {
     clearInterval(this.heartbeatTimer);
     clearInterval(this.pingTimer);
     clearInterval(this.revocationTimer);
-    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.live.clear();
     const sockets = [...this.clients].map((c) => c.socket);
     this.clients.clear();
     for (const s of sockets) s.close(CLOSE.RESTART, 'server restarting; reconnect');
