@@ -45,22 +45,27 @@ export async function catchUp(
     const page = await feed.readRange(have, upTo, pageSize);
     if (!contains(have, page.mark)) return { kind: 'pruned' };
     const txns = transactions(page.changes);
+    const last = txns[txns.length - 1];
+    const cutInside = page.full && last !== undefined && page.nextXid === last.xid;
     let next: Cursor;
     if (!page.full) {
       next = union(have, upTo);
+    } else if (!last) {
+      throw new Error('catch-up read a full page of nothing it could send');
+    } else if (!cutInside) {
+      next = union(have, prefix(upTo, last.xid + 1));
+    } else if (txns.length > 1) {
+      // Whole transactions only, like the feed's own reads: the last one is read again whole.
+      txns.pop();
+      next = union(have, prefix(upTo, last.xid));
     } else {
-      // A full page: whole transactions only, like the feed's own reads; one larger than a page goes in pieces.
-      const last = txns[txns.length - 1];
-      if (!last) throw new Error('catch-up read a full page of nothing it could send');
-      if (txns.length > 1) {
-        txns.pop();
-        next = union(have, prefix(upTo, last.xid));
-      } else {
-        last.more = true;
-        const seq = (last.changes[last.changes.length - 1] as LoggedChange).seq;
-        next = union(have, cursor(prefix(upTo, last.xid).snapshot, [{ xid: last.xid, seq }]));
-      }
+      // One transaction larger than a page goes in pieces.
+      last.more = true;
+      const seq = (last.changes[last.changes.length - 1] as LoggedChange).seq;
+      next = union(have, cursor(prefix(upTo, last.xid).snapshot, [{ xid: last.xid, seq }]));
     }
+    // A transaction the head has only the first changes of goes on in the live stream.
+    for (const t of txns) if (upTo.partials.some((p) => p.xid === t.xid)) t.more = true;
     const start = have;
     const pieces = txns.map((t, i) => ({
       changes: t.changes,

@@ -48,19 +48,22 @@ function candidateParams(c: Cursor): [number, number[], number[], number[]] {
 const NO_RANGE = Number.MAX_SAFE_INTEGER;
 
 /**
- * Rows matching candidateParams, in (xid, seq) order, below the xid bound $5 and not of the
- * transactions $6 (those the reader's upper bound lacks), $7 at most.
+ * Rows matching candidateParams, in (xid, seq) order, below the xid bound $5, not of the transactions
+ * $6 (those the reader's upper bound lacks) and not beyond the upper bound's partial transactions
+ * ($8, $9: a transaction the bound has only the first changes of), $7 at most.
  */
 const CANDIDATES = `
   SELECT * FROM (
     (SELECT ${CHANGE_COLUMNS} FROM order_changes
      WHERE (xid >= $1::bigint OR xid = ANY($2::bigint[])) AND xid <> ALL($3::bigint[])
        AND xid < $5::bigint AND xid <> ALL($6::bigint[])
+       AND NOT EXISTS (SELECT 1 FROM unnest($8::bigint[], $9::bigint[]) AS b(x, s) WHERE b.x = xid AND seq > b.s)
      ORDER BY xid, seq LIMIT $7)
     UNION ALL
     (SELECT ${CHANGE_COLUMNS} FROM order_changes JOIN unnest($3::bigint[], $4::bigint[]) AS p(x, s)
        ON order_changes.xid = p.x AND order_changes.seq > p.s
      WHERE xid < $5::bigint AND xid <> ALL($6::bigint[])
+       AND NOT EXISTS (SELECT 1 FROM unnest($8::bigint[], $9::bigint[]) AS b(x, s) WHERE b.x = xid AND seq > b.s)
      ORDER BY xid, seq LIMIT $7)
   ) u ORDER BY xid, seq LIMIT $7`;
 
@@ -82,8 +85,10 @@ export interface NewChanges {
   mark: Cursor;
   /** Committed changes `after` lacks, in (xid, seq) order; `limit` of them at most. */
   changes: LoggedChange[];
-  /** The read hit its limit: more may follow. */
+  /** The read hit its limit: more follow. */
   full: boolean;
+  /** When full: the transaction of the first row beyond the limit (the same as the last row's: it goes on). */
+  nextXid: number | null;
 }
 
 /**
@@ -100,17 +105,27 @@ export async function readNewChanges(db: Database, after: Cursor, limit: number,
     pseqs,
     NO_RANGE,
     [],
-    limit,
+    limit + 1,
+    [],
+    [],
   ]);
   const first = rows[0];
   if (!first) throw new Error('order_changes_pruned has no row');
-  const rowsRead = rows.filter((r) => r.xid !== null);
+  const { page, full, nextXid } = cut(rows, limit);
   return {
     snapshot: parseSnapshot(first.snapshot),
     mark: parseMark(first.mark),
-    changes: rowsRead.filter((r) => !has(after, r.xid, r.seq)).map(toChange),
-    full: rowsRead.length === limit,
+    changes: page.filter((r) => !has(after, r.xid, r.seq)).map(toChange),
+    full,
+    nextXid,
   };
+}
+
+/** The first `limit` rows (read with one more, to know whether and how the page goes on). */
+function cut<R extends Row>(rows: R[], limit: number): { page: R[]; full: boolean; nextXid: number | null } {
+  const read = rows.filter((r) => r.xid !== null);
+  const beyond = read[limit];
+  return { page: read.slice(0, limit), full: beyond !== undefined, nextXid: beyond ? beyond.xid : null };
 }
 
 function parseMark(text: string): Cursor {
@@ -126,8 +141,10 @@ const READ_RANGE_SQL = `
 export interface Range {
   /** Changes `after` lacks and `upTo` has, in (xid, seq) order. */
   changes: LoggedChange[];
-  /** The page hit its limit: more may follow. */
+  /** The page hit its limit: more follow. */
   full: boolean;
+  /** When full: the transaction of the first row beyond the page. */
+  nextXid: number | null;
   mark: Cursor;
 }
 
@@ -145,15 +162,19 @@ export async function readRange(db: Database, after: Cursor, upTo: Cursor, limit
     pxids,
     pseqs,
     Math.max(upTo.snapshot.xmax, ...upTo.partials.map((p) => p.xid + 1)),
-    upTo.snapshot.xip,
-    limit,
+    // upTo lacks these, except the first changes of its partial transactions (has() judges those).
+    upTo.snapshot.xip.filter((x) => !upTo.partials.some((p) => p.xid === x)),
+    limit + 1,
+    upTo.partials.map((p) => p.xid),
+    upTo.partials.map((p) => p.seq),
   ]);
   const mark = parseMark((rows[0] as { mark: string }).mark);
-  const rowsRead = rows.filter((r) => r.xid !== null);
+  const { page, full, nextXid } = cut(rows, limit);
   return {
     mark,
-    changes: rowsRead.filter((r) => !has(after, r.xid, r.seq) && has(upTo, r.xid, r.seq)).map(toChange),
-    full: rowsRead.length === limit,
+    changes: page.filter((r) => !has(after, r.xid, r.seq) && has(upTo, r.xid, r.seq)).map(toChange),
+    full,
+    nextXid,
   };
 }
 

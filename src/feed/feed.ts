@@ -254,7 +254,7 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
   private async readOnce(): Promise<boolean> {
     const from = this.headCursor;
     const finishing = this.unfinished;
-    const { snapshot, mark, changes, full } = await readNewChanges(this.options.db, from, this.options.batchSize, finishing);
+    const { snapshot, mark, changes, full, nextXid } = await readNewChanges(this.options.db, from, this.options.batchSize, finishing);
     this.stats.reads++;
     if (!this.started) return false;
     if (snapshot.xmax < from.snapshot.xmax || mark.snapshot.xmax > snapshot.xmax) {
@@ -266,30 +266,33 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
       return true;
     }
     const txns = transactions(changes);
+    const last = txns[txns.length - 1];
+    // The page ends inside its last transaction: the first row beyond it is of the same one.
+    const cutInside = full && last !== undefined && nextXid === last.xid;
     let to: Cursor;
     if (finishing) {
       // The rest of a large transaction, before anything else: the head keeps it as a partial up to
       // its last change read (a committed transaction gets no more), until a snapshot has it whole.
-      const pieces = txns.map((t) => ({ xid: t.xid, seq: (t.changes[t.changes.length - 1] as LoggedChange).seq }));
       // Not a union with this read's snapshot: only the large transaction's rows were read.
-      for (const t of txns) t.more = full;
+      const pieces = txns.map((t) => ({ xid: t.xid, seq: (t.changes[t.changes.length - 1] as LoggedChange).seq }));
+      if (last) last.more = cutInside;
+      this.unfinished = cutInside;
       to = cursor(from.snapshot, [...from.partials, ...pieces]);
-      this.unfinished = full;
     } else if (!full) {
       to = union(from, cursor(snapshot));
+    } else if (!last || !cutInside) {
+      // Whole transactions up to the last one read; the next read goes on from there.
+      to = last ? union(from, cursor(truncate(snapshot, last.xid + 1))) : from;
+    } else if (txns.length > 1) {
+      // A page boundary inside a transaction: hand out the whole ones before it, and read it again whole.
+      txns.pop();
+      to = union(from, cursor(truncate(snapshot, last.xid)));
     } else {
-      // A page boundary: hand out whole transactions only, so nothing of the last one is cut off. A
-      // single transaction larger than a page goes out in pieces, each saying more follows.
-      const last = txns[txns.length - 1] as Txn;
-      if (txns.length > 1) {
-        txns.pop();
-        to = union(from, cursor(truncate(snapshot, last.xid)));
-      } else {
-        last.more = true;
-        this.unfinished = true;
-        const lastSeq = (last.changes[last.changes.length - 1] as LoggedChange).seq;
-        to = union(from, cursor(truncate(snapshot, last.xid), [{ xid: last.xid, seq: lastSeq }]));
-      }
+      // A single transaction larger than a page goes out in pieces, each saying more follows.
+      last.more = true;
+      this.unfinished = true;
+      const lastSeq = (last.changes[last.changes.length - 1] as LoggedChange).seq;
+      to = union(from, cursor(truncate(snapshot, last.xid), [{ xid: last.xid, seq: lastSeq }]));
     }
     this.publish({ from, to, txns });
     return full || finishing;
