@@ -192,10 +192,9 @@ describe('guarantee 3: a transaction larger than a read arrives whole, in pieces
 });
 
 /**
- * Known bug (reported to the lead): a transaction whose size is an exact multiple of the read size. Its
- * last piece fills a read, so it is sent with `more: true`; the next read finds nothing more of it and
- * publishes no piece, so no message ever ends it, and the next transaction's message reads as its
- * continuation. Live (FEED_BATCH_SIZE) and catch-up from the log (pages of 1000) alike.
+ * A transaction whose size is an exact multiple of the read size: its last piece fills a read. Reads
+ * look one row past the page, so that piece already says it is the last (it once said `more` and no
+ * message ever ended it). Live (FEED_BATCH_SIZE) and catch-up from the log (pages of 1000) alike.
  */
 describe('guarantee 3: a transaction of exactly k reads', () => {
   const exactMultiple = async (settings: Record<string, string>, rows: number, resume: boolean) => {
