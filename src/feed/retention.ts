@@ -3,7 +3,8 @@ import { formatCursor, parseCursor, parseSnapshot, truncate, union, cursor as wi
 
 /**
  * Pruning of the change log: exactly the changes written longer ago than the age limit, and those
- * beyond the newest `maxRows` (by seq, assigned in write order), in batches of 1000 rows, each batch in
+ * beyond the newest `maxRows` (by seq, assigned in write order; finding that cut walks `maxRows` index
+ * entries, and only when the log's seq span exceeds the limit), in batches of 1000 rows, each batch in
  * a short transaction of its own that also moves the pruning mark. The mark is a cursor that has every
  * pruned change (feed/cursor.ts): the deleting statement's snapshot, cut just above the highest pruned
  * transaction. A cursor that does not contain the mark may lack a pruned change and is answered with
@@ -22,7 +23,14 @@ const BATCH = 1000;
 
 const PRUNE_SQL = `
   WITH snap AS MATERIALIZED (SELECT txid_current_snapshot() AS s),
-  limit_seq AS (SELECT max(seq) - $2::bigint AS seq FROM order_changes WHERE $2::bigint > 0),
+  -- The newest change beyond the count limit: found by walking the seq index back from the newest, and
+  -- only when the log can hold more than the limit at all (seq gaps from rolled-back writes make
+  -- arithmetic on seq over-prune).
+  limit_seq AS (
+    SELECT seq FROM order_changes
+    WHERE $2::bigint > 0 AND (SELECT max(seq) - min(seq) + 1 FROM order_changes) > $2::bigint
+    ORDER BY seq DESC OFFSET $2::bigint LIMIT 1
+  ),
   doomed AS (
     (SELECT ctid FROM order_changes WHERE $1::int > 0 AND changed_at < now() - make_interval(hours => $1::int) LIMIT ${BATCH})
     UNION
