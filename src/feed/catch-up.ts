@@ -24,6 +24,8 @@ export async function catchUp(
   head: () => Cursor,
   sink: CatchUpSink,
   pageSize: number,
+  /** Runs each read of the log (the caller bounds how many run at once). */
+  reading: <T>(read: () => Promise<T>) => Promise<T> = (read) => read(),
 ): Promise<CatchUpResult> {
   let have = from;
   for (;;) {
@@ -42,7 +44,7 @@ export async function catchUp(
       have = final;
       continue;
     }
-    const page = await feed.readRange(have, upTo, pageSize);
+    const page = await reading(() => feed.readRange(have, upTo, pageSize));
     if (!contains(have, page.mark)) return { kind: 'pruned' };
     const txns = transactions(page.changes);
     const last = txns[txns.length - 1];

@@ -37,7 +37,7 @@ export interface HubOptions {
   catchUpPageSize?: number;
   /** The feed's pruning mark and next xid, for judging cursors older or newer than anything in memory. */
   cursorBounds: () => Promise<{ mark: Cursor; nextXid: number }>;
-  /** Clients catching up from the log at once; the others wait their turn (bounds catch-up memory). */
+  /** Reads of the log for catch-up at once. */
   maxConcurrentCatchUps?: number;
   /** Open sockets allowed per credential and per client address (0: no limit). */
   maxPerPrincipal?: number;
@@ -56,6 +56,13 @@ export interface HubStats {
   connectionsTotal: number;
 }
 
+/** A catching-up client gets more once its unsent bytes are below this. */
+const CATCH_UP_BUFFERED = 64 * 1024;
+/** Changes per page of a catch-up from the log (about 100 KB of JSON). */
+const CATCH_UP_PAGE = 100;
+/** A catching-up client that takes nothing for this long is closed as too slow (1013; it resumes). */
+const CATCH_UP_STALL_MS = 10_000;
+
 export class Hub {
   readonly serverId = randomUUID();
   private readonly clients = new Set<Client>();
@@ -66,7 +73,8 @@ export class Hub {
   private pingTimer: NodeJS.Timeout;
   private closing = false;
   private readonly live: Broadcaster;
-  private readonly catchUps: Gate;
+  /** Reads of the log for catch-up running at once. */
+  private readonly catchUpReads: Gate;
   private readonly input: ClientInput;
 
   constructor(private readonly options: HubOptions) {
@@ -76,7 +84,7 @@ export class Hub {
       sendFrame: (client, frame, message) => this.sendFrame(client, frame, message),
       stats: this.stats,
     });
-    this.catchUps = new Gate(options.maxConcurrentCatchUps ?? 16);
+    this.catchUpReads = new Gate(options.maxConcurrentCatchUps ?? 16);
     this.limits = new ConnectionLimits(options.maxPerPrincipal ?? 0, options.maxPerAddress ?? 0);
     this.input = new ClientInput({
       maxMessagesPerSec: options.maxMessagesPerSec,
@@ -175,6 +183,7 @@ export class Hub {
     });
     socket.on('error', () => undefined);
     void this.start(client, after).catch((err: unknown) => {
+      if (socket.readyState !== 1) return; // it left while catching up
       this.options.log.warn(
         { event: 'client.catchup_failed', client: client.id, reason: (err as Error).message },
         'catch-up failed; closing',
@@ -270,20 +279,25 @@ export class Hub {
       }
     }
     if (!hello(client.cursor)) return;
-    const fromMemory = this.options.feed.remembers(cursor);
-    if (!fromMemory) await this.catchUps.enter();
-    let result: Awaited<ReturnType<typeof catchUp>>;
-    try {
-      result = await catchUp(
-        this.options.feed,
-        cursor,
-        () => this.head,
-        { send: (pieces, final) => this.sendPieces(client, pieces, final) },
-        this.options.catchUpPageSize ?? 1000,
-      );
-    } finally {
-      if (!fromMemory) this.catchUps.leave();
-    }
+    // Reads of the log for catch-up are bounded in number; a client waits for its socket to drain
+    // before each message, so one that does not read holds at most a page and a message until it is
+    // closed as too slow, and a client that left meanwhile costs no read.
+    const result = await catchUp(
+      this.options.feed,
+      cursor,
+      () => this.head,
+      { send: (pieces, final) => this.sendPieces(client, pieces, final) },
+      this.options.catchUpPageSize ?? CATCH_UP_PAGE,
+      async (read) => {
+        await this.catchUpReads.enter();
+        try {
+          if (client.socket.readyState !== 1) throw new Error('client gone');
+          return await read();
+        } finally {
+          this.catchUpReads.leave();
+        }
+      },
+    );
     if (result.kind === 'closed' || client.socket.readyState !== 1 || !this.clients.has(client)) return;
     if (result.kind === 'pruned') {
       return this.reset(client, 'cursor-expired', 'Changes after this cursor were pruned while catching up; reload the snapshot.');
@@ -300,6 +314,7 @@ export class Hub {
    * a client that does not read holds at most about one message of the server's memory; false when
    * the client is gone or too slow.
    */
+  /** Sends pieces of transactions to one client, waiting for its socket to drain before each message; false when the client is gone or too slow. */
   private async sendPieces(
     client: Client,
     pieces: { changes: readonly LoggedChange[]; more: boolean; cursor: () => Cursor }[],
@@ -319,11 +334,11 @@ export class Hub {
     return true;
   }
 
-  /** Resolves once the client's unsent bytes are below a message's worth (false if it closes or stays stuck). */
+  /** Resolves once the client's unsent bytes are below CATCH_UP_BUFFERED (false if it closes or stays stuck). */
   private async drained(client: Client): Promise<boolean> {
     const ws = client.socket;
-    const deadline = Date.now() + 30_000;
-    while (ws.readyState === 1 && ws.bufferedAmount > 512 * 1024) {
+    const deadline = Date.now() + CATCH_UP_STALL_MS;
+    while (ws.readyState === 1 && ws.bufferedAmount > CATCH_UP_BUFFERED) {
       if (Date.now() > deadline) {
         this.closeSlow(client);
         return false;

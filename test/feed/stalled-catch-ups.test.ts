@@ -164,20 +164,20 @@ describe('guarantee 9b: catch-ups that never read', () => {
         `${((peak500 - before) / 500).toFixed(0)} KiB each); ${stalledOpen} of 500 still open\n` +
         `  one reading catch-up alone: ${alone} ms; a fresh client's live change among them: ${liveMs} ms`,
     );
-    // Measured on 2 cores: +83 MiB for 150, +91 MiB for 500 (the 16 catch-ups the gate lets run hold
-    // ~5 MiB each; a queued one ~20 KiB). Bounds with about twice that room.
+    // Measured on 2 cores: +104 MiB for 150, +148 MiB for 500 (each stalled one holds at most a page of
+    // 100 changes and what its socket buffers, until it is closed as too slow after 10 s; at most 16 read
+    // the log at once). Bounds with some room.
     expect(peak150 - before).toBeLessThan(150 * 1024); // < 1 MiB per stalled catch-up
-    expect(peak500 - before).toBeLessThan(200 * 1024); // < 400 KiB per stalled catch-up
+    expect(peak500 - before).toBeLessThan(250 * 1024); // < 500 KiB per stalled catch-up
     expect(liveMs).toBeLessThan(1000);
     for (const s of sockets.splice(0)) s.terminate();
   });
 
   /**
-   * Known bug (reported to the lead): the catch-up gate admits 16 at a time and a stalled catch-up keeps
-   * its place until the 30 s drain deadline, so 16 sockets that never read hold off every other catch-up
-   * from the log, a reading client's included, for 30 s, and again for as long as they reconnect.
+   * The gate bounds reads of the log, not whole catch-ups: a stalled catch-up gives its place back while
+   * it waits for its socket (it once kept it until a 30 s deadline, holding off every other catch-up).
    */
-  it.fails('a reading client resuming from the log is not held up by 16 that never read', { timeout: 30_000 }, async () => {
+  it('a reading client resuming from the log is not held up by 16 that never read', { timeout: 30_000 }, async () => {
     const history = await readHistory(db.sql);
     // A cursor 19 transactions behind (every one after the first): the stalled ones use it too.
     const first = history[0]?.xid as number;
