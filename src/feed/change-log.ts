@@ -1,5 +1,5 @@
 import type { Database } from '../db/database.js';
-import { type Cursor, has, parseCursor, parseSnapshot, type Snapshot } from './cursor.js';
+import { type Cursor, cursor, has, parseCursor, parseSnapshot, type Snapshot } from './cursor.js';
 
 /**
  * Reads of the change log (migrations/0002_change_feed.sql). Changes leave the database already
@@ -73,7 +73,7 @@ const CANDIDATES = `
 // are left out. The pruning mark comes from the same snapshot.
 const READ_NEW_SQL = `
   WITH snap AS MATERIALIZED (SELECT txid_current_snapshot() AS s)
-  SELECT snap.s::text AS snapshot, p.mark, c.*
+  SELECT snap.s::text AS snapshot, feed_history() AS history, p.mark, c.*
   FROM snap CROSS JOIN order_changes_pruned p LEFT JOIN LATERAL (
     ${CANDIDATES.replaceAll('xid < $5::bigint', 'xid < txid_snapshot_xmax(snap.s) AND $5::bigint > 0')}
   ) c ON true`;
@@ -81,6 +81,8 @@ const READ_NEW_SQL = `
 export interface NewChanges {
   /** The snapshot the rows were read in. */
   snapshot: Snapshot;
+  /** The database's history (migrations/0010): a change means a restore, recovery or failover. */
+  history: string;
   /** Everything pruned from the log is had by this cursor. */
   mark: Cursor;
   /** Committed changes `after` lacks, in (xid, seq) order; `limit` of them at most. */
@@ -98,22 +100,16 @@ export interface NewChanges {
  */
 export async function readNewChanges(db: Database, after: Cursor, limit: number, partialsOnly = false): Promise<NewChanges> {
   const [xmax, xip, pxids, pseqs] = candidateParams(after);
-  const { rows } = await db.query<Row & { snapshot: string; mark: string }>({ name: 'feed_read_new', text: READ_NEW_SQL }, [
-    partialsOnly ? NO_RANGE : xmax,
-    partialsOnly ? [] : xip,
-    pxids,
-    pseqs,
-    NO_RANGE,
-    [],
-    limit + 1,
-    [],
-    [],
-  ]);
+  const { rows } = await db.query<Row & { snapshot: string; history: string; mark: string }>(
+    { name: 'feed_read_new', text: READ_NEW_SQL },
+    [partialsOnly ? NO_RANGE : xmax, partialsOnly ? [] : xip, pxids, pseqs, NO_RANGE, [], limit + 1, [], []],
+  );
   const first = rows[0];
   if (!first) throw new Error('order_changes_pruned has no row');
   const { page, full, nextXid } = cut(rows, limit);
   return {
     snapshot: parseSnapshot(first.snapshot),
+    history: first.history,
     mark: parseMark(first.mark),
     changes: page.filter((r) => !has(after, r.xid, r.seq)).map(toChange),
     full,
@@ -178,10 +174,11 @@ export async function readRange(db: Database, after: Cursor, upTo: Cursor, limit
   };
 }
 
-/** Where the database is now: its current snapshot. */
-export async function readSnapshot(db: Database): Promise<Snapshot> {
-  const { rows } = await db.query<{ s: string }>('SELECT txid_current_snapshot()::text AS s');
-  return parseSnapshot((rows[0] as { s: string }).s);
+/** Where the database is now: its current snapshot, as a cursor of its history. */
+export async function readSnapshot(db: Database): Promise<Cursor> {
+  const { rows } = await db.query<{ s: string; history: string }>('SELECT txid_current_snapshot()::text AS s, feed_history() AS history');
+  const row = rows[0] as { s: string; history: string };
+  return cursor(parseSnapshot(row.s), [], row.history);
 }
 
 /** The xid the next transaction will get: a cursor at or past it was never handed out by this database. */
@@ -201,12 +198,12 @@ export async function readMark(db: Database): Promise<Cursor> {
  * for future transactions, so they go; and the pruning mark becomes the current snapshot, so every
  * cursor handed out before is reset rather than trusted.
  */
-export async function forgetOtherHistory(db: Database): Promise<{ removed: number; mark: Cursor }> {
-  const { rows } = await db.query<{ removed: number; mark: string }>(`
+export async function forgetOtherHistory(db: Database): Promise<{ removed: number; mark: Cursor; history: string }> {
+  const { rows } = await db.query<{ removed: number; mark: string; history: string }>(`
     WITH snap AS MATERIALIZED (SELECT txid_current_snapshot() AS s),
     gone AS (DELETE FROM order_changes USING snap WHERE xid >= txid_snapshot_xmax(snap.s) RETURNING 1),
     marked AS (UPDATE order_changes_pruned SET mark = (SELECT s::text FROM snap), pruned_at = now() RETURNING mark)
-    SELECT (SELECT count(*) FROM gone)::int AS removed, (SELECT mark FROM marked) AS mark`);
-  const row = rows[0] as { removed: number; mark: string };
-  return { removed: row.removed, mark: parseMark(row.mark) };
+    SELECT (SELECT count(*) FROM gone)::int AS removed, (SELECT mark FROM marked) AS mark, feed_history() AS history`);
+  const row = rows[0] as { removed: number; mark: string; history: string };
+  return { removed: row.removed, mark: parseMark(row.mark), history: row.history };
 }

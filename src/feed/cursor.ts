@@ -32,6 +32,11 @@ export interface Cursor {
   readonly snapshot: Snapshot;
   /** Sorted by xid, at most one per xid, none for a transaction the snapshot has. */
   readonly partials: readonly Partial[];
+  /**
+   * The database history it belongs to (`@tag` in the text; migrations/0010): a cursor of another
+   * history (a restored or failed-over database) is reset, not trusted. Absent in older cursors.
+   */
+  readonly history?: string;
 }
 
 /**
@@ -109,8 +114,15 @@ function partialsOf(s: Snapshot, candidates: readonly Partial[]): Partial[] {
   return [...byXid].sort((a, b) => a[0] - b[0]).map(([xid, seq]) => ({ xid, seq }));
 }
 
-export function cursor(s: Snapshot, partials: readonly Partial[] = []): Cursor {
-  return { snapshot: s, partials: partialsOf(s, partials) };
+export function cursor(s: Snapshot, partials: readonly Partial[] = [], history?: string): Cursor {
+  return history === undefined
+    ? { snapshot: s, partials: partialsOf(s, partials) }
+    : { snapshot: s, partials: partialsOf(s, partials), history };
+}
+
+/** The same changes, said to belong to this history. */
+export function inHistory(c: Cursor, history: string | undefined): Cursor {
+  return cursor(c.snapshot, c.partials, history);
 }
 
 /** The transactions either snapshot has. O(|xip|·log). */
@@ -127,7 +139,7 @@ export function snapshotUnion(a: Snapshot, b: Snapshot): Snapshot {
 /** Everything either cursor has. */
 export function union(a: Cursor, b: Cursor): Cursor {
   const s = snapshotUnion(a.snapshot, b.snapshot);
-  return cursor(s, [...a.partials, ...b.partials]);
+  return cursor(s, [...a.partials, ...b.partials], a.history ?? b.history);
 }
 
 /** Whether snapshot a has every transaction b has. */
@@ -167,6 +179,7 @@ export function prefix(c: Cursor, limit: number): Cursor {
   return cursor(
     truncate(c.snapshot, limit),
     c.partials.filter((p) => p.xid < limit),
+    c.history,
   );
 }
 
@@ -176,7 +189,8 @@ export function formatSnapshot(s: Snapshot): string {
 
 export function formatCursor(c: Cursor): string {
   const base = formatSnapshot(c.snapshot);
-  return c.partials.length === 0 ? base : `${base}:${c.partials.map((p) => `${p.xid}-${p.seq}`).join(',')}`;
+  const text = c.partials.length === 0 ? base : `${base}:${c.partials.map((p) => `${p.xid}-${p.seq}`).join(',')}`;
+  return c.history === undefined ? text : `${text}@${c.history}`;
 }
 
 function idList(text: string, max: number): number[] | undefined {
@@ -200,6 +214,13 @@ function idList(text: string, max: number): number[] | undefined {
  */
 export function parseCursor(text: string): Cursor | undefined {
   if (text.length > MAX_CURSOR_LENGTH) return undefined;
+  const at = text.indexOf('@');
+  if (at >= 0) {
+    const history = text.slice(at + 1);
+    if (!/^[0-9a-f]{1,8}$/.test(history)) return undefined;
+    const c = parseCursor(text.slice(0, at));
+    return c && inHistory(c, history);
+  }
   const legacy = /^(\d+)-(\d+)$/.exec(text);
   if (legacy) {
     const xid = id(legacy[1]);

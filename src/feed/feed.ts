@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
 import { pruneIdempotencyKeys } from '../orders/repository.js';
 import { forgetOtherHistory, type LoggedChange, readNewChanges, readRange, readSnapshot } from './change-log.js';
-import { type Cursor, contains, cursor, EMPTY, formatCursor, has, prefix, truncate, union } from './cursor.js';
+import { type Cursor, contains, cursor, EMPTY, formatCursor, has, inHistory, prefix, truncate, union } from './cursor.js';
 import type { Doorbell } from './doorbell.js';
 import type { Listener } from './listener.js';
 import { pruneChanges, type RetentionPolicy } from './retention.js';
@@ -130,7 +130,7 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
   }
 
   async start(): Promise<void> {
-    this.headCursor = cursor(await readSnapshot(this.options.db));
+    this.headCursor = await readSnapshot(this.options.db);
     this.ringFrom = this.headCursor;
     this.started = true;
     this.options.log.info({ event: 'feed.started', head: formatCursor(this.headCursor) }, 'feed started');
@@ -254,10 +254,15 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
   private async readOnce(): Promise<boolean> {
     const from = this.headCursor;
     const finishing = this.unfinished;
-    const { snapshot, mark, changes, full, nextXid } = await readNewChanges(this.options.db, from, this.options.batchSize, finishing);
+    const { snapshot, history, mark, changes, full, nextXid } = await readNewChanges(
+      this.options.db,
+      from,
+      this.options.batchSize,
+      finishing,
+    );
     this.stats.reads++;
     if (!this.started) return false;
-    if (snapshot.xmax < from.snapshot.xmax || mark.snapshot.xmax > snapshot.xmax) {
+    if (history !== from.history || snapshot.xmax < from.snapshot.xmax || mark.snapshot.xmax > snapshot.xmax) {
       await this.rewound();
       return true;
     }
@@ -299,12 +304,14 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
   }
 
   /**
-   * The database's transaction counter is below what this feed has handed out (a restore into another
-   * cluster, a point-in-time recovery, a failover that lost commits), or the pruning mark is from such a
-   * future. Cursors from before cannot be trusted: forget the other history and reset every client.
+   * The database is another history than the one this feed read (a restore into another cluster, a
+   * point-in-time recovery, a failover: its history tag changed, or its transaction counter is below
+   * what the feed handed out, or the pruning mark is from such a future). Cursors from before cannot be
+   * trusted: forget the other history and reset every client.
    */
   private async rewound(): Promise<void> {
-    const { removed, mark } = await forgetOtherHistory(this.options.db);
+    const { removed, mark: moved, history } = await forgetOtherHistory(this.options.db);
+    const mark = inHistory(moved, history);
     this.options.log.warn(
       { event: 'feed.rewound', from: formatCursor(this.headCursor), to: formatCursor(mark), removedChanges: removed },
       'the database went back in time; clients will be reset',

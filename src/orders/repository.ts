@@ -28,10 +28,10 @@ function likePattern(q: string): string {
   return `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
-// One statement, so the rows and txid_current_snapshot() come from the same snapshot: a client that
-// loads this page and streams from the cursor misses nothing and gets nothing twice.
+// One statement, so the rows and the snapshot (as a feed cursor, migrations/0010) come from the same
+// snapshot: a client that loads this page and streams from the cursor misses nothing and gets nothing twice.
 const LIST_SQL = `
-  WITH snap AS (SELECT txid_current_snapshot()::text AS cursor)
+  WITH snap AS (SELECT feed_snapshot_cursor() AS cursor)
   SELECT snap.cursor, page.id, page.json
   FROM snap LEFT JOIN LATERAL (
     SELECT o.id, order_json(o)::text AS json

@@ -266,6 +266,13 @@ export class Hub {
     if (!cursor) return this.reset(client, 'cursor-malformed', 'This is not a cursor this service issued; reload the snapshot.');
     client.cursor = formatCursor(cursor);
     const head = this.head;
+    if (cursor.history !== undefined && cursor.history !== head.history) {
+      return this.reset(
+        client,
+        'cursor-expired',
+        'This cursor is from another history of the database (before a restore, recovery or failover); reload the snapshot.',
+      );
+    }
     const newest = Math.max(cursor.snapshot.xmax, ...cursor.partials.map((p) => p.xid + 1));
     const behind = !contains(cursor, head);
     if (behind || newest > head.snapshot.xmax) {

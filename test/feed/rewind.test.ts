@@ -311,11 +311,10 @@ it('a service started on a restored database whose pruning mark is from the futu
   }
 });
 
-// KNOWN BUG (reported to the lead, issue 11): after a rewind the mark is B's snapshot at that moment,
-// which a cursor from A's history (xmax above it) contains. Once B's counter passes that cursor's xmax,
-// hub.start finds it neither "unknown" (newest <= nextXid) nor "expired" (it contains the mark) and
-// resumes it: it silently misses B's changes from the rewind up to A's old head. Remove `.fails` once fixed.
-it.fails('a pre-restore cursor is still reset once the restored cluster has written past it', async () => {
+// After a rewind the mark is B's snapshot at that moment, which a cursor from A's history (xmax above it)
+// contains: once B's counter passed it, it once resumed with a silent gap. Cursors carry their history's
+// tag (system identifier and timeline, migrations/0010), and one from another history is reset.
+it('a pre-restore cursor is still reset once the restored cluster has written past it', async () => {
   const svc = rewoundService;
   const old = preRestoreCursor;
   if (!svc || !old) throw new Error('needs the first test');
@@ -334,13 +333,10 @@ it.fails('a pre-restore cursor is still reset once the restored cluster has writ
   expect(c.resets.map((r) => r.reason)).toEqual([expect.stringMatching(/^cursor-(unknown|expired)$/)]);
 });
 
-// KNOWN BUG (reported to the lead, issue 11): the rewind is detected only while the database's counter is
-// still below the feed's head. An asynchronous failover loses a few transactions; the new primary's
-// counter restarts just below the head, and a handful of writes (other instances) take it past the head
-// before this service reconnects. The feed then never sees xmax go back: the new primary's changes with
-// xids below the old head count as handed out and are silently skipped, and clients keep the lost
-// commits. Remove `.fails` once fixed.
-it.fails('an asynchronous failover whose new primary passed the head before the feed read it is still detected', async () => {
+// An asynchronous failover loses a few transactions; the new primary's counter restarts just below the
+// head, and a handful of writes take it past the head before this service reconnects: xmax never goes
+// back. The history tag (here a new system identifier; a failover's new timeline likewise) gives it away.
+it('an asynchronous failover whose new primary passed the head before the feed read it is still detected', async () => {
   const a2 = await createTestDatabase();
   databases.push(a2);
   await insertOrders(a2.sql, 20);
