@@ -710,3 +710,22 @@ describe('limits', () => {
     expect(parseCursor(formatSnapshot(s))).toBeDefined();
   });
 });
+
+describe('history tag', () => {
+  it('parses, prints and keeps the history a cursor belongs to', () => {
+    const c = parseCursor('5:10:7,8@1a2b3c') as Cursor;
+    expect(c.history).toBe('1a2b3c');
+    expect(formatCursor(c)).toBe('7:10:7,8@1a2b3c');
+    expect(has(c, 6, 1)).toBe(true);
+    expect(has(c, 7, 1)).toBe(false);
+    expect(union(c, parseCursor('9:12:9') as Cursor).history).toBe('1a2b3c');
+    expect(parseCursor('5:10:7:7-2@ff')?.history).toBe('ff');
+    expect(parseCursor('5:10:7,8')?.history).toBeUndefined();
+  });
+
+  it('refuses a malformed tag', () => {
+    for (const text of ['5:10:7@', '5:10:7@XYZ', '5:10:7@123456789', '5:10:7@a@b', '@ab', '5:10:7@ab cd']) {
+      expect(parseCursor(text), text).toBeUndefined();
+    }
+  });
+});
