@@ -282,7 +282,7 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
       const pieces = txns.map((t) => ({ xid: t.xid, seq: (t.changes[t.changes.length - 1] as LoggedChange).seq }));
       if (last) last.more = cutInside;
       this.unfinished = cutInside;
-      to = cursor(from.snapshot, [...from.partials, ...pieces]);
+      to = cursor(from.snapshot, [...from.partials, ...pieces], from.history);
     } else if (!full) {
       to = union(from, cursor(snapshot));
     } else if (!last || !cutInside) {
