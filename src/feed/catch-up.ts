@@ -28,6 +28,9 @@ export async function catchUp(
   reading: <T>(read: () => Promise<T>) => Promise<T> = (read) => read(),
 ): Promise<CatchUpResult> {
   let have = from;
+  // A client that stopped inside a large transaction gets the rest of it before anything else, so its
+  // transactions stay whole (a lower one that committed meanwhile would sort in between).
+  let finishing = from.partials.length > 0;
   for (;;) {
     const upTo = head();
     if (contains(have, upTo)) return { kind: 'level', cursor: have };
@@ -44,8 +47,30 @@ export async function catchUp(
       have = final;
       continue;
     }
-    const page = await reading(() => feed.readRange(have, upTo, pageSize));
+    const page = await reading(() => feed.readRange(have, upTo, pageSize, finishing));
     if (!contains(have, page.mark)) return { kind: 'pruned' };
+    if (finishing) {
+      finishing = page.full;
+      if (page.changes.length === 0) continue;
+      const txns = transactions(page.changes);
+      const last = txns[txns.length - 1] as (typeof txns)[number];
+      last.more = page.full && page.nextXid === last.xid;
+      for (const t of txns) if (upTo.partials.some((p) => p.xid === t.xid)) t.more = true;
+      const next = cursor(
+        have.snapshot,
+        [...have.partials, ...txns.map((t) => ({ xid: t.xid, seq: (t.changes[t.changes.length - 1] as LoggedChange).seq }))],
+        have.history,
+      );
+      if (
+        !(await sink.send(
+          txns.map((t) => ({ changes: t.changes, more: t.more, cursor: () => next })),
+          next,
+        ))
+      )
+        return { kind: 'closed' };
+      have = next;
+      continue;
+    }
     const txns = transactions(page.changes);
     const last = txns[txns.length - 1];
     const cutInside = page.full && last !== undefined && page.nextXid === last.xid;

@@ -148,13 +148,14 @@ export interface Range {
  * One page of history for a client catching up: the changes it lacks (at `after`) that the feed has
  * handed out (at `upTo`), the first `limit` candidates in (xid, seq) order (the next page asks again
  * with the cursor the client then has). Every transaction `upTo` has is committed, so
- * the set is stable from page to page, whatever commits meanwhile.
+ * the set is stable from page to page, whatever commits meanwhile. With `partialsOnly`, only the rest of
+ * the transactions `after` has the first changes of.
  */
-export async function readRange(db: Database, after: Cursor, upTo: Cursor, limit: number): Promise<Range> {
+export async function readRange(db: Database, after: Cursor, upTo: Cursor, limit: number, partialsOnly = false): Promise<Range> {
   const [xmax, xip, pxids, pseqs] = candidateParams(after);
   const { rows } = await db.query<Row & { mark: string }>({ name: 'feed_read_range', text: READ_RANGE_SQL }, [
-    xmax,
-    xip,
+    partialsOnly ? NO_RANGE : xmax,
+    partialsOnly ? [] : xip,
     pxids,
     pseqs,
     Math.max(upTo.snapshot.xmax, ...upTo.partials.map((p) => p.xid + 1)),

@@ -405,7 +405,7 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
   }
 
   /** A page of older changes from the database, for clients further behind than memory reaches. */
-  readRange(after: Cursor, upTo: Cursor, limit: number) {
-    return readRange(this.options.db, after, upTo, limit);
+  readRange(after: Cursor, upTo: Cursor, limit: number, partialsOnly = false) {
+    return readRange(this.options.db, after, upTo, limit, partialsOnly);
   }
 }

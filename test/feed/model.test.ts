@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
+import { formatCursor, has } from '../../src/feed/cursor.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { cleanReports, type FeedClient, type LoggedChange, openClient, readHistory, settle } from '../helpers/feed-client.js';
+import { cleanReports, FeedClient, type LoggedChange, openClient, readHistory, settle } from '../helpers/feed-client.js';
 import { http, type RunningService, startService } from '../helpers/service.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { insertOrders } from '../helpers/writes.js';
@@ -438,6 +439,37 @@ describe('found by the model', () => {
   /** One transaction of `n` updates of orders 1–10 (a bulk update larger than a feed read). */
   const BULK = (n: number) =>
     `DO $$ BEGIN FOR i IN 1..${n} LOOP UPDATE orders SET notes = 'bulk ' || i WHERE id = 1 + i % 10; END LOOP; END $$`;
+
+  it('a client that stopped inside a large transaction gets the rest of it before a lower one that committed meanwhile', async () => {
+    // Found by the model in a clean clone: a client whose cursor held a partial (a heartbeat mid-way)
+    // resumed from the log, where the lower transaction sorts first: the large one came in two runs.
+    const { db, svc } = await setup({ FEED_BATCH_SIZE: '3', FEED_MEMORY_CHANGES: '0' });
+    const lower = await session(db);
+    await lower.query('BEGIN');
+    const lowerXid = Number((await lower.query('SELECT txid_current() AS x')).rows[0].x); // the lower xid, still running
+    const large = await session(db);
+    await large.query('BEGIN');
+    await large.query(BULK(601));
+    await large.query('COMMIT');
+    // What a heartbeat sent in the middle of the large transaction says: the head, with a partial.
+    await waitFor(() => svc.service.feed.head.partials.length > 0, { interval: 0, timeout: 5000 });
+    const midway = formatCursor(svc.service.feed.head);
+    await lower.query("UPDATE orders SET notes = 'lower xid, committed last' WHERE id = 15");
+    await lower.query('COMMIT');
+    // The feed has finished the large transaction and handed out the lower one since.
+    await waitFor(() => has(svc.service.feed.head, lowerXid, Number.MAX_SAFE_INTEGER), { message: 'the feed read both' });
+    const c = new FeedClient({ http: svc.url, ws: svc.wsUrl, name: 'midway' });
+    cleanup.push(() => c.close());
+    c.cursor = midway;
+    c.epochs.push({ base: midway, received: [] });
+    await c.connect();
+    await waitFor(() => c.received.some((r) => r.id === 15), { message: 'the lower transaction' });
+    const report = (await settle(db.sql, [c], 3000))[0];
+    expect(report?.duplicated).toEqual([]);
+    expect(report?.lost).toEqual([]);
+    // The rest of the large transaction (orders 1–10) first, the lower one (order 15) after it.
+    expect(c.received.findIndex((r) => r.id === 15)).toBe(c.received.length - 1);
+  });
 
   it('a client resuming from the log while the feed is part-way through a large transaction gets all of it (the first pieces were lost)', async () => {
     // readRange excludes every transaction in upTo's xip ($6), including the one upTo holds as a
