@@ -1,6 +1,6 @@
 import type { LoggedChange } from './change-log.js';
 import { type Cursor, contains, cursor, formatCursor, prefix, union } from './cursor.js';
-import { type ChangeFeed, cursorAfter, transactions } from './feed.js';
+import { type ChangeFeed, cursorAfter, type Txn, transactions } from './feed.js';
 
 /**
  * Resume: bring a client from its cursor up to the feed, from memory when the feed still holds what it
@@ -55,7 +55,6 @@ export async function catchUp(
       const txns = transactions(page.changes);
       const last = txns[txns.length - 1] as (typeof txns)[number];
       last.more = page.full && page.nextXid === last.xid;
-      for (const t of txns) if (upTo.partials.some((p) => p.xid === t.xid)) t.more = true;
       const next = cursor(
         have.snapshot,
         [...have.partials, ...txns.map((t) => ({ xid: t.xid, seq: (t.changes[t.changes.length - 1] as LoggedChange).seq }))],
@@ -91,16 +90,26 @@ export async function catchUp(
       const seq = (last.changes[last.changes.length - 1] as LoggedChange).seq;
       next = union(have, cursor(prefix(upTo, last.xid).snapshot, [{ xid: last.xid, seq }]));
     }
-    // A transaction the head has only the first changes of goes on in the live stream.
-    for (const t of txns) if (upTo.partials.some((p) => p.xid === t.xid)) t.more = true;
+    // A transaction the head has only the first changes of was sent whole (readRange): say so.
+    const whole = txns.filter((t) => !t.more && upTo.partials.some((p) => p.xid === t.xid));
+    if (whole.length > 0) next = cursor(next.snapshot, [...next.partials, ...whole.map(lastChange)], next.history);
     const start = have;
     const pieces = txns.map((t, i) => ({
       changes: t.changes,
       more: t.more,
-      cursor: () => (i === txns.length - 1 ? next : union(start, prefix(upTo, t.xid + 1))),
+      cursor: () => {
+        if (i === txns.length - 1) return next;
+        const after = union(start, prefix(upTo, t.xid + 1));
+        return whole.includes(t) ? cursor(after.snapshot, [...after.partials, lastChange(t)], after.history) : after;
+      },
     }));
     if (pieces.length > 0 && !(await sink.send(pieces, next))) return { kind: 'closed' };
     if (formatCursor(next) === formatCursor(have)) throw new Error(`catch-up made no progress at ${formatCursor(have).slice(0, 200)}`);
     have = next;
   }
+}
+
+/** A transaction's changes up to its last one read, as a cursor partial. */
+function lastChange(t: Txn): { xid: number; seq: number } {
+  return { xid: t.xid, seq: (t.changes[t.changes.length - 1] as LoggedChange).seq };
 }

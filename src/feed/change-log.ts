@@ -49,8 +49,8 @@ const NO_RANGE = Number.MAX_SAFE_INTEGER;
 
 /**
  * Rows matching candidateParams, in (xid, seq) order, below the xid bound $5, not of the transactions
- * $6 (those the reader's upper bound lacks) and not beyond the upper bound's partial transactions
- * ($8, $9: a transaction the bound has only the first changes of), $7 at most.
+ * $6 (those the reader's upper bound lacks) and not beyond the changes ($8, $9) of a transaction, $7 at
+ * most.
  */
 const CANDIDATES = `
   SELECT * FROM (
@@ -162,14 +162,18 @@ export async function readRange(db: Database, after: Cursor, upTo: Cursor, limit
     // upTo lacks these, except the first changes of its partial transactions (has() judges those).
     upTo.snapshot.xip.filter((x) => !upTo.partials.some((p) => p.xid === x)),
     limit + 1,
-    upTo.partials.map((p) => p.xid),
-    upTo.partials.map((p) => p.seq),
+    [],
+    [],
   ]);
   const mark = parseMark((rows[0] as { mark: string }).mark);
   const { page, full, nextXid } = cut(rows, limit);
   return {
     mark,
-    changes: page.filter((r) => !has(after, r.xid, r.seq) && has(upTo, r.xid, r.seq)).map(toChange),
+    // A transaction upTo has the first changes of is committed: all of it is final, and a client
+    // catching up gets it whole (it is then ahead of the live stream until the feed has finished it).
+    changes: page
+      .filter((r) => !has(after, r.xid, r.seq) && (has(upTo, r.xid, r.seq) || upTo.partials.some((p) => p.xid === r.xid)))
+      .map(toChange),
     full,
     nextXid,
   };
