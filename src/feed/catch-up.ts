@@ -1,6 +1,7 @@
+import { cursorAfter, type Txn, transactions } from './batches.js';
 import type { LoggedChange } from './change-log.js';
 import { type Cursor, contains, cursor, formatCursor, prefix, union } from './cursor.js';
-import { type ChangeFeed, cursorAfter, type Txn, transactions } from './feed.js';
+import type { ChangeFeed } from './feed.js';
 
 /**
  * Resume: bring a client from its cursor up to the feed, from memory when the feed still holds what it

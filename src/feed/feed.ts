@@ -2,8 +2,9 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
 import { pruneIdempotencyKeys } from '../orders/repository.js';
+import { type Batch, RecentBatches, type Txn, transactions } from './batches.js';
 import { forgetOtherHistory, type LoggedChange, readNewChanges, readRange, readSnapshot } from './change-log.js';
-import { type Cursor, contains, cursor, EMPTY, formatCursor, has, inHistory, prefix, truncate, union } from './cursor.js';
+import { type Cursor, contains, cursor, EMPTY, formatCursor, inHistory, truncate, union } from './cursor.js';
 import type { Doorbell } from './doorbell.js';
 import type { Listener } from './listener.js';
 import { pruneChanges, type RetentionPolicy } from './retention.js';
@@ -34,44 +35,6 @@ export interface FeedOptions {
   retention: RetentionPolicy & { intervalMs: number; idempotencyTtlHours: number };
 }
 
-/** One transaction's changes in a batch, in seq order. */
-export interface Txn {
-  xid: number;
-  changes: LoggedChange[];
-  /** The transaction was too large for one read: its next changes come in the next batch. */
-  more: boolean;
-}
-
-export interface Batch {
-  /** Head before this batch. */
-  from: Cursor;
-  /** Head after it: `from` plus every change of the batch. */
-  to: Cursor;
-  /** In xid order; empty when only the snapshot moved. */
-  txns: Txn[];
-}
-
-/**
- * What a client that had `batch.from` has once it has received the batch's transactions up to the one
- * with this xid (they come in xid order). After the last one: `batch.to`.
- */
-export function cursorAfter(batch: Batch, xid: number): Cursor {
-  const last = batch.txns[batch.txns.length - 1];
-  if (!last || xid >= last.xid) return batch.to;
-  return union(batch.from, prefix(batch.to, xid + 1));
-}
-
-/** Changes in (xid, seq) order, grouped by transaction. */
-export function transactions(changes: readonly LoggedChange[]): Txn[] {
-  const txns: Txn[] = [];
-  for (const c of changes) {
-    const last = txns[txns.length - 1];
-    if (last && last.xid === c.xid) last.changes.push(c);
-    else txns.push({ xid: c.xid, changes: [c], more: false });
-  }
-  return txns;
-}
-
 interface FeedEvents {
   batch: [Batch];
   /** Changes this instance had not handed out were pruned, or the database went back in time: its clients must reset. */
@@ -92,10 +55,7 @@ export interface FeedState {
 
 export class ChangeFeed extends EventEmitter<FeedEvents> {
   private headCursor: Cursor = EMPTY;
-  /** Recent batches, oldest first, holding every change that `head` has and `ringFrom` lacks. */
-  private ring: Batch[] = [];
-  private ringChanges = 0;
-  private ringFrom: Cursor = EMPTY;
+  private readonly memory: RecentBatches;
   private reading = false;
   private readAgain = false;
   /** The last batch ended inside a large transaction: the next read finishes it first. */
@@ -116,6 +76,7 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
 
   constructor(private readonly options: FeedOptions) {
     super();
+    this.memory = new RecentBatches(options.memoryChanges);
     this.on('error', () => undefined);
     options.listener.on('notify', () => this.requestRead());
     options.listener.on('connected', () => this.requestRead());
@@ -131,7 +92,7 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
 
   async start(): Promise<void> {
     this.headCursor = await readSnapshot(this.options.db);
-    this.ringFrom = this.headCursor;
+    this.memory.clear(this.headCursor);
     this.started = true;
     this.options.log.info({ event: 'feed.started', head: formatCursor(this.headCursor) }, 'feed started');
     this.wake();
@@ -310,18 +271,8 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
    * trusted: forget the other history and reset every client.
    */
   private async rewound(): Promise<void> {
-    const { removed, mark: moved, history } = await forgetOtherHistory(this.options.db);
-    const mark = inHistory(moved, history);
-    this.options.log.warn(
-      { event: 'feed.rewound', from: formatCursor(this.headCursor), to: formatCursor(mark), removedChanges: removed },
-      'the database went back in time; clients will be reset',
-    );
-    this.headCursor = mark;
-    this.unfinished = false;
-    this.ring = [];
-    this.ringChanges = 0;
-    this.ringFrom = mark;
-    this.emit('gap', { reason: 'rewound' });
+    const { removed, mark, history } = await forgetOtherHistory(this.options.db);
+    this.restartAt(inHistory(mark, history), 'rewound', { removedChanges: removed });
   }
 
   /**
@@ -330,17 +281,20 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
    * mark and says so; the hub resets its clients, which reload their snapshot.
    */
   private skipPruned(mark: Cursor): void {
-    const to = union(this.headCursor, mark);
-    this.options.log.warn(
-      { event: 'feed.gap', from: formatCursor(this.headCursor), to: formatCursor(to) },
-      'changes were pruned before this instance read them; clients will be reset',
-    );
-    this.headCursor = to;
+    this.restartAt(union(this.headCursor, mark), 'pruned', {});
+  }
+
+  /** Goes on from `head`, forgetting what is in memory; every client must reset. */
+  private restartAt(head: Cursor, reason: 'rewound' | 'pruned', details: Record<string, unknown>): void {
+    const [event, message] =
+      reason === 'rewound'
+        ? ['feed.rewound', 'the database went back in time or is another history; clients will be reset']
+        : ['feed.gap', 'changes were pruned before this instance read them; clients will be reset'];
+    this.options.log.warn({ event, from: formatCursor(this.headCursor), to: formatCursor(head), ...details }, message);
+    this.headCursor = head;
     this.unfinished = false;
-    this.ring = [];
-    this.ringChanges = 0;
-    this.ringFrom = to;
-    this.emit('gap', { reason: 'pruned' });
+    this.memory.clear(head);
+    this.emit('gap', { reason });
   }
 
   private publish(batch: Batch): void {
@@ -354,54 +308,18 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
       this.stats.lastLagMs = Math.max(0, now - (lastTxn.changes[lastTxn.changes.length - 1] as LoggedChange).atMs);
       this.stats.changesRead += count;
     }
-    this.remember(batch, count);
+    this.memory.add(batch, count);
     this.emit('batch', batch);
-  }
-
-  private remember(batch: Batch, count: number): void {
-    const max = this.options.memoryChanges;
-    const last = this.ring[this.ring.length - 1];
-    if (max === 0 || !last) {
-      if (count === 0 || max === 0) {
-        this.ringFrom = batch.to;
-        return;
-      }
-    } else if (count === 0) {
-      // Only the snapshot moved: the last batch now reaches the new head (nothing lies in between).
-      this.ring[this.ring.length - 1] = { from: last.from, to: batch.to, txns: last.txns };
-      return;
-    }
-    this.ring.push(batch);
-    this.ringChanges += count;
-    while (this.ringChanges > max && this.ring.length > 1) {
-      const dropped = this.ring.shift() as Batch;
-      for (const t of dropped.txns) this.ringChanges -= t.changes.length;
-      this.ringFrom = dropped.to;
-    }
   }
 
   /** Whether memory reaches back to a client at `after` (everything it lacks is in memory). */
   remembers(after: Cursor): boolean {
-    return contains(after, this.ringFrom);
+    return this.memory.reaches(after);
   }
 
-  /**
-   * The changes a client at `after` lacks, from the batches in memory up to `upTo` (a head the feed has
-   * passed), each with the batch it came in; undefined when memory does not reach back that far.
-   * Synchronous, so the caller can join the live stream at exactly the point it read up to.
-   */
+  /** What a client at `after` lacks, from memory, up to `upTo` (see RecentBatches.since). */
   recent(after: Cursor, upTo: Cursor): { batch: Batch; txns: Txn[] }[] | undefined {
-    if (!contains(after, this.ringFrom)) return undefined;
-    const out: { batch: Batch; txns: Txn[] }[] = [];
-    for (const batch of this.ring) {
-      const txns: Txn[] = [];
-      for (const t of batch.txns) {
-        const changes = t.changes.filter((c) => !has(after, c.xid, c.seq) && has(upTo, c.xid, c.seq));
-        if (changes.length > 0) txns.push({ xid: t.xid, changes, more: t.more });
-      }
-      if (txns.length > 0) out.push({ batch, txns });
-    }
-    return out;
+    return this.memory.since(after, upTo);
   }
 
   /** A page of older changes from the database, for clients further behind than memory reaches. */

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Database } from '../db/database.js';
-import type { Batch, ChangeFeed } from '../feed/feed.js';
+import type { Batch } from '../feed/batches.js';
+import type { ChangeFeed } from '../feed/feed.js';
 import type { Hub } from '../realtime/hub.js';
 
 export interface DebugOptions {

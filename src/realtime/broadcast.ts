@@ -1,5 +1,6 @@
+import { type Batch, cursorAfter } from '../feed/batches.js';
 import { type Cursor, contains, formatCursor, has, union } from '../feed/cursor.js';
-import { type Batch, type ChangeFeed, cursorAfter } from '../feed/feed.js';
+import type { ChangeFeed } from '../feed/feed.js';
 import type { Client } from './client.js';
 import { changeMessages, type Piece, textFrame } from './frames.js';
 
