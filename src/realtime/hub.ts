@@ -1,16 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
-import { catchUp } from '../feed/catch-up.js';
-import type { LoggedChange } from '../feed/change-log.js';
-import { type Cursor, contains, formatCursor, parseCursor } from '../feed/cursor.js';
+import { type Cursor, formatCursor } from '../feed/cursor.js';
 import type { ChangeFeed } from '../feed/feed.js';
 import { CLOSE, type ResetReason } from '../protocol.js';
 import { Broadcaster } from './broadcast.js';
 import { type Client, ClientInput } from './client.js';
-import { changeMessages, rawSocket } from './frames.js';
-import { Gate } from './gate.js';
+import { rawSocket } from './frames.js';
 import { ConnectionLimits } from './limits.js';
+import { Resume } from './resume.js';
 
 /**
  * The hub fans the feed out to WebSocket clients. Each batch is serialised once, as the concatenation
@@ -56,13 +54,6 @@ export interface HubStats {
   connectionsTotal: number;
 }
 
-/** A catching-up client gets more once its unsent bytes are below this. */
-const CATCH_UP_BUFFERED = 64 * 1024;
-/** Changes per page of a catch-up from the log (about 100 KB of JSON). */
-const CATCH_UP_PAGE = 100;
-/** A catching-up client that takes nothing for this long is closed as too slow (1013; it resumes). */
-const CATCH_UP_STALL_MS = 10_000;
-
 export class Hub {
   readonly serverId = randomUUID();
   private readonly clients = new Set<Client>();
@@ -73,8 +64,7 @@ export class Hub {
   private pingTimer: NodeJS.Timeout;
   private closing = false;
   private readonly live: Broadcaster;
-  /** Reads of the log for catch-up running at once. */
-  private readonly catchUpReads: Gate;
+  private readonly resume: Resume;
   private readonly input: ClientInput;
 
   constructor(private readonly options: HubOptions) {
@@ -84,7 +74,20 @@ export class Hub {
       sendFrame: (client, frame, message) => this.sendFrame(client, frame, message),
       stats: this.stats,
     });
-    this.catchUpReads = new Gate(options.maxConcurrentCatchUps ?? 16);
+    this.resume = new Resume({
+      feed: options.feed,
+      serverId: this.serverId,
+      heartbeatMs: options.heartbeatMs,
+      ...(options.catchUpPageSize ? { pageSize: options.catchUpPageSize } : {}),
+      ...(options.maxConcurrentCatchUps ? { maxReads: options.maxConcurrentCatchUps } : {}),
+      cursorBounds: options.cursorBounds,
+      head: () => this.head,
+      isConnected: (client) => this.clients.has(client),
+      send: (client, message) => this.send(client, message),
+      reset: (client, reason, detail) => this.reset(client, reason, detail),
+      closeSlow: (client) => this.closeSlow(client),
+      stats: this.stats,
+    });
     this.limits = new ConnectionLimits(options.maxPerPrincipal ?? 0, options.maxPerAddress ?? 0);
     this.input = new ClientInput({
       maxMessagesPerSec: options.maxMessagesPerSec,
@@ -182,7 +185,7 @@ export class Hub {
       this.options.feed.setDemand(this.clients.size);
     });
     socket.on('error', () => undefined);
-    void this.start(client, after).catch((err: unknown) => {
+    void this.resume.start(client, after).catch((err: unknown) => {
       if (socket.readyState !== 1) return; // it left while catching up
       this.options.log.warn(
         { event: 'client.catchup_failed', client: client.id, reason: (err as Error).message },
@@ -251,108 +254,6 @@ export class Hub {
       );
     }
     this.options.feed.setDemand(this.clients.size);
-  }
-
-  private async start(client: Client, after: string | undefined): Promise<void> {
-    const hello = (cursor: string) =>
-      this.send(client, JSON.stringify({ type: 'hello', cursor, heartbeat_ms: this.options.heartbeatMs, server: this.serverId }));
-    if (after === undefined || after === '') {
-      client.cursor = formatCursor(this.head);
-      hello(client.cursor);
-      client.live = true;
-      return;
-    }
-    const cursor = parseCursor(after);
-    if (!cursor) return this.reset(client, 'cursor-malformed', 'This is not a cursor this service issued; reload the snapshot.');
-    client.cursor = formatCursor(cursor);
-    const head = this.head;
-    if (cursor.history !== undefined && cursor.history !== head.history) {
-      return this.reset(
-        client,
-        'cursor-expired',
-        'This cursor is from another history of the database (before a restore, recovery or failover); reload the snapshot.',
-      );
-    }
-    const newest = Math.max(cursor.snapshot.xmax, ...cursor.partials.map((p) => p.xid + 1));
-    const behind = !contains(cursor, head);
-    if (behind || newest > head.snapshot.xmax) {
-      // Not level with this instance: check it against the log's limits before trusting it.
-      const { mark, nextXid } = await this.options.cursorBounds();
-      if (newest > nextXid) {
-        return this.reset(client, 'cursor-unknown', 'This cursor is newer than anything this database has written; reload the snapshot.');
-      }
-      if (behind && !contains(cursor, mark) && !this.options.feed.remembers(cursor)) {
-        return this.reset(client, 'cursor-expired', 'Changes after this cursor have been pruned; reload the snapshot.');
-      }
-    }
-    if (!hello(client.cursor)) return;
-    // Reads of the log for catch-up are bounded in number; a client waits for its socket to drain
-    // before each message, so one that does not read holds at most a page and a message until it is
-    // closed as too slow, and a client that left meanwhile costs no read.
-    const result = await catchUp(
-      this.options.feed,
-      cursor,
-      () => this.head,
-      { send: (pieces, final) => this.sendPieces(client, pieces, final) },
-      this.options.catchUpPageSize ?? CATCH_UP_PAGE,
-      async (read) => {
-        await this.catchUpReads.enter();
-        try {
-          if (client.socket.readyState !== 1) throw new Error('client gone');
-          return await read();
-        } finally {
-          this.catchUpReads.leave();
-        }
-      },
-    );
-    if (result.kind === 'closed' || client.socket.readyState !== 1 || !this.clients.has(client)) return;
-    if (result.kind === 'pruned') {
-      return this.reset(client, 'cursor-expired', 'Changes after this cursor were pruned while catching up; reload the snapshot.');
-    }
-    // Joining here, synchronously after catch-up found the client level, means the next broadcast
-    // starts right after what the client was sent.
-    client.ahead = contains(this.head, result.cursor) ? null : result.cursor;
-    client.cursor = formatCursor(result.cursor);
-    client.live = true;
-  }
-
-  /**
-   * Sends pieces of transactions to one client, waiting for its socket to drain between messages so
-   * a client that does not read holds at most about one message of the server's memory; false when
-   * the client is gone or too slow.
-   */
-  /** Sends pieces of transactions to one client, waiting for its socket to drain before each message; false when the client is gone or too slow. */
-  private async sendPieces(
-    client: Client,
-    pieces: { changes: readonly LoggedChange[]; more: boolean; cursor: () => Cursor }[],
-    final: Cursor,
-  ): Promise<boolean> {
-    const messages = changeMessages(
-      pieces.map((p) => ({ changes: p.changes, more: p.more, cursor: () => formatCursor(p.cursor()) })),
-      formatCursor(final),
-    );
-    for (const message of messages) {
-      if (!(await this.drained(client))) return false;
-      if (!this.send(client, message)) return false;
-      this.stats.framesSent++;
-    }
-    for (const p of pieces) this.stats.changesSent += p.changes.length;
-    client.cursor = formatCursor(final);
-    return true;
-  }
-
-  /** Resolves once the client's unsent bytes are below CATCH_UP_BUFFERED (false if it closes or stays stuck). */
-  private async drained(client: Client): Promise<boolean> {
-    const ws = client.socket;
-    const deadline = Date.now() + CATCH_UP_STALL_MS;
-    while (ws.readyState === 1 && ws.bufferedAmount > CATCH_UP_BUFFERED) {
-      if (Date.now() > deadline) {
-        this.closeSlow(client);
-        return false;
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return ws.readyState === 1;
   }
 
   private heartbeat(): void {
