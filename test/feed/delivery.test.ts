@@ -133,6 +133,35 @@ describe('live delivery', () => {
     expect([...watcher.view.values()].filter((v) => v.order.customer_name === 'Long')).toHaveLength(1);
   });
 
+  it('never waits for a connection left idle in transaction on orders for a minute', { timeout: 120_000 }, async () => {
+    const watcher = await client('watcher');
+    const idle = await connection();
+    await idle.query('BEGIN');
+    await idle.query("INSERT INTO orders (customer_name, product_name) VALUES ('Idle', 'In transaction')");
+    // Left "idle in transaction" (a leaked connection) while REST and raw SQL writes go on for 60 s: each
+    // one reaches the client long before the idle one ends (2 s is generous; it takes milliseconds).
+    const late: string[] = [];
+    const until = Date.now() + 60_000;
+    for (let i = 0; Date.now() < until; i++) {
+      const at = Date.now();
+      const id =
+        i % 2 === 0
+          ? (await http<any>(svc.url, 'POST', '/orders', { customer_name: `Rest ${i}`, product_name: 'Meanwhile' })).body.id
+          : Number(
+              (await db.sql.query("INSERT INTO orders (customer_name, product_name) VALUES ($1, 'Meanwhile') RETURNING id", [`Sql ${i}`]))
+                .rows[0].id,
+            );
+      await waitFor(() => watcher.view.has(id), { timeout: 10_000, interval: 5, message: `write ${i}` });
+      if (Date.now() - at > 2000) late.push(`write ${i}: ${Date.now() - at} ms`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(late).toEqual([]);
+    expect([...watcher.view.values()].some((v) => v.order.customer_name === 'Idle')).toBe(false);
+    await idle.query('COMMIT');
+    expect(await settle(db.sql, [watcher])).toEqual(cleanReports([watcher]));
+    expect([...watcher.view.values()].filter((v) => v.order.customer_name === 'Idle')).toHaveLength(1);
+  });
+
   it('never waits for a transaction that never touches orders, in this database or another', async () => {
     const watcher = await client('watcher');
     const blocker = await connection();
