@@ -1,0 +1,200 @@
+import type pg from 'pg';
+import { checkClient, isClean, type Report, readHistory, readTable, settle } from '../test/helpers/feed-client.js';
+import type { SoakClient } from './clients.js';
+import { DATABASE_FAULTS, type FaultRecord, INSTANCE_FAULTS } from './faults.js';
+import type { Slope } from './sampler.js';
+import type { Ack, HttpError } from './workload.js';
+
+/**
+ * The verdict. Every client against the committed history and the table (test/helpers/feed-client.ts:
+ * lost, duplicated, interleaved, unknown, view mismatches; a client that left early is judged only on
+ * what it received), every acknowledged REST write in the database exactly once, no 5xx but a 503 (or
+ * nginx's 502 for a request in flight on a killed instance) inside a fault window, no instance dying on
+ * its own, no connection left behind, no resource growth. Each violation names the client, the order
+ * and the fault that preceded it.
+ */
+export interface Violation {
+  kind: string;
+  client?: string;
+  orderId?: number;
+  detail: string;
+  /** ms since the start, when known. */
+  at?: number;
+  precedingFault?: string;
+}
+
+export interface Thresholds {
+  rssMiBPerMin: number;
+  fdsPerMin: number;
+  /** Slopes are judged on series at least this long; shorter ones are reported, not judged. */
+  minSpanSec: number;
+  poolMax: number;
+}
+
+/** Grace after a fault's recovery during which its errors still count as its own. */
+const GRACE_MS = 5000;
+
+export function precedingFault(faults: FaultRecord[], at: number | undefined): string | undefined {
+  if (at === undefined) return undefined;
+  const before = faults.filter((f) => f.at <= at);
+  const f = before[before.length - 1];
+  return f ? `${f.kind} at ${(f.at / 1000).toFixed(1)} s (${f.detail})` : 'none (before the first fault)';
+}
+
+function within(faults: FaultRecord[], at: number, kinds: ReadonlySet<string>): boolean {
+  return faults.some(
+    (f) => kinds.has(f.kind) && at >= f.at - 500 && at <= (f.recoveredAt ?? f.endedAt ?? Number.POSITIVE_INFINITY) + GRACE_MS,
+  );
+}
+
+async function changeTimes(admin: pg.Pool, keys: string[], started: number): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  if (keys.length === 0) return out;
+  const ids = keys.map((k) => Number(k.split(':')[0]));
+  const { rows } = await admin.query<{ key: string; at: string }>(
+    `SELECT order_id || ':' || version AS key, (extract(epoch FROM changed_at) * 1000)::bigint AS at FROM order_changes WHERE order_id = ANY($1)`,
+    [ids],
+  );
+  for (const r of rows) out.set(r.key, Number(r.at) - started);
+  return out;
+}
+
+export async function checkClients(
+  admin: pg.Pool,
+  clients: SoakClient[],
+  faults: FaultRecord[],
+  started: number,
+  timeoutMs: number,
+): Promise<{ reports: Report[]; violations: Violation[]; delivered: number }> {
+  const active = clients.filter((c) => c.leftAt === undefined);
+  const reports = await settle(
+    admin,
+    active.map((c) => c.client),
+    timeoutMs,
+  );
+  // Clients that left: judged on what they received (nothing twice, nothing unknown, nothing interleaved).
+  const history = await readHistory(admin);
+  const table = await readTable(admin);
+  for (const c of clients.filter((x) => x.leftAt !== undefined)) {
+    const r = checkClient(c.client, history, table);
+    reports.push({ ...r, lost: [], viewMismatches: [] });
+  }
+  const violations: Violation[] = [];
+  const bad = reports.filter((r) => !isClean(r));
+  const keys = bad.flatMap((r) => [...r.lost, ...r.duplicated, ...r.unknown, ...r.outOfOrder.map((o) => o.split(' ')[0] as string)]);
+  const times = await changeTimes(admin, keys, started);
+  for (const r of bad) {
+    const add = (kind: string, key: string) => {
+      const k = key.split(' ')[0] as string;
+      const at = times.get(k);
+      violations.push({
+        kind,
+        client: r.client,
+        orderId: Number(k.split(':')[0]),
+        detail: key,
+        at,
+        precedingFault: precedingFault(faults, at),
+      });
+    };
+    for (const k of r.lost) add('lost', k);
+    for (const k of r.duplicated) add('duplicated', k);
+    for (const k of r.outOfOrder) add('interleaved', k);
+    for (const k of r.unknown) add('unknown', k);
+    for (const id of r.viewMismatches)
+      violations.push({ kind: 'view-mismatch', client: r.client, orderId: id, detail: `order ${id} shown differently from the table` });
+  }
+  const delivered = clients.reduce((n, c) => n + c.client.epochs.reduce((m, e) => m + e.received.length, 0), 0);
+  return { reports, violations, delivered };
+}
+
+/** Each acknowledged write made exactly one change, the one its answer named. */
+export async function checkAcks(admin: pg.Pool, acks: Ack[], faults: FaultRecord[]): Promise<Violation[]> {
+  const violations: Violation[] = [];
+  const { rows } = await admin.query<{ note: string; op: string; id: string; version: number }>(
+    `SELECT row_data->>'notes' AS note, op, order_id AS id, version FROM order_changes
+     WHERE row_data->>'notes' LIKE 'rest-%' AND op <> 'delete' AND (old_data IS NULL OR old_data->>'notes' IS DISTINCT FROM row_data->>'notes')`,
+  );
+  const byNote = new Map<string, { op: string; id: number; version: number }[]>();
+  for (const r of rows) {
+    const list = byNote.get(r.note) ?? [];
+    list.push({ op: r.op, id: Number(r.id), version: r.version });
+    byNote.set(r.note, list);
+  }
+  const deletes = await admin.query<{ id: string; n: number }>(
+    "SELECT order_id AS id, count(*)::int AS n FROM order_changes WHERE op = 'delete' GROUP BY 1",
+  );
+  const deleted = new Map(deletes.rows.map((r) => [Number(r.id), r.n]));
+  for (const a of acks) {
+    const fail = (detail: string) =>
+      violations.push({
+        kind: 'rest-write',
+        orderId: a.id,
+        detail: `${a.kind} ${a.key}: ${detail}`,
+        at: a.at,
+        precedingFault: precedingFault(faults, a.at),
+      });
+    if (a.kind === 'delete') {
+      const n = deleted.get(a.id) ?? 0;
+      if (n !== 1) fail(`acknowledged delete, ${n} delete changes in the log`);
+      continue;
+    }
+    const made = byNote.get(a.key) ?? [];
+    if (made.length !== 1) fail(`acknowledged, ${made.length} changes carry its key (${JSON.stringify(made)})`);
+    else if (made[0]?.id !== a.id || made[0]?.version !== a.version || (a.kind === 'create') !== (made[0]?.op === 'insert'))
+      fail(`answer said order ${a.id} v${a.version}, the log has ${JSON.stringify(made[0])}`);
+  }
+  // A key that made a change twice, acknowledged or not, is a duplicate write.
+  for (const [note, made] of byNote)
+    if (made.length > 1) violations.push({ kind: 'rest-write', orderId: made[0]?.id, detail: `${note} applied ${made.length} times` });
+  return violations;
+}
+
+export function checkHttp(errors: HttpError[], faults: FaultRecord[]): { violations: Violation[]; byStatus: Record<string, number> } {
+  const violations: Violation[] = [];
+  const byStatus: Record<string, number> = {};
+  for (const e of errors) {
+    byStatus[e.status] = (byStatus[e.status] ?? 0) + 1;
+    const ok =
+      (e.status === 503 && within(faults, e.at, DATABASE_FAULTS)) ||
+      (e.status === 502 && within(faults, e.at, INSTANCE_FAULTS)) ||
+      (e.status === 503 && within(faults, e.at, INSTANCE_FAULTS));
+    if (!ok)
+      violations.push({
+        kind: `http-${e.status}`,
+        detail: `${e.method} ${e.path}: ${e.detail}`,
+        at: e.at,
+        precedingFault: precedingFault(faults, e.at),
+      });
+  }
+  return { violations, byStatus };
+}
+
+export function checkResources(slopes: Slope[], endConnections: Record<string, number>, t: Thresholds): Violation[] {
+  const violations: Violation[] = [];
+  for (const s of slopes) {
+    if (s.spanSec < t.minSpanSec) continue;
+    if (s.rssMiBPerMin > t.rssMiBPerMin)
+      violations.push({
+        kind: 'rss-growth',
+        detail: `${s.series}: ${s.rssMiBPerMin.toFixed(2)} MiB/min over ${s.spanSec} s (limit ${t.rssMiBPerMin})`,
+      });
+    if (s.fdsPerMin > t.fdsPerMin)
+      violations.push({
+        kind: 'fd-growth',
+        detail: `${s.series}: ${s.fdsPerMin.toFixed(2)} fds/min over ${s.spanSec} s (limit ${t.fdsPerMin})`,
+      });
+  }
+  const count = (app: string, state?: string) =>
+    Object.entries(endConnections)
+      .filter(([k]) => k.startsWith(`${app}/`) && (state === undefined || k === `${app}/${state}`))
+      .reduce((n, [, v]) => n + v, 0);
+  if (count('orders-listener') !== 2)
+    violations.push({ kind: 'connections', detail: `${count('orders-listener')} listener connections at the end (expected 2)` });
+  if (count('orders-api') > 2 * t.poolMax)
+    violations.push({ kind: 'connections', detail: `${count('orders-api')} pool connections at the end (at most ${2 * t.poolMax})` });
+  for (const app of ['orders-api', 'orders-listener']) {
+    const stuck = count(app, 'idle in transaction') + count(app, 'idle in transaction (aborted)');
+    if (stuck > 0) violations.push({ kind: 'connections', detail: `${stuck} ${app} connections idle in transaction at the end` });
+  }
+  return violations;
+}

@@ -1,0 +1,123 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import type pg from 'pg';
+import { sleep } from './random.js';
+import type { Topology } from './topology.js';
+
+/**
+ * Every few seconds: each instance's RSS (VmRSS) and open file descriptors, PostgreSQL connections by
+ * application and state, and the change log's row count. Then a least-squares slope over the second
+ * half of the run, per process (a restarted instance is a new series), to tell steady from growing.
+ */
+export interface Sample {
+  at: number;
+  instances: { name: string; pid: number; rssKiB: number; fds: number }[];
+  /** `<application_name>/<state>` -> count. */
+  connections: Record<string, number>;
+  changeLogRows: number;
+}
+
+export interface Slope {
+  series: string;
+  samples: number;
+  spanSec: number;
+  /** RSS MiB per minute, FDs per minute. */
+  rssMiBPerMin: number;
+  fdsPerMin: number;
+}
+
+function readProc(pid: number): { rssKiB: number; fds: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const m = /VmRSS:\s+(\d+)/.exec(status);
+    return { rssKiB: Number(m?.[1] ?? 0), fds: readdirSync(`/proc/${pid}/fd`).length };
+  } catch {
+    return undefined;
+  }
+}
+
+export async function connections(admin: pg.Pool): Promise<Record<string, number>> {
+  const { rows } = await admin.query<{ app: string; state: string; n: number }>(
+    `SELECT coalesce(nullif(application_name, ''), backend_type) AS app, coalesce(state, '-') AS state, count(*)::int AS n
+     FROM pg_stat_activity WHERE pid <> pg_backend_pid() GROUP BY 1, 2`,
+  );
+  return Object.fromEntries(rows.map((r) => [`${r.app}/${r.state}`, r.n]));
+}
+
+export class Sampler {
+  readonly samples: Sample[] = [];
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly topology: Topology,
+    private readonly started: number,
+    private readonly everyMs: number,
+  ) {}
+
+  start(): void {
+    this.loop = (async () => {
+      while (!this.stopped) {
+        await this.sample();
+        await sleep(this.everyMs);
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+
+  async sample(): Promise<Sample> {
+    const s: Sample = { at: Date.now() - this.started, instances: [], connections: {}, changeLogRows: -1 };
+    for (const { name, pid } of this.topology.pids()) {
+      if (pid === undefined) continue;
+      const p = readProc(pid);
+      if (p) s.instances.push({ name, pid, ...p });
+    }
+    try {
+      s.connections = await connections(this.topology.admin);
+      const { rows } = await this.topology.admin.query<{ n: number }>('SELECT count(*)::int AS n FROM order_changes');
+      s.changeLogRows = rows[0]?.n ?? -1;
+    } catch {
+      /* the database is down */
+    }
+    this.samples.push(s);
+    return s;
+  }
+
+  /** Least-squares slopes per instance process over samples taken at or after `fromMs`. */
+  slopes(fromMs: number): Slope[] {
+    const series = new Map<string, { t: number; rss: number; fds: number }[]>();
+    for (const s of this.samples) {
+      if (s.at < fromMs) continue;
+      for (const i of s.instances) {
+        const key = `${i.name} pid ${i.pid}`;
+        const list = series.get(key) ?? [];
+        list.push({ t: s.at / 60_000, rss: i.rssKiB / 1024, fds: i.fds });
+        series.set(key, list);
+      }
+    }
+    return [...series].map(([key, points]) => ({
+      series: key,
+      samples: points.length,
+      spanSec: points.length > 1 ? Math.round(((points[points.length - 1]?.t ?? 0) - (points[0]?.t ?? 0)) * 60) : 0,
+      rssMiBPerMin: slope(points.map((p) => [p.t, p.rss])),
+      fdsPerMin: slope(points.map((p) => [p.t, p.fds])),
+    }));
+  }
+}
+
+export function slope(points: [number, number][]): number {
+  const n = points.length;
+  if (n < 2) return 0;
+  const mx = points.reduce((a, [x]) => a + x, 0) / n;
+  const my = points.reduce((a, [, y]) => a + y, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const [x, y] of points) {
+    num += (x - mx) * (y - my);
+    den += (x - mx) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
+}

@@ -1,0 +1,258 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import pino from 'pino';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from '../src/db/embedded.js';
+import { migrate } from '../src/db/migrate.js';
+import { TcpProxy } from '../test/helpers/tcp-proxy.js';
+import { waitFor } from '../test/helpers/wait.js';
+
+/**
+ * What the soak runs on, all on loopback: a private embedded PostgreSQL in a temp folder, a TCP proxy in
+ * front of it (the service only ever reaches the database through it), two service processes
+ * (`node --import tsx src/main.ts`) on fixed ports so they can be restarted in place, and nginx with
+ * deploy/nginx.conf in front of both (as test/load-balancer.test.ts runs it). Without nginx the clients
+ * talk to the instances directly, alternating.
+ */
+const root = path.resolve(import.meta.dirname, '..');
+const log = pino({ level: 'silent' });
+
+export interface Instance {
+  name: string;
+  port: number;
+  url: string;
+  proc: ChildProcess;
+  /** Set while the soak itself is stopping or killing it (an exit then is expected). */
+  expectingExit: boolean;
+  unexpectedExits: { at: number; code: number | null; signal: string | null }[];
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function ready(url: string, timeout = 60_000): Promise<void> {
+  await waitFor(
+    async () => {
+      try {
+        return (await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) })).status === 200;
+      } catch {
+        return false;
+      }
+    },
+    { timeout, interval: 100, message: `${url} ready` },
+  );
+}
+
+export class Topology {
+  postgres!: EmbeddedPostgres;
+  proxy!: TcpProxy;
+  /** Direct to PostgreSQL (not through the proxy): the soak's SQL writers, faults and checker. */
+  admin!: pg.Pool;
+  readonly instances: Instance[] = [];
+  nginx: ChildProcess | undefined;
+  /** Where clients and REST writers go: nginx, or (without it) the instances themselves. */
+  entry: string[] = [];
+  nginxMissing = false;
+  private dir = '';
+  private pgRoot = '';
+  private logStream: ReturnType<typeof createWriteStream> | undefined;
+  readonly started = Date.now();
+
+  get logFile(): string {
+    return path.join(this.dir, 'instances.log');
+  }
+
+  async start(): Promise<void> {
+    this.dir = await mkdtemp(path.join(tmpdir(), 'orders-soak-'));
+    this.pgRoot = path.join(this.dir, 'pg-root');
+    this.logStream = createWriteStream(this.logFile);
+    this.postgres = await startEmbeddedPostgres({ dataDir: this.pgRoot, port: 0, log });
+    this.admin = new pg.Pool({ connectionString: this.postgres.url, max: 12, application_name: 'soak', connectionTimeoutMillis: 3000 });
+    this.admin.on('error', () => undefined);
+    await migrate(this.admin, log);
+    this.proxy = await TcpProxy.start(this.postgres.port);
+    for (const name of ['a', 'b']) {
+      const port = await freePort();
+      const instance: Instance = {
+        name,
+        port,
+        url: `http://127.0.0.1:${port}`,
+        proc: undefined as never,
+        expectingExit: false,
+        unexpectedExits: [],
+      };
+      this.instances.push(instance);
+      this.spawnInstance(instance);
+    }
+    await Promise.all(this.instances.map((i) => ready(i.url)));
+    await this.startNginx();
+  }
+
+  private spawnInstance(instance: Instance): void {
+    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: root,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '/tmp',
+        DATABASE_URL: this.proxy.urlFor(this.postgres.url),
+        PORT: String(instance.port),
+        DB_MIGRATE: 'false',
+        LOG_LEVEL: 'warn',
+        TRUST_PROXY: '127.0.0.1',
+        RATE_LIMIT_PER_MINUTE: '0',
+        RATE_LIMIT_PER_TOKEN_PER_MINUTE: '0',
+        HTTP_MAX_CONNECTIONS_PER_ADDRESS: '0',
+        WS_MAX_CONNECTIONS_PER_ADDRESS: '0',
+        WS_MAX_CONNECTIONS_PER_TOKEN: '0',
+        DB_CONNECT_TIMEOUT_MS: '2000',
+        DB_QUERY_TIMEOUT_MS: '5000',
+        LISTENER_KEEPALIVE_MS: '2000',
+        LISTENER_KEEPALIVE_TIMEOUT_MS: '2000',
+        LISTENER_BACKOFF_MIN_MS: '100',
+        LISTENER_BACKOFF_MAX_MS: '2000',
+        FEED_POLL_MS: '500',
+        SHUTDOWN_TIMEOUT_MS: '5000',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const tag = (d: Buffer) => this.logStream?.write(`[${instance.name} pid ${proc.pid}] ${d.toString()}`);
+    proc.stdout?.on('data', tag);
+    proc.stderr?.on('data', tag);
+    proc.once('exit', (code, signal) => {
+      if (!instance.expectingExit) instance.unexpectedExits.push({ at: Date.now() - this.started, code, signal });
+    });
+    instance.proc = proc;
+    instance.expectingExit = false;
+  }
+
+  private async startNginx(): Promise<void> {
+    const bin = process.env.NGINX_PATH ?? '/usr/sbin/nginx';
+    if (!existsSync(bin)) {
+      this.nginxMissing = true;
+      this.entry = this.instances.map((i) => i.url);
+      return;
+    }
+    const lbPort = await freePort();
+    const [a, b] = this.instances as [Instance, Instance];
+    const conf = (await readFile(path.join(root, 'deploy/nginx.conf'), 'utf8'))
+      .replace('127.0.0.1:3001', `127.0.0.1:${a.port}`)
+      .replace('127.0.0.1:3002', `127.0.0.1:${b.port}`)
+      .replace('listen 127.0.0.1:8080', `listen 127.0.0.1:${lbPort}`);
+    await writeFile(path.join(this.dir, 'nginx.conf'), conf);
+    this.nginx = spawn(
+      bin,
+      [
+        '-p',
+        this.dir,
+        '-c',
+        path.join(this.dir, 'nginx.conf'),
+        '-g',
+        `daemon off; pid ${this.dir}/nginx.pid; error_log ${this.dir}/nginx-error.log;`,
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+    const url = `http://127.0.0.1:${lbPort}`;
+    await waitFor(
+      async () => {
+        try {
+          return (await fetch(`${url}/healthz`)).status === 200;
+        } catch {
+          return false;
+        }
+      },
+      { timeout: 15_000, message: 'nginx up' },
+    );
+    this.entry = [url];
+  }
+
+  /** Every instance answers /readyz 200. */
+  async allReady(timeout = 60_000): Promise<void> {
+    await Promise.all(this.instances.map((i) => ready(i.url, timeout)));
+  }
+
+  async isReady(instance: Instance): Promise<boolean> {
+    try {
+      return (await fetch(`${instance.url}/readyz`, { signal: AbortSignal.timeout(1000) })).status === 200;
+    } catch {
+      return false;
+    }
+  }
+
+  private exited(instance: Instance): Promise<void> {
+    const p = instance.proc;
+    if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+    return new Promise((r) => p.once('exit', () => r()));
+  }
+
+  /** Stops an instance with `signal` (SIGKILL: a crash; SIGTERM: a graceful restart), waits `downMs`, starts it again on its port. */
+  async restartInstance(instance: Instance, signal: 'SIGKILL' | 'SIGTERM', downMs: number): Promise<void> {
+    instance.expectingExit = true;
+    instance.proc.kill(signal);
+    await this.exited(instance);
+    await new Promise((r) => setTimeout(r, downMs));
+    this.spawnInstance(instance);
+    await ready(instance.url);
+  }
+
+  /** Stops PostgreSQL fast (SIGINT) or immediately (SIGQUIT, crash recovery at the next start), and starts it again on its port. */
+  async restartPostgres(mode: 'fast' | 'immediate', downMs: number): Promise<void> {
+    if (mode === 'fast') {
+      await this.postgres.stop();
+    } else {
+      const pidFile = path.join(this.postgres.dataDir, 'postmaster.pid');
+      const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+      process.kill(pid, 'SIGQUIT');
+      await waitFor(
+        () => {
+          try {
+            process.kill(pid, 0);
+            return false;
+          } catch {
+            return true;
+          }
+        },
+        { timeout: 20_000, message: 'postmaster gone after SIGQUIT' },
+      );
+    }
+    await new Promise((r) => setTimeout(r, downMs));
+    this.postgres = await startEmbeddedPostgres({ dataDir: this.pgRoot, port: this.postgres.port, log });
+  }
+
+  pids(): { name: string; pid: number | undefined }[] {
+    return this.instances.map((i) => ({
+      name: i.name,
+      pid: i.proc.exitCode === null && i.proc.signalCode === null ? i.proc.pid : undefined,
+    }));
+  }
+
+  async stop(keepDir = false): Promise<void> {
+    this.nginx?.kill('SIGTERM');
+    for (const i of this.instances) {
+      i.expectingExit = true;
+      if (i.proc.exitCode === null && i.proc.signalCode === null) i.proc.kill('SIGTERM');
+    }
+    await Promise.all(this.instances.map((i) => Promise.race([this.exited(i), new Promise((r) => setTimeout(r, 8000))])));
+    for (const i of this.instances) if (i.proc.exitCode === null && i.proc.signalCode === null) i.proc.kill('SIGKILL');
+    await this.admin?.end().catch(() => undefined);
+    await this.proxy?.close();
+    await this.postgres?.stop();
+    this.logStream?.end();
+    if (!keepDir && this.dir) await rm(this.dir, { recursive: true, force: true });
+  }
+
+  get tempDir(): string {
+    return this.dir;
+  }
+}
