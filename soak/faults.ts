@@ -175,6 +175,7 @@ export class FaultRunner {
     let client: pg.PoolClient | undefined;
     try {
       client = await this.topology.admin.connect();
+      client.on('error', () => undefined); // a connection that dies while held between statements
       await client.query('BEGIN');
       await client.query("INSERT INTO orders (customer_name, product_name, notes) VALUES ('Held open', 'Blocker', 'long-transaction')");
       await sleep(this.longTxMs);

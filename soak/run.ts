@@ -136,6 +136,7 @@ async function main(): Promise<number> {
       total: population.clients.length,
       left: population.clients.filter((c) => c.leftAt !== undefined).length,
       reconnects: population.clients.reduce((n, c) => n + c.reconnects, 0),
+      resets: population.clients.reduce((n, c) => n + c.client.resets.length, 0),
     },
     writes: {
       restAcknowledged: workload.acks.length,
@@ -184,7 +185,7 @@ async function main(): Promise<number> {
     `writes acknowledged (REST): ${summary.writes.restAcknowledged} (${summary.writes.restAttempts} attempts, ${summary.writes.restAbandoned} abandoned); SQL transactions: ${summary.writes.sqlCommits} committed, ${summary.writes.sqlRollbacks} rolled back, ${summary.writes.sqlFailures} failed`,
   );
   say(
-    `changes delivered: ${delivered} to ${summary.clients.total} clients (${summary.clients.left} left early, ${summary.clients.reconnects} reconnects); change log ${summary.changeLogRows} rows`,
+    `changes delivered: ${delivered} to ${summary.clients.total} clients (${summary.clients.left} left early, ${summary.clients.reconnects} reconnects, ${summary.clients.resets} resets); change log ${summary.changeLogRows} rows`,
   );
   say(
     `faults: ${Object.entries(faultsByKind)

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -76,6 +76,8 @@ export class Topology {
 
   async start(): Promise<void> {
     this.dir = await mkdtemp(path.join(tmpdir(), 'orders-soak-'));
+    // As root, PostgreSQL runs as the postgres user, which must pass through this folder to its own.
+    await chmod(this.dir, 0o711);
     this.pgRoot = path.join(this.dir, 'pg-root');
     this.logStream = createWriteStream(this.logFile);
     this.postgres = await startEmbeddedPostgres({ dataDir: this.pgRoot, port: 0, log });

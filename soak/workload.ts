@@ -8,6 +8,8 @@ import { between, fork, pick, type Random, sleep } from './random.js';
  * exactly which change it made). And raw SQL writers on their own connections, straight to PostgreSQL,
  * in multi-statement transactions: some rolled back, some held open for seconds.
  */
+const watched = new WeakSet<pg.PoolClient>();
+
 export interface Ack {
   kind: 'create' | 'update' | 'status' | 'delete';
   key: string;
@@ -131,7 +133,7 @@ export class Workload {
       try {
         const res = await fetch(base + path, {
           method,
-          headers: { 'content-type': 'application/json', 'idempotency-key': key },
+          headers: body === undefined ? { 'idempotency-key': key } : { 'content-type': 'application/json', 'idempotency-key': key },
           body: body === undefined ? undefined : JSON.stringify(body),
           signal: AbortSignal.timeout(8000),
         });
@@ -220,6 +222,11 @@ export class Workload {
       let client: pg.PoolClient | undefined;
       try {
         client = await this.o.admin.connect();
+        // A connection that dies while held between statements emits 'error'; listen once per connection.
+        if (!watched.has(client)) {
+          watched.add(client);
+          client.on('error', () => undefined);
+        }
         await client.query('BEGIN');
         const statements = 1 + Math.floor(random() * 5);
         const crowded = this.liveCount > 600;
