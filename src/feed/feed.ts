@@ -4,7 +4,7 @@ import type { Database } from '../db/database.js';
 import { pruneIdempotencyKeys } from '../orders/repository.js';
 import { type Batch, RecentBatches, type Txn, transactions } from './batches.js';
 import { forgetOtherHistory, type LoggedChange, readNewChanges, readRange, readSnapshot } from './change-log.js';
-import { type Cursor, contains, cursor, EMPTY, formatCursor, inHistory, truncate, union } from './cursor.js';
+import { type Cursor, contains, cursor, EMPTY, equals, formatCursor, inHistory, truncate, union } from './cursor.js';
 import type { Doorbell } from './doorbell.js';
 import type { Listener } from './listener.js';
 import { pruneChanges, type RetentionPolicy } from './retention.js';
@@ -260,7 +260,8 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
       const lastSeq = (last.changes[last.changes.length - 1] as LoggedChange).seq;
       to = union(from, cursor(truncate(snapshot, last.xid), [{ xid: last.xid, seq: lastSeq }]));
     }
-    this.publish({ from, to, txns });
+    // Nothing new and the same snapshot: nothing to tell anyone (a quiet poll).
+    if (txns.length > 0 || !equals(to, from)) this.publish({ from, to, txns });
     return full || finishing;
   }
 
