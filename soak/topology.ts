@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,6 +8,7 @@ import pg from 'pg';
 import pino from 'pino';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../src/db/embedded.js';
 import { migrate } from '../src/db/migrate.js';
+import { NGINX_PATH, startNginx } from '../test/helpers/nginx.js';
 import { TcpProxy } from '../test/helpers/tcp-proxy.js';
 import { waitFor } from '../test/helpers/wait.js';
 
@@ -140,42 +141,14 @@ export class Topology {
   }
 
   private async startNginx(): Promise<void> {
-    const bin = process.env.NGINX_PATH ?? '/usr/sbin/nginx';
-    if (!existsSync(bin)) {
+    if (!existsSync(NGINX_PATH)) {
       this.nginxMissing = true;
       this.entry = this.instances.map((i) => i.url);
       return;
     }
-    const lbPort = await freePort();
     const [a, b] = this.instances as [Instance, Instance];
-    const conf = (await readFile(path.join(root, 'deploy/nginx.conf'), 'utf8'))
-      .replace('127.0.0.1:3001', `127.0.0.1:${a.port}`)
-      .replace('127.0.0.1:3002', `127.0.0.1:${b.port}`)
-      .replace('listen 127.0.0.1:8080', `listen 127.0.0.1:${lbPort}`);
-    await writeFile(path.join(this.dir, 'nginx.conf'), conf);
-    this.nginx = spawn(
-      bin,
-      [
-        '-p',
-        this.dir,
-        '-c',
-        path.join(this.dir, 'nginx.conf'),
-        '-g',
-        `daemon off; pid ${this.dir}/nginx.pid; error_log ${this.dir}/nginx-error.log;`,
-      ],
-      { stdio: ['ignore', 'ignore', 'inherit'] },
-    );
-    const url = `http://127.0.0.1:${lbPort}`;
-    await waitFor(
-      async () => {
-        try {
-          return (await fetch(`${url}/healthz`)).status === 200;
-        } catch {
-          return false;
-        }
-      },
-      { timeout: 15_000, message: 'nginx up' },
-    );
+    const { proc, url } = await startNginx(this.dir, [a.port, b.port], await freePort());
+    this.nginx = proc;
     this.entry = [url];
   }
 

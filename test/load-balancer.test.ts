@@ -1,11 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { cleanReports, type FeedClient, openClient, settle } from './helpers/feed-client.js';
+import { startNginx } from './helpers/nginx.js';
 import { http } from './helpers/service.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -67,30 +68,9 @@ beforeAll(async () => {
   instances.push(await startInstance(), await startInstance());
   const lbPort = await freePort();
   const [a, b] = instances as [(typeof instances)[0], (typeof instances)[0]];
-  const conf = (await readFile(path.join(root, 'deploy/nginx.conf'), 'utf8'))
-    .replace('127.0.0.1:3001', `127.0.0.1:${a.port}`)
-    .replace('127.0.0.1:3002', `127.0.0.1:${b.port}`)
-    .replace('listen 127.0.0.1:8080', `listen 127.0.0.1:${lbPort}`);
-  await writeFile(path.join(dir, 'nginx.conf'), conf);
-  const nginxBin = process.env.NGINX_PATH ?? '/usr/sbin/nginx';
-  nginx = spawn(
-    nginxBin,
-    ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', `daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;`],
-    {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    },
-  );
-  lbUrl = `http://127.0.0.1:${lbPort}`;
-  await waitFor(
-    async () => {
-      try {
-        return (await fetch(`${lbUrl}/healthz`)).status === 200;
-      } catch {
-        return false;
-      }
-    },
-    { timeout: 15_000, message: 'nginx up' },
-  );
+  const started = await startNginx(dir, [a.port, b.port], lbPort);
+  nginx = started.proc;
+  lbUrl = started.url;
 }, 90_000);
 
 afterAll(async () => {
