@@ -16,5 +16,6 @@ GRANT USAGE ON SCHEMA public TO orders_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON orders TO orders_app;
 GRANT SELECT, DELETE ON order_changes TO orders_app;              -- read the feed; retention prunes it
 GRANT SELECT, UPDATE ON order_changes_pruned TO orders_app;       -- retention's pruning mark
+GRANT SELECT ON feed_generation TO orders_app;                    -- the history tag (migrations/0011)
 GRANT SELECT, INSERT, UPDATE, DELETE ON idempotency_keys TO orders_app;
 GRANT SELECT ON api_tokens, schema_migrations TO orders_app;

@@ -100,21 +100,37 @@ export interface NewChanges {
  */
 export async function readNewChanges(db: Database, after: Cursor, limit: number, partialsOnly = false): Promise<NewChanges> {
   const [xmax, xip, pxids, pseqs] = candidateParams(after);
-  const { rows } = await db.query<Row & { snapshot: string; history: string; mark: string }>(
-    { name: 'feed_read_new', text: READ_NEW_SQL },
-    [partialsOnly ? NO_RANGE : xmax, partialsOnly ? [] : xip, pxids, pseqs, NO_RANGE, [], limit + 1, [], []],
-  );
-  const first = rows[0];
+  const rows = await withHistoryTag(db, async () => {
+    const { rows } = await db.query<Row & { snapshot: string; history: string | null; mark: string }>(
+      { name: 'feed_read_new', text: READ_NEW_SQL },
+      [partialsOnly ? NO_RANGE : xmax, partialsOnly ? [] : xip, pxids, pseqs, NO_RANGE, [], limit + 1, [], []],
+    );
+    return { rows, history: rows[0]?.history ?? null };
+  });
+  const first = rows.rows[0];
   if (!first) throw new Error('order_changes_pruned has no row');
-  const { page, full, nextXid } = cut(rows, limit);
+  const { page, full, nextXid } = cut(rows.rows, limit);
   return {
     snapshot: parseSnapshot(first.snapshot),
-    history: first.history,
+    history: rows.history,
     mark: parseMark(first.mark),
     changes: page.filter((r) => !has(after, r.xid, r.seq)).map(toChange),
     full,
     nextXid,
   };
+}
+
+/**
+ * Runs a read that returns the history tag again if the tag is missing: after a crash of PostgreSQL
+ * the generation is gone (migrations/0011) until a reader starts the next one.
+ */
+async function withHistoryTag<T extends { history: string | null }>(db: Database, read: () => Promise<T>): Promise<T & { history: string }> {
+  const first = await read();
+  if (first.history !== null) return first as T & { history: string };
+  await db.query('SELECT feed_start_generation()');
+  const again = await read();
+  if (again.history === null) throw new Error('feed_generation is still empty after feed_start_generation()');
+  return again as T & { history: string };
 }
 
 /** The first `limit` rows (read with one more, to know whether and how the page goes on). */
@@ -181,8 +197,10 @@ export async function readRange(db: Database, after: Cursor, upTo: Cursor, limit
 
 /** Where the database is now: its current snapshot, as a cursor of its history. */
 export async function readSnapshot(db: Database): Promise<Cursor> {
-  const { rows } = await db.query<{ s: string; history: string }>('SELECT txid_current_snapshot()::text AS s, feed_history() AS history');
-  const row = rows[0] as { s: string; history: string };
+  const row = await withHistoryTag(db, async () => {
+    const { rows } = await db.query<{ s: string; history: string | null }>('SELECT txid_current_snapshot()::text AS s, feed_history() AS history');
+    return rows[0] as { s: string; history: string | null };
+  });
   return cursor(parseSnapshot(row.s), [], row.history);
 }
 
@@ -204,6 +222,8 @@ export async function readMark(db: Database): Promise<Cursor> {
  * cursor handed out before is reset rather than trusted.
  */
 export async function forgetOtherHistory(db: Database): Promise<{ removed: number; mark: Cursor; history: string }> {
+  // The tag first: the mark written below must belong to a history that exists.
+  await readSnapshot(db);
   const { rows } = await db.query<{ removed: number; mark: string; history: string }>(`
     WITH snap AS MATERIALIZED (SELECT txid_current_snapshot() AS s),
     gone AS (DELETE FROM order_changes USING snap WHERE xid >= txid_snapshot_xmax(snap.s) RETURNING 1),

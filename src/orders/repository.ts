@@ -46,12 +46,20 @@ const LIST_SQL = `
 export async function listOrders(db: Database, query: ListQuery): Promise<OrderPage> {
   const statuses = query.status ? [...new Set(query.status.split(','))] : null;
   const q = query.q ? likePattern(query.q) : null;
-  const { rows } = await db.query<{ cursor: string; id: number | null; json: string | null }>({ name: 'orders_list', text: LIST_SQL }, [
-    statuses,
-    q,
-    query.before ?? null,
-    query.limit + 1,
-  ]);
+  const read = () =>
+    db.query<{ cursor: string | null; id: number | null; json: string | null }>({ name: 'orders_list', text: LIST_SQL }, [
+      statuses,
+      q,
+      query.before ?? null,
+      query.limit + 1,
+    ]);
+  let { rows } = await read();
+  if (rows[0]?.cursor === null) {
+    // No history tag: PostgreSQL crashed and no reader has started the next generation yet
+    // (migrations/0011). Start it and read again, so the cursor belongs to the history clients stream.
+    await db.query('SELECT feed_start_generation()');
+    ({ rows } = await read());
+  }
   const cursor = rows[0]?.cursor ?? '';
   const found = rows.filter((r) => r.id !== null);
   const hasMore = found.length > query.limit;

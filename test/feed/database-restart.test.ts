@@ -60,5 +60,7 @@ it('delivers every committed change when the database is stopped and restarted m
   expect(s.service.listener.snapshot.reconnects).toBeGreaterThanOrEqual(1);
   // The clients' WebSockets never dropped: the service rode out the restart.
   for (const c of clients) expect(c.connected).toBe(true);
+  // A clean restart keeps the history (unlike a crash, test/feed/crash-restart.test.ts): nobody resets.
+  for (const c of clients) expect(c.resets).toEqual([]);
   expect(await settle(sql, clients, 20_000)).toEqual(cleanReports(clients));
 });
