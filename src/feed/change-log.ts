@@ -124,7 +124,10 @@ export async function readNewChanges(db: Database, after: Cursor, limit: number,
  * Runs a read that returns the history tag again if the tag is missing: after a crash of PostgreSQL
  * the generation is gone (migrations/0011) until a reader starts the next one.
  */
-async function withHistoryTag<T extends { history: string | null }>(db: Database, read: () => Promise<T>): Promise<T & { history: string }> {
+async function withHistoryTag<T extends { history: string | null }>(
+  db: Database,
+  read: () => Promise<T>,
+): Promise<T & { history: string }> {
   const first = await read();
   if (first.history !== null) return first as T & { history: string };
   await db.query('SELECT feed_start_generation()');
@@ -198,7 +201,9 @@ export async function readRange(db: Database, after: Cursor, upTo: Cursor, limit
 /** Where the database is now: its current snapshot, as a cursor of its history. */
 export async function readSnapshot(db: Database): Promise<Cursor> {
   const row = await withHistoryTag(db, async () => {
-    const { rows } = await db.query<{ s: string; history: string | null }>('SELECT txid_current_snapshot()::text AS s, feed_history() AS history');
+    const { rows } = await db.query<{ s: string; history: string | null }>(
+      'SELECT txid_current_snapshot()::text AS s, feed_history() AS history',
+    );
     return rows[0] as { s: string; history: string | null };
   });
   return cursor(parseSnapshot(row.s), [], row.history);
