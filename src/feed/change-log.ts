@@ -222,18 +222,24 @@ export async function readMark(db: Database): Promise<Cursor> {
 
 /**
  * After the transaction-id counter went back (a restore, a point-in-time recovery, a failover that lost
- * commits): change rows at or above the current xmax belong to the other history and would be mistaken
- * for future transactions, so they go; and the pruning mark becomes the current snapshot, so every
- * cursor handed out before is reset rather than trusted.
+ * commits) or a crash ended the generation: change rows at or above the current xmax belong to the
+ * other history and would be mistaken for future transactions, so they go; and the pruning mark becomes
+ * the current snapshot, tagged with the new history, so every cursor handed out before is reset rather
+ * than trusted. The instances notice one by one: a mark already tagged with the current history was
+ * written by one of them and is kept (moving it again would reset the first one's clients twice).
  */
 export async function forgetOtherHistory(db: Database): Promise<{ removed: number; mark: Cursor; history: string }> {
   // The tag first: the mark written below must belong to a history that exists.
   await readSnapshot(db);
   const { rows } = await db.query<{ removed: number; mark: string; history: string }>(`
-    WITH snap AS MATERIALIZED (SELECT txid_current_snapshot() AS s),
+    WITH snap AS MATERIALIZED (SELECT txid_current_snapshot() AS s, feed_history() AS h),
     gone AS (DELETE FROM order_changes USING snap WHERE xid >= txid_snapshot_xmax(snap.s) RETURNING 1),
-    marked AS (UPDATE order_changes_pruned SET mark = (SELECT s::text FROM snap), pruned_at = now() RETURNING mark)
-    SELECT (SELECT count(*) FROM gone)::int AS removed, (SELECT mark FROM marked) AS mark, feed_history() AS history`);
+    marked AS (
+      UPDATE order_changes_pruned SET mark = (SELECT s::text || '@' || h FROM snap), pruned_at = now()
+      WHERE mark NOT LIKE '%@' || (SELECT h FROM snap) RETURNING mark)
+    SELECT (SELECT count(*) FROM gone)::int AS removed,
+           coalesce((SELECT mark FROM marked), (SELECT mark FROM order_changes_pruned)) AS mark,
+           (SELECT h FROM snap) AS history`);
   const row = rows[0] as { removed: number; mark: string; history: string };
   return { removed: row.removed, mark: parseMark(row.mark), history: row.history };
 }

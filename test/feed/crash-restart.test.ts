@@ -5,9 +5,11 @@ import path from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { Database } from '../../src/db/database.js';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { migrate } from '../../src/db/migrate.js';
-import { has } from '../../src/feed/cursor.js';
+import { forgetOtherHistory } from '../../src/feed/change-log.js';
+import { formatCursor, has } from '../../src/feed/cursor.js';
 import { cleanReports, type FeedClient, openClient, settle } from '../helpers/feed-client.js';
 import { type RunningService, startService } from '../helpers/service.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
@@ -29,7 +31,8 @@ let dir: string;
 let postgres: EmbeddedPostgres;
 let sql: pg.Pool;
 let proxy: TcpProxy;
-let svc: RunningService | undefined;
+let proxyB: TcpProxy;
+const services: RunningService[] = [];
 const clients: FeedClient[] = [];
 
 beforeAll(async () => {
@@ -41,13 +44,15 @@ beforeAll(async () => {
   await sql.query(`ALTER SYSTEM SET wal_writer_delay = '10s'`);
   await sql.query('SELECT pg_reload_conf()');
   proxy = await TcpProxy.start(postgres.port);
+  proxyB = await TcpProxy.start(postgres.port);
 });
 
 afterAll(async () => {
   await Promise.all(clients.splice(0).map((c) => c.close()));
-  await svc?.close();
+  await Promise.all(services.map((s) => s.close()));
   await sql?.end();
   await proxy?.close();
+  await proxyB?.close();
   await postgres?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
@@ -70,15 +75,18 @@ async function crash(): Promise<void> {
 
 it('does not trust a cursor across a crash that handed out one of its transaction ids again', async () => {
   await insertOrders(sql, 3);
-  svc = await startService(proxy.urlFor(postgres.url), {
+  // Two instances: each notices the crash, and the second must not reset the first one's clients again.
+  const settings = {
     FEED_POLL_MS: '100',
     LISTENER_BACKOFF_MIN_MS: '50',
     LISTENER_BACKOFF_MAX_MS: '300',
     DB_CONNECT_TIMEOUT_MS: '1000',
-  });
-  const s = svc;
+  };
+  services.push(await startService(proxy.urlFor(postgres.url), settings), await startService(proxyB.urlFor(postgres.url), settings));
+  const [s, t] = services as [RunningService, RunningService];
   const client = await openClient({ http: s.url, ws: s.wsUrl, name: 'operator', autoResync: true });
-  clients.push(client);
+  const other = await openClient({ http: t.url, ws: t.wsUrl, name: 'operator-b', autoResync: true });
+  clients.push(client, other);
   await insertOrders(sql, 2);
 
   // A transaction takes an id, writes, and rolls back; its records wait in the WAL buffers.
@@ -93,8 +101,11 @@ it('does not trust a cursor across a crash that handed out one of its transactio
     writer.release();
   }
   // The feed's head moves past it (a safety poll sees it finished), then the database crashes.
-  await waitFor(() => has(s.service.feed.head, reused, 1), { message: 'the feed counted the rolled-back id as finished' });
+  await waitFor(() => has(s.service.feed.head, reused, 1) && has(t.service.feed.head, reused, 1), {
+    message: 'the feeds counted the rolled-back id as finished',
+  });
   proxy.blackhole();
+  proxyB.blackhole();
   await crash();
   postgres = await startEmbeddedPostgres({ dataDir: dir, port: postgres.port, log });
   await sql.end();
@@ -114,15 +125,38 @@ it('does not trust a cursor across a crash that handed out one of its transactio
     after.release();
   }
 
+  // The first instance comes back and resets its client; only then does the second one.
   proxy.cut();
   proxy.pass();
-  await waitFor(() => s.service.listener.snapshot.status === 'connected', { timeout: 15_000, message: 'the listener reconnected' });
-  await waitFor(() => [...client.view.values()].some((e) => e.order.customer_name === 'after the crash'), {
+  await waitFor(() => client.resets.length > 0 && [...client.view.values()].some((e) => e.order.customer_name === 'after the crash'), {
+    timeout: 15_000,
+    message: 'the order committed after the crash reached the first dashboard',
+  });
+  proxyB.cut();
+  proxyB.pass();
+  await waitFor(() => services.every((x) => x.service.listener.snapshot.status === 'connected'), {
+    timeout: 15_000,
+    message: 'the listeners reconnected',
+  });
+  await waitFor(() => [...other.view.values()].some((e) => e.order.customer_name === 'after the crash'), {
     timeout: 10_000,
-    message: 'the order committed after the crash reached the dashboard',
+    message: 'the order committed after the crash reached the second dashboard',
   });
   // It arrived by a reset (the dashboard reloads its snapshot), the one honest answer to a cursor
   // from before a crash.
-  expect(client.resets.length).toBe(1);
+  // Once each: the second instance to notice adopts the new history the first one marked.
+  await new Promise((r) => setTimeout(r, 500));
+  expect(clients.map((c) => c.resets.length)).toEqual([1, 1]);
   expect(await settle(sql, clients, 20_000)).toEqual(cleanReports(clients));
+});
+
+it('the second instance to notice a new history adopts the mark the first one wrote, so clients reset once', async () => {
+  const db = new Database(sql);
+  // What a crash does to the generation (its table is unlogged); each instance's feed then forgets
+  // the old history, one after the other, before the first one reads again.
+  await sql.query('DELETE FROM feed_generation');
+  const first = await forgetOtherHistory(db);
+  const second = await forgetOtherHistory(db);
+  expect(second.history).toBe(first.history);
+  expect(formatCursor(second.mark)).toBe(formatCursor(first.mark));
 });
