@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
@@ -12,7 +12,7 @@ import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../test/helpers/browser.js';
 import { BENCH_DIR, cpuSeconds, rssBytes, startWorker, summarize } from './lib.js';
 
 /**
- * `npm run bench [-- --only latency,blocker,fanout,connections,throughput,snapshot] [--scale 0.1]`
+ * `npm run bench [-- --only naive,latency,blocker,fanout,connections,throughput,snapshot] [--scale 0.1]`
  *
  * Starts PostgreSQL (embedded, or DATABASE_URL) and the service as its own process, drives load from
  * separate worker processes, prints a table and writes bench/results/<time>.json. Everything shares
@@ -21,7 +21,7 @@ import { BENCH_DIR, cpuSeconds, rssBytes, startWorker, summarize } from './lib.j
  */
 const { values: opts } = parseArgs({
   options: {
-    only: { type: 'string', default: 'latency,blocker,fanout,connections,throughput,snapshot' },
+    only: { type: 'string', default: 'naive,latency,blocker,fanout,connections,throughput,snapshot' },
     scale: { type: 'string', default: '1' },
     'fanout-clients': { type: 'string' },
     'fanout-rate': { type: 'string' },
@@ -54,10 +54,10 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function startServiceProcess(dbUrl: string, extraEnv: Record<string, string> = {}) {
+async function startServiceProcess(dbUrl: string, extraEnv: Record<string, string> = {}, entry = 'src/main.ts') {
   const port = await freePort();
   const profile = process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`] : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', entry], {
     cwd: path.resolve(BENCH_DIR, '..'),
     env: {
       ...process.env,
@@ -81,7 +81,7 @@ async function startServiceProcess(dbUrl: string, extraEnv: Record<string, strin
   const deadline = Date.now() + 30_000;
   for (;;) {
     try {
-      if ((await fetch(`${baseUrl}/readyz`)).status === 200) break;
+      if ((await fetch(`${baseUrl}/readyz`)).status === 200) break; // the naive relay answers 200 to anything
     } catch {
       /* not up yet */
     }
@@ -131,13 +131,21 @@ async function openClients(wsUrl: string, clients: number, sampledPerProcess: nu
   };
 }
 
-async function runWriter(mode: 'rest' | 'sql', baseUrl: string, dbUrl: string, rate: number, seconds: number) {
+async function runWriter(
+  mode: 'rest' | 'sql',
+  baseUrl: string,
+  dbUrl: string,
+  rate: number,
+  seconds: number,
+  table: 'orders' | 'naive_orders' = 'orders',
+) {
   const w = startWorker<{ type: string; done: number; errors: number; lateSends: number }>('writer.ts', {
     mode,
     baseUrl,
     dbUrl,
     rate,
     seconds,
+    table,
   });
   await w.next('ready');
   w.send({ type: 'go' });
@@ -146,6 +154,56 @@ async function runWriter(mode: 'rest' | 'sql', baseUrl: string, dbUrl: string, r
 
 async function truncate(sql: pg.Pool) {
   await sql.query("SELECT set_config('orders.allow_truncate', 'on', true); TRUNCATE orders, order_changes RESTART IDENTITY");
+}
+
+/**
+ * This service beside the naive design it replaces (bench/naive/), one after the other in the same
+ * run, with the same SQL writer and the same clients: each system gets a fresh process, its clients
+ * connect, then the open-loop writer runs. The naive relay loses what it cannot send; its latency is
+ * over what it delivered, and the deliveries are reported beside it.
+ */
+async function versus(dbUrl: string, sql: pg.Pool) {
+  const seconds = sized(10, 3);
+  await sql.query(await readFile(path.join(BENCH_DIR, 'naive', 'schema.sql'), 'utf8'));
+  const cases: [number, number][] = [
+    [100, 100],
+    [1000, 100],
+    [1000, 250],
+  ];
+  results.versus = [];
+  for (const [clients, rate] of cases) {
+    const n = sized(clients, 10);
+    const measured = {} as Record<'naive' | 'service', ReturnType<typeof summarize> & { deliveries: number; expected: number }>;
+    for (const system of ['naive', 'service'] as const) {
+      const svc = system === 'naive' ? await startServiceProcess(dbUrl, {}, 'bench/naive/relay.ts') : await startServiceProcess(dbUrl);
+      service = svc.child;
+      try {
+        const pool = await openClients(svc.wsUrl, n, Math.min(n, 100) / 2, 2);
+        await truncate(sql);
+        await sql.query('TRUNCATE naive_orders RESTART IDENTITY');
+        pool.record();
+        const w = await runWriter('sql', svc.baseUrl, dbUrl, rate, seconds, system === 'naive' ? 'naive_orders' : 'orders');
+        await new Promise((r) => setTimeout(r, 1000));
+        const got = await pool.report();
+        await pool.close();
+        measured[system] = { ...summarize(got.latencies), deliveries: got.changes, expected: w.done * n };
+      } finally {
+        await stopServiceProcess(svc.child);
+      }
+    }
+    const { naive, service: ours } = measured;
+    (results.versus as unknown[]).push({ clients: n, rate, seconds, naive, service: ours });
+    const scenario = `vs naive: SQL ${rate}/s → ${n} clients`;
+    report(scenario, 'naive p50 / p99', `${ms(naive.p50)} / ${ms(naive.p99)}`);
+    report('', 'service p50 / p99', `${ms(ours.p50)} / ${ms(ours.p99)}`);
+    report(
+      '',
+      'ratio service ÷ naive, p50 / p99',
+      `${(ours.p50 / naive.p50).toFixed(2)} / ${(ours.p99 / naive.p99).toFixed(2)}`,
+      '≤ 1 / ≤ 1',
+    );
+    report('', 'deliveries naive / service / expected', `${naive.deliveries} / ${ours.deliveries} / ${ours.expected}`);
+  }
 }
 
 async function latency(svc: { baseUrl: string; wsUrl: string; pid: number }, dbUrl: string, sql: pg.Pool) {
@@ -490,6 +548,7 @@ async function main() {
     }
   };
   try {
+    if (only.has('naive')) await versus(dbUrl, sql);
     if (only.has('latency')) await withService((svc) => latency(svc, dbUrl, sql));
     if (only.has('blocker')) await withService((svc) => blocker(svc, dbUrl, adminUrl as string, sql));
     if (only.has('fanout')) await withService((svc) => fanout(svc, dbUrl, sql));

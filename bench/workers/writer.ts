@@ -13,6 +13,8 @@ const args = JSON.parse(process.argv[2] as string) as {
   dbUrl: string;
   rate: number;
   seconds: number;
+  /** For SQL writes: the table (the naive baseline has its own, bench/naive/schema.sql). */
+  table?: 'orders' | 'naive_orders';
 };
 const total = Math.round(args.rate * args.seconds);
 let done = 0;
@@ -30,7 +32,7 @@ async function writeOne(due: number): Promise<void> {
       const status = await post(`${args.baseUrl}/orders`, JSON.stringify(body), agent);
       if (status !== 201) errors++;
     } else {
-      await pool.query('INSERT INTO orders (customer_name, product_name, notes) VALUES ($1, $2, $3)', [
+      await pool.query(`INSERT INTO ${args.table ?? 'orders'} (customer_name, product_name, notes) VALUES ($1, $2, $3)`, [
         body.customer_name,
         body.product_name,
         body.notes,
