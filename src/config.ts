@@ -28,6 +28,12 @@ export const ConfigSchema = Type.Object({
   ),
   HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'Address to bind.' }),
   PORT: Int(0, 65535, 3000, 'Port to bind (0 picks a free one).'),
+  WORKERS: Type.String({
+    pattern: '^(auto|[1-9][0-9]?)$',
+    default: '1',
+    description:
+      'Service processes on the one port (node:cluster), each a full instance; auto = one per core. Above 1, the first process only supervises (and owns the embedded database).',
+  }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info', description: 'pino log level.' },

@@ -1,4 +1,6 @@
+import cluster from 'node:cluster';
 import { isLoopbackAddress } from './auth/hosts.js';
+import { runPrimary, SHUTDOWN_MESSAGE, workerCount } from './cluster.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { type DatabaseServer, openDatabaseServer } from './db/database-server.js';
 import { createLogger } from './logger.js';
@@ -6,7 +8,8 @@ import { createService, type Service } from './service.js';
 
 /**
  * The process: read the configuration, bring up the database (the configured one, or an embedded
- * PostgreSQL in DATA_DIR), serve, and shut down gracefully on SIGINT/SIGTERM.
+ * PostgreSQL in DATA_DIR), serve, and shut down gracefully on SIGINT/SIGTERM. With WORKERS above 1,
+ * the first process supervises workers that each run this same file (cluster.ts).
  */
 function fail(message: string): never {
   process.stderr.write(`orders: ${message}\n`);
@@ -21,7 +24,8 @@ try {
   throw err;
 }
 
-const log = createLogger(config.LOG_LEVEL);
+// A worker's lines say which one it is (WORKERS > 1).
+const log = cluster.isWorker ? createLogger(config.LOG_LEVEL).child({ worker: cluster.worker?.id }) : createLogger(config.LOG_LEVEL);
 let database: DatabaseServer | undefined;
 let service: Service | undefined;
 let shuttingDown = false;
@@ -52,8 +56,6 @@ async function shutdown(signal: string, code = 0): Promise<void> {
   setTimeout(() => process.exit(code), 50).unref();
 }
 
-process.on('SIGINT', () => void shutdown('SIGINT'));
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('unhandledRejection', (reason) => {
   log.error({ err: reason }, 'unhandled promise rejection');
 });
@@ -63,6 +65,12 @@ process.on('uncaughtException', (err) => {
 });
 
 async function main(): Promise<void> {
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  // A worker drains when its primary asks; a terminal's ^C also signals it directly, and that is one stop.
+  process.on('message', (m: { type?: string }) => {
+    if (m?.type === SHUTDOWN_MESSAGE && !shuttingDown) void shutdown('primary');
+  });
   database = await openDatabaseServer(config, log);
   const databaseLabel = database.label;
   service = await createService(config, log, database.url);
@@ -87,7 +95,9 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch(async (err: unknown) => {
+const workers = workerCount(config.WORKERS);
+const run = cluster.isPrimary && workers > 1 ? () => runPrimary(config, log, workers) : main;
+run().catch(async (err: unknown) => {
   log.fatal({ err }, 'cannot start');
   await service?.close().catch(() => undefined);
   await database?.stop().catch(() => undefined);

@@ -1,10 +1,11 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { mainProcesses, startMain } from './helpers/main-process.js';
 import { http } from './helpers/service.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -14,42 +15,6 @@ import { waitFor } from './helpers/wait.js';
  */
 const root = path.resolve(import.meta.dirname, '..');
 let dataDir: string;
-const children = new Set<ChildProcess>();
-
-function run(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const listening = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no start within 30 s:\n${stdout}\n${stderr}`)), 30_000);
-    child.stdout?.on('data', () => {
-      const m = /"url":"(http:\/\/[^"]+)"/.exec(stdout);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1] as string);
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`exited with ${code}:\n${stdout}\n${stderr}`));
-    });
-  });
-  listening.catch(() => undefined);
-  return { child, listening, exited, output: () => ({ stdout, stderr }) };
-}
 
 function postmasterPid(): number | undefined {
   const file = path.join(dataDir, 'pg', 'postmaster.pid');
@@ -70,7 +35,7 @@ beforeAll(async () => {
 });
 
 afterEach(() => {
-  for (const c of children) c.kill('SIGKILL');
+  for (const c of mainProcesses) c.kill('SIGKILL');
 });
 
 afterAll(async () => {
@@ -87,7 +52,7 @@ describe('configuration', () => {
     ['LOG_LEVEL', 'loud'],
     ['DATABASE_URL', 'mysql://nope'],
   ])('stops with one line naming %s=%s', async (name, value) => {
-    const proc = run({ [name]: value });
+    const proc = startMain({ [name]: value });
     expect(await proc.exited).toBe(1);
     const lines = proc.output().stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
@@ -99,7 +64,7 @@ describe('configuration', () => {
 describe('embedded database lifecycle', () => {
   it('keeps data between runs, survives kill -9, and stops cleanly on SIGTERM', { timeout: 120_000 }, async () => {
     const env = { DATA_DIR: dataDir, PORT: '0' };
-    const first = run(env);
+    const first = startMain(env);
     const url1 = await first.listening;
     expect(first.output().stdout).toMatch(/embedded PostgreSQL in .*orders-start-/);
     const created = await http(url1, 'POST', '/orders', { customer_name: 'Persisted', product_name: 'Across runs' });
@@ -112,7 +77,7 @@ describe('embedded database lifecycle', () => {
     // The database outlives a killed Node process; the next start must cope with it.
     expect(alive(orphan as number)).toBe(true);
 
-    const second = run(env);
+    const second = startMain(env);
     const url2 = await second.listening;
     const list = await http<any[]>(url2, 'GET', '/orders');
     expect(list.body.map((o) => o.customer_name)).toEqual(['Persisted']);
@@ -128,7 +93,7 @@ describe('embedded database lifecycle', () => {
 
 describe('safe default', () => {
   it('refuses to serve a non-loopback address when no credential exists', { timeout: 60_000 }, async () => {
-    const proc = run({ DATA_DIR: dataDir, PORT: '0', HOST: '0.0.0.0' });
+    const proc = startMain({ DATA_DIR: dataDir, PORT: '0', HOST: '0.0.0.0' });
     expect(await proc.exited).toBe(1);
     const { stderr } = proc.output();
     expect(stderr).toMatch(/^orders: refusing to serve 0\.0\.0\.0 without credentials/m);
@@ -136,7 +101,7 @@ describe('safe default', () => {
   });
 
   it('says at startup on loopback that authentication is off', { timeout: 60_000 }, async () => {
-    const proc = run({ DATA_DIR: dataDir, PORT: '0' });
+    const proc = startMain({ DATA_DIR: dataDir, PORT: '0' });
     await proc.listening;
     expect(proc.output().stdout).toMatch(/authentication OFF/);
     proc.child.kill('SIGTERM');
@@ -152,7 +117,7 @@ describe('token management while the service runs', () => {
     });
 
   it('creates, lists and revokes tokens on the running embedded database, without a stop', { timeout: 120_000 }, async () => {
-    const proc = run({ DATA_DIR: dataDir, PORT: '0', AUTH_CACHE_MS: '100' });
+    const proc = startMain({ DATA_DIR: dataDir, PORT: '0', AUTH_CACHE_MS: '100' });
     const url = await proc.listening;
     const created = await token(['create', '--role', 'admin', '--name', 'on call', '--expires', '30d']);
     const secret = created.stdout.trim().split('\n').pop() as string;

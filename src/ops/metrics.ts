@@ -1,11 +1,14 @@
+import cluster from 'node:cluster';
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import type pg from 'pg';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Database } from '../db/database.js';
+import { ApiError } from '../errors.js';
 import type { ChangeFeed } from '../feed/feed.js';
 import type { Listener } from '../feed/listener.js';
 import type { Hub } from '../realtime/hub.js';
+import { clusterMetrics, joinClusterMetrics } from './cluster-metrics.js';
 
 export interface MetricsOptions {
   db: Database;
@@ -23,6 +26,7 @@ export interface MetricsOptions {
 const metrics: FastifyPluginAsync<MetricsOptions> = async (app, { db, pool, feed, listener, hub }) => {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
+  if (cluster.isWorker) joinClusterMetrics(registry);
 
   const httpDuration = new Histogram({
     name: 'http_request_duration_seconds',
@@ -112,7 +116,11 @@ const metrics: FastifyPluginAsync<MetricsOptions> = async (app, { db, pool, feed
   });
 
   app.get('/metrics', { config: { auth: 'admin' }, schema: { hide: true } }, async (_request, reply) => {
-    return reply.type(registry.contentType).send(await registry.metrics());
+    if (!cluster.isWorker) return reply.type(registry.contentType).send(await registry.metrics());
+    const text = await clusterMetrics().catch((err: Error) => {
+      throw new ApiError('metrics-unavailable', `Every worker's metrics are needed: ${err.message}.`, {}, { 'retry-after': '1' });
+    });
+    return reply.type(registry.contentType).send(text);
   });
 };
 
