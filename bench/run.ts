@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
@@ -12,7 +12,7 @@ import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../test/helpers/browser.js';
 import { BENCH_DIR, cpuSeconds, rssBytes, startWorker, summarize } from './lib.js';
 
 /**
- * `npm run bench [-- --only naive,latency,blocker,fanout,connections,throughput,snapshot] [--scale 0.1]`
+ * `npm run bench [-- --only naive,latency,blocker,fanout,connections,throughput,snapshot,instances] [--scale 0.1]`
  *
  * Starts PostgreSQL (embedded, or DATABASE_URL) and the service as its own process, drives load from
  * separate worker processes, prints a table and writes bench/results/<time>.json. Everything shares
@@ -21,7 +21,7 @@ import { BENCH_DIR, cpuSeconds, rssBytes, startWorker, summarize } from './lib.j
  */
 const { values: opts } = parseArgs({
   options: {
-    only: { type: 'string', default: 'naive,latency,blocker,fanout,connections,throughput,snapshot' },
+    only: { type: 'string', default: 'naive,latency,blocker,fanout,connections,throughput,snapshot,instances' },
     scale: { type: 'string', default: '1' },
     'fanout-clients': { type: 'string' },
     'fanout-rate': { type: 'string' },
@@ -152,8 +152,87 @@ async function runWriter(
   return w.next('done', (seconds + 60) * 1000);
 }
 
+function postmasterPid(dataDir: string): number {
+  return Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+}
+
 async function truncate(sql: pg.Pool) {
   await sql.query("SELECT set_config('orders.allow_truncate', 'on', true); TRUNCATE orders, order_changes RESTART IDENTITY");
+}
+
+/** CPU seconds PostgreSQL has used: the postmaster, its reaped children, and its live ones. */
+function postgresCpuSeconds(postmasterPid: number): number {
+  const fields = (pid: number) => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  };
+  const own = fields(postmasterPid);
+  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const f = fields(Number(entry));
+      if (Number(f[1]) === postmasterPid) ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks / 100;
+}
+
+/**
+ * What instances cost the database: at 100 SQL writes/s, with 0, 1, 2 and 4 service processes (each
+ * with a few clients, so every one is awake), the feed's reads per second per instance (from
+ * feed_reads_total) and PostgreSQL's CPU beyond what the writes alone cost, per instance.
+ */
+async function instances(dbUrl: string, sql: pg.Pool, postmasterPid: number | undefined) {
+  const seconds = sized(10, 3);
+  const rate = 100;
+  const counts = [0, 1, 2, 4];
+  const rows: { instances: number; readsPerSecPerInstance: number; dbCores: number; dbCoresPerInstance: number | null }[] = [];
+  let writesOnly = 0;
+  for (const k of counts) {
+    const started = await Promise.all(Array.from({ length: k }, () => startServiceProcess(dbUrl)));
+    const pools = await Promise.all(started.map((svc) => openClients(svc.wsUrl, 10, 0, 1)));
+    try {
+      await truncate(sql);
+      const reads = async () => {
+        let sum = 0;
+        for (const svc of started) {
+          const text = await (await fetch(`${svc.baseUrl}/metrics`)).text();
+          sum += Number(/^feed_reads_total (\d+)/m.exec(text)?.[1] ?? 0);
+        }
+        return sum;
+      };
+      const reads0 = await reads();
+      const cpu0 = postmasterPid ? postgresCpuSeconds(postmasterPid) : 0;
+      const t0 = performance.now();
+      await runWriter('sql', started[0]?.baseUrl ?? '', dbUrl, rate, seconds);
+      const elapsed = (performance.now() - t0) / 1000;
+      const dbCores = postmasterPid ? (postgresCpuSeconds(postmasterPid) - cpu0) / elapsed : Number.NaN;
+      const readsPerSec = (await reads()) - reads0;
+      if (k === 0) writesOnly = dbCores;
+      rows.push({
+        instances: k,
+        readsPerSecPerInstance: k ? readsPerSec / elapsed / k : 0,
+        dbCores,
+        dbCoresPerInstance: k ? (dbCores - writesOnly) / k : null,
+      });
+    } finally {
+      await Promise.all(pools.map((p) => p.close()));
+      await Promise.all(started.map((svc) => stopServiceProcess(svc.child)));
+    }
+  }
+  results.instances = { rate, seconds, rows };
+  for (const r of rows) {
+    report(
+      r.instances === 0 ? `db cost: SQL ${rate}/s, writes only` : `db cost: SQL ${rate}/s, ${r.instances} instance(s)`,
+      r.instances === 0 ? 'PostgreSQL cores' : 'feed reads/s per instance · PG cores (+ per instance)',
+      r.instances === 0
+        ? r.dbCores.toFixed(3)
+        : `${r.readsPerSecPerInstance.toFixed(1)} · ${r.dbCores.toFixed(3)} (+${(r.dbCoresPerInstance ?? 0).toFixed(3)})`,
+    );
+  }
 }
 
 /**
@@ -549,6 +628,7 @@ async function main() {
   };
   try {
     if (only.has('naive')) await versus(dbUrl, sql);
+    if (only.has('instances')) await instances(dbUrl, sql, embedded ? postmasterPid(embedded.dataDir) : undefined);
     if (only.has('latency')) await withService((svc) => latency(svc, dbUrl, sql));
     if (only.has('blocker')) await withService((svc) => blocker(svc, dbUrl, adminUrl as string, sql));
     if (only.has('fanout')) await withService((svc) => fanout(svc, dbUrl, sql));

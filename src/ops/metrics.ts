@@ -58,6 +58,7 @@ const metrics: FastifyPluginAsync<MetricsOptions> = async (app, { db, pool, feed
   totals('ws_slow_client_closes_total', 'Clients closed with 1013 for falling behind', () => hub.snapshot.slowClosed);
   totals('ws_resets_total', 'Clients sent `reset` (cursor expired, unknown or malformed)', () => hub.snapshot.resets);
   totals('ws_connections_total', 'WebSocket connections accepted', () => hub.snapshot.connectionsTotal);
+  totals('feed_reads_total', 'Reads of the change log (queries; each instance reads after every burst)', () => feed.state.reads);
   totals('feed_changes_read_total', 'Changes read from the change log', () => feed.state.changesRead);
   totals('feed_read_errors_total', 'Failed reads of the change log', () => feed.state.readErrors);
   totals('listener_notifications_total', 'NOTIFY doorbells heard on the LISTEN connection', () => listener.snapshot.notifications);
