@@ -10,7 +10,7 @@ import { http } from './helpers/service.js';
 import { waitFor } from './helpers/wait.js';
 
 /**
- * The process as a user runs it (`npm start` is `tsx src/main.ts`): configuration errors, the embedded
+ * The process as a user runs it (`npm start` builds, then runs `node dist/main.js`): configuration errors, the embedded
  * database kept between runs, a restart after kill -9, and a graceful stop.
  */
 const root = path.resolve(import.meta.dirname, '..');
@@ -62,8 +62,11 @@ describe('configuration', () => {
 });
 
 describe('embedded database lifecycle', () => {
-  it('keeps data between runs, survives kill -9, and stops cleanly on SIGTERM', { timeout: 120_000 }, async () => {
+  it('keeps data between runs, survives kill -9, and stops cleanly on SIGTERM (the second run compiled, as `npm start` runs it)', {
+    timeout: 120_000,
+  }, async () => {
     const env = { DATA_DIR: dataDir, PORT: '0' };
+    const built = promisify(execFile)('npm', ['run', '-s', 'build:server'], { cwd: root });
     const first = startMain(env);
     const url1 = await first.listening;
     expect(first.output().stdout).toMatch(/embedded PostgreSQL in .*orders-start-/);
@@ -77,7 +80,9 @@ describe('embedded database lifecycle', () => {
     // The database outlives a killed Node process; the next start must cope with it.
     expect(alive(orphan as number)).toBe(true);
 
-    const second = startMain(env);
+    // What `npm start` runs: the compiled JavaScript (migrations copied beside it), no TypeScript at run time.
+    await built;
+    const second = startMain(env, ['--enable-source-maps', 'dist/main.js']);
     const url2 = await second.listening;
     const list = await http<any[]>(url2, 'GET', '/orders');
     expect(list.body.map((o) => o.customer_name)).toEqual(['Persisted']);

@@ -15,11 +15,11 @@ export interface MainProcess {
 export const mainProcesses = new Set<ChildProcess>();
 
 /**
- * The process as a user runs it (`npm start` runs src/main.ts), with only `env` and PATH/HOME set:
- * configuration comes from nothing else.
+ * The process as a user runs it (src/main.ts, through tsx; `args` to run the compiled build instead),
+ * with only `env` and PATH/HOME set: configuration comes from nothing else.
  */
-export function startMain(env: Record<string, string>): MainProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+export function startMain(env: Record<string, string>, args = ['--import', 'tsx', 'src/main.ts']): MainProcess {
+  const child = spawn(process.execPath, args, {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
