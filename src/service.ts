@@ -12,6 +12,7 @@ import { readMark, readNextXid } from './feed/change-log.js';
 import { Doorbell } from './feed/doorbell.js';
 import { ChangeFeed } from './feed/feed.js';
 import { Listener } from './feed/listener.js';
+import { KeyRetention } from './orders/key-retention.js';
 import { Hub } from './realtime/hub.js';
 
 /** Everything one instance runs, wired together; started and stopped as a unit. */
@@ -68,9 +69,16 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
       maxAgeHours: config.FEED_RETENTION_HOURS,
       maxRows: config.FEED_RETENTION_MAX_ROWS,
       intervalMs: config.FEED_RETENTION_INTERVAL_MS,
-      idempotencyTtlHours: config.IDEMPOTENCY_TTL_HOURS,
     },
   });
+  const keyRetention = new KeyRetention({
+    db,
+    log: log.child({ component: 'orders' }),
+    ttlHours: config.IDEMPOTENCY_TTL_HOURS,
+    intervalMs: config.FEED_RETENTION_INTERVAL_MS,
+  });
+  feed.on('awake', () => keyRetention.start());
+  feed.on('asleep', () => keyRetention.stop());
   const tokens = new TokenStore({
     db,
     envTokens: parseEnvTokens(config.AUTH_TOKENS),

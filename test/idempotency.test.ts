@@ -183,3 +183,27 @@ describe('Idempotency-Key on PATCH, PUT and DELETE', () => {
     expect(rows).toEqual([{ principal: expect.stringMatching(/^db:\d+$/), method: 'PATCH', path: `/orders/${id}`, key: 'k-retained' }]);
   });
 });
+
+describe('retention', () => {
+  it('forgets a key after IDEMPOTENCY_TTL_HOURS, while the service runs: a retry after that is a new request', async () => {
+    const local = await startService(db.url, { AUTH_CACHE_MS: '0', IDEMPOTENCY_TTL_HOURS: '1', FEED_RETENTION_INTERVAL_MS: '1000' });
+    try {
+      const first = await http(local.url, 'POST', '/orders', { customer_name: 'Aged', product_name: 'Key' }, as('operator', 'k-aged'));
+      expect(first.status).toBe(201);
+      const fresh = await http(local.url, 'POST', '/orders', { customer_name: 'Young', product_name: 'Key' }, as('operator', 'k-young'));
+      expect(fresh.status).toBe(201);
+      await db.sql.query(`UPDATE idempotency_keys SET created_at = now() - interval '61 minutes' WHERE key = 'k-aged'`);
+      await waitFor(async () => (await db.sql.query(`SELECT 1 FROM idempotency_keys WHERE key = 'k-aged'`)).rowCount === 0, {
+        timeout: 10_000,
+        message: 'the expired key was pruned',
+      });
+      expect((await db.sql.query(`SELECT key FROM idempotency_keys WHERE key = 'k-young'`)).rows).toEqual([{ key: 'k-young' }]);
+      // The same key now makes a new order instead of replaying the old answer.
+      const again = await http(local.url, 'POST', '/orders', { customer_name: 'Aged', product_name: 'Key' }, as('operator', 'k-aged'));
+      expect(again.status).toBe(201);
+      expect((again.body as { id: number }).id).not.toBe((first.body as { id: number }).id);
+    } finally {
+      await local.close();
+    }
+  });
+});

@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
-import { pruneIdempotencyKeys } from '../orders/repository.js';
 import { type Batch, RecentBatches, type Txn, transactions } from './batches.js';
 import { forgetOtherHistory, type LoggedChange, readNewChanges, readRange, readSnapshot } from './change-log.js';
 import { type Cursor, contains, cursor, EMPTY, equals, formatCursor, inHistory, truncate, union } from './cursor.js';
@@ -32,13 +31,16 @@ export interface FeedOptions {
   batchSize: number;
   memoryChanges: number;
   idleDisconnectMs: number;
-  retention: RetentionPolicy & { intervalMs: number; idempotencyTtlHours: number };
+  retention: RetentionPolicy & { intervalMs: number };
 }
 
 interface FeedEvents {
   batch: [Batch];
   /** Changes this instance had not handed out were pruned, or the database went back in time: its clients must reset. */
   gap: [{ reason: 'pruned' | 'rewound' }];
+  /** Awake: reading and keeping the log (with the listener). Asleep: no clients, the database left alone. */
+  awake: [];
+  asleep: [];
   error: [unknown];
 }
 
@@ -102,6 +104,7 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
   async stop(): Promise<void> {
     this.started = false;
     this.clearTimers();
+    this.emit('asleep');
     await this.options.listener.stop();
   }
 
@@ -136,6 +139,7 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
         'no clients: listener disconnected so the database may sleep',
       );
       void this.options.listener.stop();
+      this.emit('asleep');
     }, this.options.idleDisconnectMs);
     this.idleTimer.unref();
   }
@@ -147,6 +151,7 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
     this.schedulePoll();
     this.scheduleRetention(1000);
     this.requestRead();
+    this.emit('awake');
   }
 
   private schedulePoll(): void {
@@ -165,9 +170,7 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
       const { db, log, retention } = this.options;
       try {
         const removed = await pruneChanges(db, retention);
-        const keys = await pruneIdempotencyKeys(db, retention.idempotencyTtlHours);
-        if (removed > 0 || keys > 0)
-          log.info({ event: 'retention.pass', removedChanges: removed, removedIdempotencyKeys: keys }, 'retention pass');
+        if (removed > 0) log.info({ event: 'retention.pass', removedChanges: removed }, 'retention pass');
       } catch (err) {
         log.warn({ event: 'retention.failed', reason: (err as Error).message }, 'retention pass failed; will retry');
       }
