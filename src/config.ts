@@ -175,7 +175,14 @@ export function parseConfig(raw: Record<string, string | undefined>): Config {
   const picked: Record<string, unknown> = {};
   for (const key of known) {
     const value = raw[key];
-    if (value !== undefined && value !== '') picked[key] = value;
+    if (value === undefined || value === '') continue;
+    // TypeBox's conversion reads integers loosely ("3.5" → 3, "1e3" → 1, "0x10" → 16): a setting
+    // that is not written as a whole number is refused before it can be misread.
+    const type = (ConfigSchema.properties[key] as { type?: string }).type;
+    if (type === 'integer' && !/^\s*-?\d+\s*$/.test(value)) {
+      throw new ConfigError(`invalid ${key}=${JSON.stringify(value)}: Expected a whole number${describeExpectation(key)}`);
+    }
+    picked[key] = value;
   }
   const withDefaults = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, picked));
   const firstError = Value.Errors(ConfigSchema, withDefaults).First();

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, ConfigSchema, parseConfig, redactUrl } from '../../src/config.js';
+
+/** Settings are parsed once, strictly, and an invalid one names itself (without leaking secrets). */
+describe('parseConfig', () => {
+  it('gives every setting its documented default from an empty environment', () => {
+    const config = parseConfig({});
+    for (const [key, schema] of Object.entries(ConfigSchema.properties as Record<string, { default?: unknown }>)) {
+      if (schema.default !== undefined) expect(config[key as keyof typeof config], key).toEqual(schema.default);
+    }
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('converts numbers and booleans from text, and treats an empty value as unset', () => {
+    const config = parseConfig({ PORT: '8080', DB_MIGRATE: 'false', WORKERS: 'auto', DB_POOL_MAX: '' });
+    expect(config.PORT).toBe(8080);
+    expect(config.DB_MIGRATE).toBe(false);
+    expect(config.WORKERS).toBe('auto');
+    expect(config.DB_POOL_MAX).toBe(10);
+  });
+
+  it.each([
+    ['PORT', '70000'],
+    ['PORT', '3.5'],
+    ['PORT', '1e3'],
+    ['PORT', '0x10'],
+    ['WORKERS', '0'],
+    ['WORKERS', 'all'],
+    ['DB_POOL_MAX', '0'],
+    ['LOG_LEVEL', 'loud'],
+    ['DB_MIGRATE', 'maybe'],
+  ])('refuses %s=%s, naming it', (name, value) => {
+    expect(() => parseConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => parseConfig({ [name]: value })).toThrow(new RegExp(`^invalid ${name}=`));
+  });
+
+  it('never repeats a connection string in its error (it may hold a password)', () => {
+    expect(() => parseConfig({ DATABASE_URL: 'mysql://u:secret@h/db' })).toThrow(/invalid DATABASE_URL=\(hidden\)/);
+    try {
+      parseConfig({ DATABASE_URL: 'mysql://u:secret@h/db' });
+    } catch (err) {
+      expect((err as Error).message).not.toContain('secret');
+    }
+  });
+
+  it('checks settings against each other', () => {
+    expect(() => parseConfig({ LISTENER_BACKOFF_MIN_MS: '5000', LISTENER_BACKOFF_MAX_MS: '1000' })).toThrow(/LISTENER_BACKOFF_MAX_MS/);
+    expect(() => parseConfig({ HTTP_HEADERS_TIMEOUT_MS: '60000', HTTP_REQUEST_TIMEOUT_MS: '30000' })).toThrow(/HTTP_HEADERS_TIMEOUT_MS/);
+  });
+
+  it('redacts the password of a connection string for logs', () => {
+    expect(redactUrl('postgresql://app:s3cret@db.example:5432/orders')).toBe('postgresql://app:***@db.example:5432/orders');
+    expect(redactUrl('not a url')).toBe('(unparseable connection string)');
+  });
+});
