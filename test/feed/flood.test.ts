@@ -5,7 +5,7 @@ import { createLogger } from '../../src/logger.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { cleanReports, type FeedClient, openClient, settle } from '../helpers/feed-client.js';
 import { type RunningService, startService } from '../helpers/service.js';
-import { waitFor } from '../helpers/wait.js';
+import { waitFor, within } from '../helpers/wait.js';
 import { insertOrders } from '../helpers/writes.js';
 
 /**
@@ -89,7 +89,7 @@ describe('a client that floods its WebSocket', () => {
     // '{"type":"ping"}' is 15 bytes; masked, each frame is 21 bytes on the wire, as in the report.
     const started = Date.now();
     for (let i = 0; i < FRAMES; i++) f.ws.send('{"type":"ping"}');
-    const code = await Promise.race([f.closed, new Promise<number>((r) => setTimeout(() => r(-1), 10_000))]);
+    const code = await within(f.closed, 10_000, -1);
     const elapsed = (Date.now() - started) / 1000;
     // Whatever was still in flight is not handled; give it time to arrive and be (not) handled.
     await new Promise((r) => setTimeout(r, 300));
@@ -115,7 +115,7 @@ describe('a client that floods its WebSocket', () => {
     lines.length = 0;
     const started = Date.now();
     for (let i = 0; i < FRAMES; i++) f.ws.ping();
-    const code = await Promise.race([f.closed, new Promise<number>((r) => setTimeout(() => r(-1), 10_000))]);
+    const code = await within(f.closed, 10_000, -1);
     const elapsed = (Date.now() - started) / 1000;
     await new Promise((r) => setTimeout(r, 300));
 

@@ -34,3 +34,13 @@ export async function waitFor<T>(fn: () => T | Promise<T>, options: WaitOptions 
 
 /** A pause that is the point of the test (letting writes pile up), not a wait for a condition. */
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** `promise`'s value, or `fallback` after `ms`; the timer is cleared either way (no stray timers). */
+export async function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<T>((r) => (timer = setTimeout(() => r(fallback), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
