@@ -243,3 +243,26 @@ export async function forgetOtherHistory(db: Database): Promise<{ removed: numbe
   const row = rows[0] as { removed: number; mark: string; history: string };
   return { removed: row.removed, mark: parseMark(row.mark), history: row.history };
 }
+
+export interface TriggerState {
+  name: string;
+  /** pg_trigger.tgenabled: 'A' fires always, 'O' as usual (not for replication sessions), 'D' never. */
+  mode: string;
+}
+
+/** The triggers on `orders` (the capture among them) and how they fire, for /debug/triggers. */
+export async function readOrderTriggers(db: Database): Promise<TriggerState[]> {
+  const { rows } = await db.query<TriggerState>(
+    `SELECT tgname AS name, tgenabled::text AS mode FROM pg_trigger
+     WHERE tgrelid = 'orders'::regclass AND NOT tgisinternal ORDER BY tgname`,
+  );
+  return rows;
+}
+
+/** Rows in the change log, as the planner estimates them (counting would scan it), for /metrics. */
+export async function estimateChangeLogRows(db: Database): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    "SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = 'order_changes'::regclass",
+  );
+  return Number(rows[0]?.n ?? 0);
+}

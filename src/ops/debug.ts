@@ -1,19 +1,15 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Database } from '../db/database.js';
 import type { Batch } from '../feed/batches.js';
+import { readOrderTriggers } from '../feed/change-log.js';
 import type { ChangeFeed } from '../feed/feed.js';
+import { deleteProbeOrder, insertProbeOrder } from '../orders/repository.js';
 import type { Hub } from '../realtime/hub.js';
 
 export interface DebugOptions {
   db: Database;
   feed: ChangeFeed;
   hub: Hub;
-}
-
-interface TriggerRow {
-  name: string;
-  /** pg_trigger.tgenabled: 'A' fires always, 'O' as usual (not for replication sessions), 'D' never. */
-  mode: string;
 }
 
 /** They must fire ALWAYS, replication and bulk-load sessions included (migrations/0008). */
@@ -27,10 +23,7 @@ const PROBE_NAME = '[round-trip probe]';
  */
 export const debugRoutes: FastifyPluginAsync<DebugOptions> = async (app, { db, feed, hub }) => {
   app.get('/debug/triggers', { config: { auth: 'admin' } }, async () => {
-    const { rows } = await db.query<TriggerRow>(
-      `SELECT tgname AS name, tgenabled::text AS mode FROM pg_trigger
-       WHERE tgrelid = 'orders'::regclass AND NOT tgisinternal ORDER BY tgname`,
-    );
+    const rows = await readOrderTriggers(db);
     const triggers = EXPECTED_TRIGGERS.map((name) => {
       const mode = rows.find((r) => r.name === name)?.mode;
       return { name, installed: mode !== undefined, enabled: mode !== undefined && mode !== 'D', always: mode === 'A' };
@@ -58,11 +51,7 @@ export const debugRoutes: FastifyPluginAsync<DebugOptions> = async (app, { db, f
       }
     };
     feed.on('batch', onBatch);
-    const { rows } = await db.query<{ id: number }>(
-      `INSERT INTO orders (customer_name, product_name, notes) VALUES ($1, 'probe', 'written by POST /debug/roundtrip and deleted at once') RETURNING id`,
-      [PROBE_NAME],
-    );
-    orderId = rows[0]?.id ?? 0;
+    orderId = await insertProbeOrder(db, PROBE_NAME);
     const early = seen.get(orderId);
     if (early !== undefined) resolveArrival(early);
     const committed = performance.now();
@@ -83,7 +72,7 @@ export const debugRoutes: FastifyPluginAsync<DebugOptions> = async (app, { db, f
         .send({ ok: false, order_id: orderId, detail: 'the change did not reach the feed within 10 s: check /debug/triggers and /readyz' });
     } finally {
       feed.off('batch', onBatch);
-      await db.query('DELETE FROM orders WHERE id = $1', [orderId]).catch(() => undefined);
+      await deleteProbeOrder(db, orderId).catch(() => undefined);
     }
   });
 

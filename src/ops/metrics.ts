@@ -5,6 +5,7 @@ import type pg from 'pg';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Database } from '../db/database.js';
 import { ApiError } from '../errors.js';
+import { estimateChangeLogRows } from '../feed/change-log.js';
 import type { ChangeFeed } from '../feed/feed.js';
 import type { Listener } from '../feed/listener.js';
 import type { Hub } from '../realtime/hub.js';
@@ -106,10 +107,7 @@ const metrics: FastifyPluginAsync<MetricsOptions> = async (app, { db, pool, feed
     registers: [registry],
     async collect() {
       try {
-        const { rows } = await db.query<{ n: number }>(
-          "SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = 'order_changes'::regclass",
-        );
-        this.set(rows[0]?.n ?? 0);
+        this.set(await estimateChangeLogRows(db));
       } catch {
         // The database is down; the other metrics still render.
       }

@@ -136,6 +136,22 @@ export async function deleteOrder(db: Queryable, id: number): Promise<boolean> {
 }
 
 /**
+ * The round-trip probe (POST /debug/roundtrip): an order written and removed the way another program
+ * would, so the capture trigger rings the doorbell itself and the probe times the path external writes take.
+ */
+export async function insertProbeOrder(db: Database, name: string): Promise<number> {
+  const { rows } = await db.query<{ id: number }>(
+    `INSERT INTO orders (customer_name, product_name, notes) VALUES ($1, 'probe', 'written by POST /debug/roundtrip and deleted at once') RETURNING id`,
+    [name],
+  );
+  return rows[0]?.id ?? 0;
+}
+
+export async function deleteProbeOrder(db: Database, id: number): Promise<void> {
+  await db.query('DELETE FROM orders WHERE id = $1', [id]);
+}
+
+/**
  * /orders/stats as JSON text. Sums are numeric (sum(bigint) is numeric; a cast back to bigint overflowed
  * once totals were large) and json_build_object writes numeric with every digit, so the text is exact
  * even past 2^53, where parsing it into a JavaScript number would round. It is sent as it is.
