@@ -23,6 +23,7 @@ export const PROBLEMS = {
   'headers-too-large': { status: 431, title: 'The request headers are too large' },
   'internal-error': { status: 500, title: 'Internal error' },
   'database-unavailable': { status: 503, title: 'The database is unavailable' },
+  'shutting-down': { status: 503, title: 'This instance is shutting down' },
 } as const;
 
 export type ProblemCode = keyof typeof PROBLEMS;
