@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { checkClient, isClean, type Report, readHistory, readTable, settle } from '../test/helpers/feed-client.js';
+import type { Order } from '../src/protocol.js';
+import { checkClient, isClean, type LoggedChange, type Report, readHistory, readTable, settle } from '../test/helpers/feed-client.js';
 import type { SoakClient } from './clients.js';
 import { DATABASE_FAULTS, FAULT_KINDS, type FaultRecord, INSTANCE_FAULTS } from './faults.js';
 import type { Slope } from './sampler.js';
@@ -72,18 +73,32 @@ export async function checkClients(
     active.map((c) => c.client),
     timeoutMs,
   );
-  // Clients that left: judged on what they received (nothing twice, nothing unknown, nothing interleaved).
   const history = await readHistory(admin);
   const table = await readTable(admin);
-  for (const c of clients.filter((x) => x.leftAt !== undefined)) {
-    const r = checkClient(c.client, history, table);
-    reports.push({ ...r, lost: [], viewMismatches: [] });
-  }
-  const violations: Violation[] = [];
-  const bad = reports.filter((r) => !isClean(r));
-  const keys = bad.flatMap((r) => [...r.lost, ...r.duplicated, ...r.unknown, ...r.outOfOrder.map((o) => o.split(' ')[0] as string)]);
+  for (const c of clients.filter((x) => x.leftAt !== undefined)) reports.push(judgeClient(c, history, table));
+  const keys = reports.filter((r) => !isClean(r)).flatMap(keysOf);
   const times = await changeTimes(admin, keys, started);
-  for (const r of bad) {
+  const violations = violationsFrom(reports, times, faults);
+  const delivered = clients.reduce((n, c) => n + c.client.epochs.reduce((m, e) => m + e.received.length, 0), 0);
+  return { reports, violations, delivered };
+}
+
+const keysOf = (r: Report) => [...r.lost, ...r.duplicated, ...r.unknown, ...r.outOfOrder.map((o) => o.split(' ')[0] as string)];
+
+/**
+ * One client against the committed history and the table (test/helpers/feed-client.ts, checkClient). A
+ * client that left early is judged only on what it received: nothing twice, nothing unknown, nothing
+ * interleaved (what it missed after leaving is not lost, and its view is stale on purpose).
+ */
+export function judgeClient(c: SoakClient, history: LoggedChange[], table: Map<number, Order>): Report {
+  const r = checkClient(c.client, history, table);
+  return c.leftAt === undefined ? r : { ...r, lost: [], viewMismatches: [] };
+}
+
+/** Every finding of every report as a violation naming the client, the order, when the change was written and the fault before it. */
+export function violationsFrom(reports: Report[], times: Map<string, number>, faults: FaultRecord[]): Violation[] {
+  const violations: Violation[] = [];
+  for (const r of reports.filter((x) => !isClean(x))) {
     const add = (kind: string, key: string) => {
       const k = key.split(' ')[0] as string;
       const at = times.get(k);
@@ -103,8 +118,7 @@ export async function checkClients(
     for (const id of r.viewMismatches)
       violations.push({ kind: 'view-mismatch', client: r.client, orderId: id, detail: `order ${id} shown differently from the table` });
   }
-  const delivered = clients.reduce((n, c) => n + c.client.epochs.reduce((m, e) => m + e.received.length, 0), 0);
-  return { reports, violations, delivered };
+  return violations;
 }
 
 /** Each acknowledged write made exactly one change, the one its answer named. */
