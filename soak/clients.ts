@@ -152,6 +152,29 @@ export class Population {
     return this.clients.filter((sc) => sc.leftAt === undefined);
   }
 
+  /** Clients that only ever reconnect when closed (no deliberate pauses or absences), and are not paused right now. */
+  steady(): SoakClient[] {
+    return this.clients.filter((sc) => sc.role === 'steady' && sc.leftAt === undefined && !sc.paused);
+  }
+
+  /**
+   * A network pause: `fraction` of the connected clients stop reading for `ms` (their TCP windows fill,
+   * the server's sends pile up, pings go unanswered), then read again. Resolves with how many.
+   */
+  async networkPause(random: Random, fraction: number, ms: number): Promise<number> {
+    const victims = this.active().filter((sc) => sc.client.connected && !sc.paused && random() < fraction);
+    for (const sc of victims) {
+      sc.paused = true;
+      sc.client.pauseReading();
+    }
+    await sleep(ms);
+    for (const sc of victims) {
+      sc.client.resumeReading();
+      sc.paused = false;
+    }
+    return victims.length;
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.clients.map((sc) => sc.client.close().catch(() => undefined)));
   }

@@ -1,74 +1,132 @@
 import type pg from 'pg';
+import type { Population } from './clients.js';
 import { between, pick, type Random, sleep } from './random.js';
 import type { Topology } from './topology.js';
 import type { Workload } from './workload.js';
 
 /**
- * Faults at seeded random times, one after another (the next starts once the previous one is over),
- * each logged with when it started, ended, and when both instances answered /readyz again.
+ * Faults at seeded random times, each logged with when it started, when it was lifted (`endedAt`), when
+ * both instances answered /readyz again (`readyAt`) and when the system had recovered (`recoveredAt`).
+ *
+ * Time to recover, as the summary reports it: from the moment a fault is lifted (PostgreSQL is up again,
+ * the proxy forwards on time, the killed instance has been started again, the transaction committed,
+ * the paused clients read again) until a probe order, inserted straight into PostgreSQL after that
+ * moment, has reached every steady client still in the run. So it covers the service noticing, the
+ * listener reconnecting, clients reconnecting through nginx and catching up: what a user waits for.
+ *
+ * Sometimes two faults run at once (one from each of two groups: database side, instances, load and
+ * clients): a slot of the plan can hold two kinds.
  */
 export const FAULT_KINDS = [
   'terminate-listener',
   'terminate-pool',
   'pg-restart-fast',
   'pg-restart-immediate',
-  'instance-kill',
   'proxy-blackhole',
+  'proxy-delay',
+  'instance-kill',
   'rolling-restart',
   'long-transaction',
   'write-burst',
+  'client-pause',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
-/** Faults during which the service may answer 503 (the database is unreachable to it for a while). */
+const GROUP: Record<FaultKind, 'database' | 'instances' | 'load'> = {
+  'terminate-listener': 'database',
+  'terminate-pool': 'database',
+  'pg-restart-fast': 'database',
+  'pg-restart-immediate': 'database',
+  'proxy-blackhole': 'database',
+  'proxy-delay': 'database',
+  'instance-kill': 'instances',
+  'rolling-restart': 'instances',
+  'long-transaction': 'load',
+  'write-burst': 'load',
+  'client-pause': 'load',
+};
+
+/** Faults during which the service may answer 503 (the database is unreachable or too slow for it for a while). */
 export const DATABASE_FAULTS: ReadonlySet<FaultKind> = new Set([
   'terminate-listener',
   'terminate-pool',
   'pg-restart-fast',
   'pg-restart-immediate',
   'proxy-blackhole',
+  'proxy-delay',
 ]);
-/** Faults during which nginx may answer 502 for a request in flight on an instance that died. */
+/** Faults during which an instance is going away: a WebSocket upgrade may be refused with 503 shutting-down. */
 export const INSTANCE_FAULTS: ReadonlySet<FaultKind> = new Set(['instance-kill', 'rolling-restart']);
 
 export interface FaultRecord {
   kind: FaultKind;
   /** ms since the soak started. */
   at: number;
+  /** When the fault was lifted. */
   endedAt?: number;
-  /** Both instances ready again, ms since the start. */
+  /** Both instances answered /readyz again. */
+  readyAt?: number;
+  /** A probe written after the fault was lifted had reached every steady client (see above). */
   recoveredAt?: number;
+  /** The other fault of its slot, when two ran at once. */
+  overlapsWith?: FaultKind;
   detail: string;
   error?: string;
 }
 
 export interface PlannedFault {
-  kind: FaultKind;
+  kinds: FaultKind[];
   at: number;
 }
 
+function compatible(a: FaultKind, b: FaultKind): boolean {
+  if (GROUP[a] === GROUP[b]) return false;
+  // A held-open transaction would die with PostgreSQL, and then never commit: keep it meaningful.
+  const pair = [a, b];
+  return !(pair.includes('long-transaction') && pair.some((k) => k.startsWith('pg-restart')));
+}
+
 /**
- * The schedule: spread over the first `until` ms of the run (from `from`), every kind at least once (the
- * priority kinds first when the run is too short for all), then random kinds.
+ * The schedule: slots every ~9 s from `from` to `until`. Every kind occurs at least once: when there are
+ * fewer slots than kinds, some slots hold two kinds at once; otherwise about one slot in five holds two.
  */
 export function plan(random: Random, from: number, until: number): PlannedFault[] {
   const gap = 9000;
   const slots = Math.max(1, Math.floor((until - from) / gap));
-  const kinds: FaultKind[] = [];
-  const shuffled = [...FAULT_KINDS].sort(() => random() - 0.5);
-  for (let i = 0; i < slots; i++) kinds.push(i < shuffled.length ? (shuffled[i] as FaultKind) : pick(random, FAULT_KINDS));
-  return kinds.map((kind, i) => ({ kind, at: Math.round(from + i * gap + between(random, 0, gap * 0.3)) }));
+  const queue: FaultKind[] = [...FAULT_KINDS].sort(() => random() - 0.5);
+  const out: PlannedFault[] = [];
+  for (let i = 0; i < slots; i++) {
+    const at = Math.round(from + i * gap + between(random, 0, gap * 0.3));
+    const first = queue.shift() ?? pick(random, FAULT_KINDS);
+    const kinds: FaultKind[] = [first];
+    const slotsLeft = slots - i - 1;
+    const mustDouble = queue.length > slotsLeft;
+    if (mustDouble || random() < 0.2) {
+      const fromQueue = queue.findIndex((k) => compatible(first, k));
+      if (mustDouble && fromQueue >= 0) kinds.push(queue.splice(fromQueue, 1)[0] as FaultKind);
+      else {
+        const options = FAULT_KINDS.filter((k) => compatible(first, k));
+        if (options.length > 0) kinds.push(pick(random, options));
+      }
+    }
+    out.push({ kinds, at });
+  }
+  // Whatever did not fit (very short runs) goes into one last slot, one after another.
+  for (const kind of queue) out.push({ kinds: [kind], at: until });
+  return out;
 }
 
 export class FaultRunner {
   readonly log: FaultRecord[] = [];
   private background: Promise<void>[] = [];
-  private stopped = false;
   private done: Promise<void> | undefined;
+  private probes = 0;
+  private holding: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly topology: Topology,
     private readonly workload: Workload,
+    private readonly population: Population,
     private readonly random: Random,
     private readonly started: number,
     /** How long the held-open transaction lasts. */
@@ -79,21 +137,29 @@ export class FaultRunner {
     return Date.now() - this.started;
   }
 
+  /** Runs the schedule, slot after slot (a late slot starts as soon as the previous one is over). */
   start(schedule: PlannedFault[]): void {
     this.done = (async () => {
-      for (const f of schedule) {
-        if (this.stopped) break;
-        const wait = this.started + f.at - Date.now();
+      for (const slot of schedule) {
+        const wait = this.started + slot.at - Date.now();
         if (wait > 0) await sleep(wait);
-        if (this.stopped) break;
-        await this.run(f.kind);
+        const [a, b] = slot.kinds;
+        await Promise.all(
+          slot.kinds.map(async (kind, i) => {
+            // The second of a pair starts a little later, so the two overlap without starting together.
+            if (i > 0) await sleep(between(this.random, 300, 2500));
+            await this.run(kind, slot.kinds.length > 1 ? (kind === a ? b : a) : undefined);
+          }),
+        );
       }
     })();
   }
 
-  /** No new faults; waits for the running one and the background ones (the long transaction, a burst). */
+  /**
+   * Waits for the whole schedule (it ends at three quarters of the run, so this is bounded, and it is
+   * what guarantees every kind once) and for the background ones (the long transaction, a burst).
+   */
   async finish(): Promise<void> {
-    this.stopped = true;
     await this.done;
     await Promise.all(this.background);
   }
@@ -105,9 +171,43 @@ export class FaultRunner {
     return victims.length;
   }
 
-  async run(kind: FaultKind): Promise<void> {
+  /** The fault is lifted: note when, then when the instances are ready and when a probe reached every steady client. */
+  private async recover(record: FaultRecord): Promise<void> {
+    record.endedAt = this.now();
     const t = this.topology;
-    const record: FaultRecord = { kind, at: this.now(), detail: '' };
+    await t.allReady(90_000).catch((err: Error) => {
+      record.error = `${record.error ?? ''} not ready again: ${err.message}`.trim();
+    });
+    record.readyAt = this.now();
+    try {
+      const probe = `probe-${++this.probes}`;
+      const { rows } = await t.admin.query<{ id: string; version: number }>(
+        "INSERT INTO orders (customer_name, product_name, notes) VALUES ('Probe', 'Recovery', $1) RETURNING id, version",
+        [probe],
+      );
+      const id = Number(rows[0]?.id);
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        // Received as a change, or in a snapshot loaded after it (a client that started over).
+        const waiting = this.population.steady().filter((c) => !c.client.view.has(id));
+        if (waiting.length === 0) break;
+        if (Date.now() > deadline) {
+          record.error = `${record.error ?? ''} probe not received by ${waiting.length} steady clients within 60 s`.trim();
+          break;
+        }
+        await sleep(50);
+      }
+    } catch (err) {
+      record.error = `${record.error ?? ''} probe failed: ${(err as Error).message}`.trim();
+    }
+    record.recoveredAt = this.now();
+  }
+
+  async run(kind: FaultKind, overlapsWith?: FaultKind): Promise<void> {
+    const t = this.topology;
+    // A PostgreSQL restart waits until the long transaction is over: it would die uncommitted, and test nothing.
+    if (kind.startsWith('pg-restart')) await this.holding;
+    const record: FaultRecord = { kind, at: this.now(), detail: '', ...(overlapsWith ? { overlapsWith } : {}) };
     this.log.push(record);
     try {
       switch (kind) {
@@ -132,7 +232,8 @@ export class FaultRunner {
           break;
         }
         case 'rolling-restart':
-          record.detail = 'SIGTERM a, restart, then b';
+          // As an operator does it: the next instance is stopped once the previous one answers /readyz.
+          record.detail = 'SIGTERM a, start it, /readyz, then b';
           for (const i of t.instances) await t.restartInstance(i, 'SIGTERM', 200);
           break;
         case 'proxy-blackhole': {
@@ -143,32 +244,40 @@ export class FaultRunner {
           t.proxy.pass();
           break;
         }
+        case 'proxy-delay': {
+          const ms = Math.round(between(this.random, 3000, 8000));
+          const latency = Math.round(between(this.random, 200, 1500));
+          record.detail = `every packet ${latency} ms late, both ways, for ${ms} ms`;
+          t.proxy.delay(latency);
+          await sleep(ms);
+          t.proxy.delay(0);
+          break;
+        }
+        case 'client-pause': {
+          const ms = Math.round(between(this.random, 2000, 8000));
+          const paused = await this.population.networkPause(this.random, 0.25, ms);
+          record.detail = `${paused} clients stopped reading for ${ms} ms`;
+          break;
+        }
         case 'long-transaction': {
           record.detail = `an INSERT held open ${this.longTxMs} ms`;
-          this.background.push(this.holdOpen(record));
+          const held = this.holdOpen(record);
+          this.holding = held;
+          this.background.push(held);
           return;
         }
         case 'write-burst': {
           const ms = 10_000;
           record.detail = `writers at 10x for ${ms} ms`;
           this.workload.burst(ms);
-          this.background.push(
-            sleep(ms).then(() => {
-              record.endedAt = this.now();
-              record.recoveredAt = this.now();
-            }),
-          );
+          this.background.push(sleep(ms).then(() => this.recover(record)));
           return;
         }
       }
     } catch (err) {
       record.error = (err as Error).message;
     }
-    record.endedAt = this.now();
-    await t.allReady(90_000).catch((err: Error) => {
-      record.error = `${record.error ?? ''} not ready again: ${err.message}`.trim();
-    });
-    record.recoveredAt = this.now();
+    await this.recover(record);
   }
 
   private async holdOpen(record: FaultRecord): Promise<void> {
@@ -185,7 +294,6 @@ export class FaultRunner {
       record.error = `the held transaction failed (${(err as Error).message}); its insert never committed`;
       client?.release(true);
     }
-    record.endedAt = this.now();
-    record.recoveredAt = this.now();
+    await this.recover(record);
   }
 }

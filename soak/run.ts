@@ -1,9 +1,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { checkAcks, checkClients, checkHttp, checkResources, type Thresholds, type Violation } from './checker.js';
+import { checkAcks, checkClients, checkHttp, checkResources, commitToClient, type Thresholds, type Violation } from './checker.js';
 import { Population } from './clients.js';
-import { FaultRunner, plan } from './faults.js';
+import { FAULT_KINDS, FaultRunner, plan } from './faults.js';
 import { fork, seeded, sleep } from './random.js';
 import { connections, Sampler } from './sampler.js';
 import { Topology } from './topology.js';
@@ -62,10 +62,12 @@ async function main(): Promise<number> {
   const population = new Population(topology.entry, fork(random), started);
   await population.open(Math.floor(clientCount * 0.8));
   workload.start();
-  const faults = new FaultRunner(topology, workload, fork(random), started, Math.min(60_000, Math.round(durationMs * 0.25)));
+  const faults = new FaultRunner(topology, workload, population, fork(random), started, Math.min(60_000, Math.round(durationMs * 0.125)));
   const schedule = plan(fork(random), Math.round(durationMs * 0.05), Math.round(durationMs * 0.75));
   faults.start(schedule);
-  say(`soak: ${schedule.length} faults planned: ${schedule.map((f) => `${f.kind}@${Math.round(f.at / 1000)}s`).join(', ')}`);
+  say(
+    `soak: ${schedule.reduce((n, s) => n + s.kinds.length, 0)} faults planned: ${schedule.map((s) => `${s.kinds.join('+')}@${Math.round(s.at / 1000)}s`).join(', ')}`,
+  );
 
   // Late joiners over the first two thirds.
   const joinRandom = fork(random);
@@ -101,6 +103,7 @@ async function main(): Promise<number> {
   } = await checkClients(topology.admin, population.clients, faults.log, started, 90_000);
   const ackViolations = await checkAcks(topology.admin, workload.acks, faults.log);
   const http = checkHttp(workload.httpErrors, faults.log);
+  const latency = await commitToClient(topology.admin, population.clients, faults.log, started);
   await sampler.sample();
   await sampler.stop();
   const endConnections = await connections(topology.admin);
@@ -117,15 +120,24 @@ async function main(): Promise<number> {
   );
   const violations = [...clientViolations, ...ackViolations, ...http.violations, ...resourceViolations, ...crashViolations];
 
-  const faultsByKind: Record<string, { count: number; longestRecoverMs: number; errors: number }> = {};
+  // Time to recover: from the fault being lifted to a probe written after it reaching every steady
+  // client (faults.ts); time to ready: to both instances answering /readyz.
+  const faultsByKind: Record<
+    string,
+    { count: number; overlapped: number; longestRecoverMs: number; longestReadyMs: number; errors: number }
+  > = {};
   for (const f of faults.log) {
-    const k = faultsByKind[f.kind] ?? { count: 0, longestRecoverMs: 0, errors: 0 };
+    const k = faultsByKind[f.kind] ?? { count: 0, overlapped: 0, longestRecoverMs: 0, longestReadyMs: 0, errors: 0 };
     faultsByKind[f.kind] = k;
     k.count++;
+    if (f.overlapsWith) k.overlapped++;
     if (f.error) k.errors++;
     if (f.recoveredAt !== undefined && f.endedAt !== undefined)
       k.longestRecoverMs = Math.max(k.longestRecoverMs, f.recoveredAt - f.endedAt);
+    if (f.readyAt !== undefined && f.endedAt !== undefined) k.longestReadyMs = Math.max(k.longestReadyMs, f.readyAt - f.endedAt);
   }
+  const missingKinds = FAULT_KINDS.filter((k) => !faultsByKind[k]);
+  if (missingKinds.length > 0) violations.push({ kind: 'faults', detail: `never injected: ${missingKinds.join(', ')}` });
   const sum = (f: (r: (typeof reports)[0]) => number) => reports.reduce((n, r) => n + f(r), 0);
   const summary = {
     seed,
@@ -158,6 +170,7 @@ async function main(): Promise<number> {
       viewMismatches: sum((r) => r.viewMismatches.length),
     },
     http5xx: http.byStatus,
+    commitToClientOutsideFaults: latency,
     slopes,
     thresholds,
     endConnections,
@@ -188,14 +201,19 @@ async function main(): Promise<number> {
     `changes delivered: ${delivered} to ${summary.clients.total} clients (${summary.clients.left} left early, ${summary.clients.reconnects} reconnects, ${summary.clients.resets} resets); change log ${summary.changeLogRows} rows`,
   );
   say(
-    `faults: ${Object.entries(faultsByKind)
-      .map(([k, v]) => `${k} ×${v.count} (recover ≤ ${(v.longestRecoverMs / 1000).toFixed(1)} s${v.errors ? `, ${v.errors} failed` : ''})`)
-      .join('; ')}`,
+    `faults: ${faults.log.length} (${faults.log.filter((f) => f.overlapsWith).length} of them overlapping another); longest time to recover, from the fault lifted to a probe reaching every steady client:`,
+  );
+  for (const [k, v] of Object.entries(faultsByKind))
+    say(
+      `  ${k.padEnd(21)} ×${String(v.count).padEnd(3)} recover ≤ ${(v.longestRecoverMs / 1000).toFixed(1)} s (instances ready ≤ ${(v.longestReadyMs / 1000).toFixed(1)} s)${v.overlapped ? `, ${v.overlapped} overlapping` : ''}${v.errors ? `, ${v.errors} with errors` : ''}`,
+    );
+  say(
+    `commit → client outside fault windows (steady clients, REST writes): p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms, max ${latency.maxMs} ms over ${latency.samples} deliveries`,
   );
   say(
     `stream: lost ${summary.stream.lost}, duplicated ${summary.stream.duplicated}, interleaved ${summary.stream.interleaved}, unknown ${summary.stream.unknown}, view mismatches ${summary.stream.viewMismatches}`,
   );
-  say(`5xx seen: ${JSON.stringify(http.byStatus)} (503 allowed inside database faults, 502 inside instance faults)`);
+  say(`5xx seen: ${JSON.stringify(http.byStatus)} (503 allowed inside database and instance faults, nothing else)`);
   for (const s of slopes)
     say(
       `  ${s.series}: RSS ${s.rssMiBPerMin.toFixed(2)} MiB/min, FDs ${s.fdsPerMin.toFixed(2)}/min over ${s.spanSec} s${s.spanSec < thresholds.minSpanSec ? ' (too short to judge)' : ''}`,

@@ -126,7 +126,7 @@ export class Topology {
         LISTENER_BACKOFF_MIN_MS: '100',
         LISTENER_BACKOFF_MAX_MS: '2000',
         FEED_POLL_MS: '500',
-        SHUTDOWN_TIMEOUT_MS: '5000',
+        SHUTDOWN_TIMEOUT_MS: '8000',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

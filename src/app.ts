@@ -15,6 +15,7 @@ import { ApiError } from './errors.js';
 import type { ChangeFeed } from './feed/feed.js';
 import type { Listener } from './feed/listener.js';
 import { limitConnections, slowClientOptions } from './http/connection-limits.js';
+import { HttpDrain } from './http/drain.js';
 import { installProblemHandlers } from './http/problems.js';
 import { validatorCompiler } from './http/validation.js';
 import { debugRoutes } from './ops/debug.js';
@@ -42,7 +43,7 @@ const list = (value: string) =>
     .filter(Boolean);
 
 /** The HTTP application, without a port: `main.ts` listens, tests use it through a real socket or inject(). */
-export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; drain: HttpDrain }> {
   const { config, db, feed, listener, hub, tokens } = deps;
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
@@ -54,7 +55,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID();
     },
-    return503OnClosing: true,
+    // Requests still arriving on open connections while stopping are answered (HttpDrain closes each
+    // connection after its answer); a bare 503 would fail a write nginx cannot replay elsewhere.
+    return503OnClosing: false,
     ...slowClientOptions(config),
     trustProxy: config.TRUST_PROXY === 'true' ? true : config.TRUST_PROXY ? list(config.TRUST_PROXY) : false,
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -65,6 +68,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     trustProxy: config.TRUST_PROXY,
     log: deps.log,
   });
+  const drain = new HttpDrain(app.server);
+  drain.install(app as unknown as FastifyInstance);
   app.setValidatorCompiler(validatorCompiler);
   // JSON only: text/plain and the rest get 415.
   app.removeContentTypeParser(['text/plain']);
@@ -104,6 +109,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     feed,
     listener,
     hub,
+    draining: () => drain.draining,
     mayReadDetails: async (request) => {
       if (!tokens.knownRequired) return true;
       const token = bearerToken(request);
@@ -119,5 +125,5 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(realtimeRoutes, { hub });
   await app.register(dashboardStatic);
-  return app as unknown as FastifyInstance;
+  return { app: app as unknown as FastifyInstance, drain };
 }

@@ -148,7 +148,12 @@ export const ConfigSchema = Type.Object({
     description:
       "Behind a reverse proxy: 'true', or its addresses/CIDRs comma-separated, so client addresses come from X-Forwarded-For (empty: trust none).",
   }),
-  SHUTDOWN_TIMEOUT_MS: Int(100, 600_000, 10_000, 'Longest graceful drain on SIGTERM/SIGINT before exiting.'),
+  SHUTDOWN_TIMEOUT_MS: Int(
+    100,
+    600_000,
+    20_000,
+    'Longest graceful stop on SIGTERM/SIGINT before exiting; keep it above DB_QUERY_TIMEOUT_MS so a request waiting on the database is answered.',
+  ),
 });
 
 export type Config = Readonly<Static<typeof ConfigSchema>>;

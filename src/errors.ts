@@ -24,6 +24,7 @@ export const PROBLEMS = {
   'internal-error': { status: 500, title: 'Internal error' },
   'database-unavailable': { status: 503, title: 'The database is unavailable' },
   'metrics-unavailable': { status: 503, title: 'The metrics cannot be collected now' },
+  'shutting-down': { status: 503, title: 'This instance is shutting down' },
 } as const;
 
 export type ProblemCode = keyof typeof PROBLEMS;

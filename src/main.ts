@@ -71,6 +71,15 @@ async function main(): Promise<void> {
   process.on('message', (m: { type?: string }) => {
     if (m?.type === SHUTDOWN_MESSAGE && !shuttingDown) void shutdown('primary');
   });
+  if (config.SHUTDOWN_TIMEOUT_MS <= config.DB_QUERY_TIMEOUT_MS)
+    log.warn(
+      {
+        event: 'config.shutdown_timeout',
+        SHUTDOWN_TIMEOUT_MS: config.SHUTDOWN_TIMEOUT_MS,
+        DB_QUERY_TIMEOUT_MS: config.DB_QUERY_TIMEOUT_MS,
+      },
+      'SHUTDOWN_TIMEOUT_MS is not above DB_QUERY_TIMEOUT_MS: a stop may cut off a request still waiting on the database',
+    );
   database = await openDatabaseServer(config, log);
   const databaseLabel = database.label;
   service = await createService(config, log, database.url);

@@ -24,7 +24,7 @@ export interface Service {
   feed: ChangeFeed;
   hub: Hub;
   tokens: TokenStore;
-  /** Graceful: close WebSockets with 1012, drain HTTP, stop the listener, close the pool. */
+  /** Graceful: stop listening, close WebSockets with 1012, drain HTTP, stop the listener, close the pool. */
   close(): Promise<void>;
 }
 
@@ -101,7 +101,7 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
     revokedPrincipals: (ids) => tokens.revoked(ids),
     revocationCheckMs: Math.max(1000, config.AUTH_CACHE_MS),
   });
-  const app = await buildApp({ config, log, db, feed, listener, hub, tokens });
+  const { app, drain } = await buildApp({ config, log, db, feed, listener, hub, tokens });
   try {
     await feed.start();
   } catch (err) {
@@ -122,8 +122,14 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
     hub,
     tokens,
     close() {
+      // The order matters behind a load balancer (http/drain.ts): stop taking work, stop listening,
+      // then close WebSockets (their reconnects go elsewhere), then let the requests already here finish.
       closing ??= (async () => {
+        drain.start();
+        hub.stopAccepting();
+        drain.stopListening();
         await hub.close();
+        await drain.settle(Date.now() + Math.max(1000, config.SHUTDOWN_TIMEOUT_MS - 2000));
         await app.close();
         await feed.stop();
         await pool.end().catch(() => undefined);

@@ -41,7 +41,7 @@ describe('health', () => {
       const r = await http<any>(svc.url, 'GET', '/readyz');
       return r.status === 200 ? r : null;
     });
-    expect(Object.keys(ready.body.checks).sort()).toEqual(['database', 'feed', 'listener', 'migrations', 'websocket']);
+    expect(Object.keys(ready.body.checks).sort()).toEqual(['database', 'feed', 'listener', 'migrations', 'shutdown', 'websocket']);
     expect(ready.body.checks.listener).toMatchObject({ ok: true, status: 'connected' });
   });
 });

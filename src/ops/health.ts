@@ -10,6 +10,8 @@ export interface HealthOptions {
   feed: ChangeFeed;
   listener: Listener;
   hub: Hub;
+  /** True once a graceful stop has begun: /readyz then answers 503 so that no new traffic is sent here. */
+  draining: () => boolean;
   /** Whether this caller may see the details (feed head, client counts, listener errors): admins, or anyone when authentication is off. */
   mayReadDetails: (request: FastifyRequest) => Promise<boolean>;
 }
@@ -19,11 +21,11 @@ export interface HealthOptions {
  * schema is complete, and the listener is connected (or deliberately asleep because nobody is
  * watching). Both list their checks so an operator sees which one failed. The checks' details (feed
  * position, client counts, the listener's last error) are for admins: anonymous probes get each
- * check's ok and nothing else.
+ * check's ok and nothing else. Once a graceful stop has begun, /readyz is 503 (`shutdown`).
  */
 type Checks = Record<string, { ok: boolean; detail?: string; [k: string]: unknown }>;
 
-export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (app, { db, feed, listener, hub, mayReadDetails }) => {
+export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (app, { db, feed, listener, hub, draining, mayReadDetails }) => {
   const checkDatabase = async (checks: Checks) => {
     try {
       const pending = await pendingMigrations(db.pool);
@@ -64,6 +66,7 @@ export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (app, { db,
       read_errors: f.readErrors,
     };
     checks.websocket = { ok: true, ...hub.snapshot };
+    checks.shutdown = draining() ? { ok: false, detail: 'stopping (SIGTERM): draining requests' } : { ok: true };
     const ready = Object.values(checks).every((c) => c.ok);
     const shown = (await mayReadDetails(request).catch(() => false))
       ? checks

@@ -286,6 +286,16 @@ export class Hub {
   }
 
   /** Rolling restart: tell every client to go elsewhere (1012), then stop. */
+  /** Whether new sockets are still taken (false from `stopAccepting()` or `close()` on). */
+  get accepting(): boolean {
+    return !this.closing;
+  }
+
+  /** Refuses new sockets from now on; the open ones stay until `close()`. */
+  stopAccepting(): void {
+    this.closing = true;
+  }
+
   async close(graceMs = 1000): Promise<void> {
     this.closing = true;
     clearInterval(this.heartbeatTimer);

@@ -54,6 +54,9 @@ export const realtimeRoutes: FastifyPluginAsyncTypebox<RealtimeRoutesOptions> = 
       config: { auth: 'viewer' },
       // Refused before the upgrade, as an HTTP answer the client can read.
       preHandler: async (request) => {
+        // Stopping: refused as HTTP (not accepted and closed), so that a proxy-level retry or the
+        // client's next attempt goes to another instance.
+        if (!hub.accepting) throw new ApiError('shutting-down', 'This instance is shutting down; reconnect.', {}, { 'retry-after': '1' });
         const why = hub.refusal(request.principal?.id ?? 'local', request.ip);
         if (why) throw new ApiError('too-many-requests', why, {}, { 'retry-after': '5' });
       },

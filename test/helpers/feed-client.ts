@@ -130,7 +130,12 @@ export class FeedClient {
         done();
         if (code === 4001 && this.autoResync && !this.closed) this.resyncing ??= this.resync();
       });
-      socket.on('unexpected-response', (_req, res) => done(new Error(`upgrade answered ${res.statusCode}`)));
+      // With a listener for this event, ws leaves the handshake to the listener: abort it, or the socket
+      // stays CONNECTING for good and every later connect() says "already connected".
+      socket.on('unexpected-response', (_req, res) => {
+        done(new Error(`upgrade answered ${res.statusCode}`));
+        socket.terminate();
+      });
       socket.on('error', (err) => done(err));
     });
   }

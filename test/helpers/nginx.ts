@@ -14,8 +14,8 @@ export const NGINX_PATH = process.env.NGINX_PATH ?? '/usr/sbin/nginx';
  */
 export async function startNginx(dir: string, upstreams: [number, number], port: number): Promise<{ proc: ChildProcess; url: string }> {
   const conf = (await readFile(path.join(root, 'deploy/nginx.conf'), 'utf8'))
-    .replace('127.0.0.1:3001', `127.0.0.1:${upstreams[0]}`)
-    .replace('127.0.0.1:3002', `127.0.0.1:${upstreams[1]}`)
+    .replaceAll('127.0.0.1:3001', `127.0.0.1:${upstreams[0]}`)
+    .replaceAll('127.0.0.1:3002', `127.0.0.1:${upstreams[1]}`)
     .replace('listen 127.0.0.1:8080', `listen 127.0.0.1:${port}`);
   await writeFile(path.join(dir, 'nginx.conf'), conf);
   const proc = spawn(

@@ -6,6 +6,8 @@ import net from 'node:net';
  * - `cut()`: destroy every connection (the peer sees a reset/close at once);
  * - `retarget(port)`: send new connections to another server (existing ones stay where they are: `cut()`
  *   them to move everyone, as a failover or a restore into another cluster does);
+ * - `delay(ms)`: forward everything, each chunk `ms` late in each direction (a congested or far link),
+ *   order kept; `delay(0)` ends it (chunks already delayed still arrive in order);
  * - `blackhole()`: keep every connection open but forward nothing, in either direction, and accept new
  *   connections without ever reaching the database. No FIN, no RST: the service only notices by timing
  *   out, as with a NAT that forgot the flow or a suspended compute.
@@ -18,10 +20,14 @@ interface Pair {
   client: net.Socket;
   upstream: net.Socket | null;
   dead: boolean;
+  /** Per direction, when the last delayed chunk is due (ms since the epoch): a later one never overtakes it. */
+  dueUp: number;
+  dueDown: number;
 }
 
 export class TcpProxy {
   private mode: Mode = 'pass';
+  private latencyMs = 0;
   private readonly pairs = new Set<Pair>();
   /** Connections accepted so far. */
   accepted = 0;
@@ -60,7 +66,7 @@ export class TcpProxy {
 
   private accept(client: net.Socket): void {
     this.accepted++;
-    const pair: Pair = { client, upstream: null, dead: this.mode === 'blackhole' };
+    const pair: Pair = { client, upstream: null, dead: this.mode === 'blackhole', dueUp: 0, dueDown: 0 };
     this.pairs.add(pair);
     const drop = () => {
       this.pairs.delete(pair);
@@ -70,13 +76,13 @@ export class TcpProxy {
     client.on('error', drop);
     client.on('close', drop);
     client.on('data', (chunk) => {
-      if (!pair.dead) pair.upstream?.write(chunk);
+      if (!pair.dead) this.forward(pair, 'dueUp', chunk, () => pair.upstream);
     });
     if (pair.dead) return;
     const upstream = net.connect(this.targetPort, this.targetHost);
     pair.upstream = upstream;
     upstream.on('data', (chunk) => {
-      if (!pair.dead) client.write(chunk);
+      if (!pair.dead) this.forward(pair, 'dueDown', chunk, () => client);
     });
     // A blackholed flow hears nothing from the database, not even that it went away.
     const upstreamGone = () => {
@@ -86,6 +92,24 @@ export class TcpProxy {
     upstream.on('close', upstreamGone);
     client.pause();
     upstream.once('connect', () => client.resume());
+  }
+
+  private forward(pair: Pair, due: 'dueUp' | 'dueDown', chunk: Buffer, to: () => net.Socket | null): void {
+    const now = Date.now();
+    if (this.latencyMs === 0 && pair[due] <= now) {
+      to()?.write(chunk);
+      return;
+    }
+    pair[due] = Math.max(now + this.latencyMs, pair[due]);
+    setTimeout(() => {
+      const socket = to();
+      if (!pair.dead && socket && !socket.destroyed) socket.write(chunk);
+    }, pair[due] - now);
+  }
+
+  /** Every chunk from now on arrives `ms` late, both ways (0: on time again). */
+  delay(ms: number): void {
+    this.latencyMs = Math.max(0, ms);
   }
 
   /** New connections go to this port (and host) from now on; existing ones are left alone. */

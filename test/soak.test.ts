@@ -1,0 +1,48 @@
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { expect, it } from 'vitest';
+import { FAULT_KINDS } from '../soak/faults.js';
+
+/**
+ * `npm run soak` for two minutes with a fixed seed, as a child process with its own PostgreSQL, two
+ * instances and nginx: every kind of fault occurs at least once (the plan guarantees it and the run
+ * fails otherwise), and the run must end with exit 0 and a report with nothing lost, duplicated,
+ * interleaved or unexpected, every view equal to the table, and no 5xx but 503 inside a fault.
+ */
+const root = path.resolve(import.meta.dirname, '..');
+const SEED = 5;
+
+it(`soaks for 2 minutes under every kind of fault (seed ${SEED}) and finds nothing wrong`, { timeout: 480_000 }, async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'soak/run.ts', '--minutes', '2', '--seed', String(SEED), '--clients', '100'], {
+    cwd: root,
+    env: process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  const killer = setTimeout(() => child.kill('SIGKILL'), 460_000);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  clearTimeout(killer);
+  const summaryText = output.slice(output.indexOf('=== soak summary'));
+  expect(code, summaryText || output.slice(-3000)).toBe(0);
+
+  const file = /report: (\S+\.json)/.exec(output)?.[1];
+  expect(file, 'the report path').toBeDefined();
+  const report = JSON.parse(await readFile(path.resolve(root, file as string), 'utf8'));
+  const { summary } = report;
+  expect(summary.violations).toBe(0);
+  expect(summary.stream).toEqual({ lost: 0, duplicated: 0, interleaved: 0, unknown: 0, viewMismatches: 0 });
+  expect(Object.keys(summary.faultsByKind).sort()).toEqual([...FAULT_KINDS].sort());
+  expect(Object.keys(summary.http5xx).filter((status) => status !== '503')).toEqual([]);
+  expect(summary.writes.restAcknowledged).toBeGreaterThan(500);
+  expect(summary.changesDelivered).toBeGreaterThan(10_000);
+  expect(summary.clients.total).toBeGreaterThanOrEqual(100);
+  // Two faults at once at least once.
+  expect(report.faults.some((f: { overlapsWith?: string }) => f.overlapsWith)).toBe(true);
+});
