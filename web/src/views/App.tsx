@@ -2,11 +2,13 @@ import { useCallback, useState } from 'preact/hooks';
 import type { Order } from '../../../src/protocol.ts';
 import type { Dashboard } from '../dashboard.ts';
 import { ActivityFeed } from './ActivityFeed.tsx';
+import { ConfirmCancel } from './ConfirmCancel.tsx';
 import { ConnectionIndicator } from './ConnectionIndicator.tsx';
 import { useDashboard } from './hooks.ts';
 import { Notices } from './Notices.tsx';
 import { ConfirmDelete, OrderDialog } from './OrderDialog.tsx';
 import { OrdersTable } from './OrdersTable.tsx';
+import { type Panel, PanelTabs } from './PanelTabs.tsx';
 import { Summary } from './Summary.tsx';
 
 /**
@@ -20,6 +22,7 @@ export function App({ dashboard, onSignOut }: { dashboard: Dashboard; onSignOut?
   const canDelete = dashboard.can('admin');
   const [editing, setEditing] = useState<Order | 'new' | null>(null);
   const [deleting, setDeleting] = useState<Order | null>(null);
+  const [panel, setPanel] = useState<Panel>('orders');
   const onEdit = useCallback((o: Order) => setEditing(o), []);
   const onDelete = useCallback((o: Order) => setDeleting(o), []);
   return (
@@ -51,12 +54,14 @@ export function App({ dashboard, onSignOut }: { dashboard: Dashboard; onSignOut?
       <main>
         <Notices dashboard={dashboard} />
         <Summary dashboard={dashboard} />
-        <div class="layout">
+        <PanelTabs panel={panel} onPanel={setPanel} />
+        <div class="layout" data-panel={panel}>
           <OrdersTable dashboard={dashboard} onEdit={canEdit ? onEdit : undefined} onDelete={canDelete ? onDelete : undefined} />
           <ActivityFeed dashboard={dashboard} />
         </div>
       </main>
       {canEdit && <OrderDialog dashboard={dashboard} target={editing} onClose={() => setEditing(null)} />}
+      {canEdit && <ConfirmCancel dashboard={dashboard} />}
       {canDelete && <ConfirmDelete order={deleting} onConfirm={(o) => void dashboard.remove(o)} onClose={() => setDeleting(null)} />}
     </>
   );
