@@ -302,3 +302,64 @@ describe('Dashboard.start (item 12)', () => {
     await page.close();
   });
 });
+
+describe('keyboard and alerts (issue 14, "what operators expect next")', () => {
+  it('has shortcuts: / search, n new order, j/k move, Enter opens, ? lists them; none while typing', async () => {
+    await insert(3, 'Key');
+    const p = await open();
+    await p.rowNamed('Key 3').waitFor();
+    const active = () =>
+      p.page.evaluate(() => {
+        const el = (globalThis as any).document.activeElement;
+        return el?.getAttribute('data-id') ?? el?.getAttribute('type') ?? el?.tagName;
+      });
+    await p.page.keyboard.press('/');
+    expect(await active()).toBe('search');
+    // Typing in the search box is typing, not shortcuts.
+    await p.page.keyboard.type('nj');
+    expect(await p.page.getByRole('dialog', { name: 'New order' }).count()).toBe(0);
+    await p.page.getByRole('searchbox').fill('');
+    await p.page.locator('h1').click();
+
+    await p.page.keyboard.press('j');
+    expect(await active()).toBe('3');
+    await p.page.keyboard.press('j');
+    expect(await active()).toBe('2');
+    await p.page.keyboard.press('k');
+    expect(await active()).toBe('3');
+    await p.page.keyboard.press('Enter');
+    await p.page.getByRole('dialog', { name: 'Edit order #3' }).waitFor();
+    await p.page.keyboard.press('Escape');
+
+    await p.page.locator('h1').click();
+    await p.page.keyboard.press('n');
+    await p.page.getByRole('dialog', { name: 'New order' }).waitFor();
+    await p.page.keyboard.press('Escape');
+    await p.page.locator('h1').click();
+    await p.page.keyboard.press('?');
+    const help = p.page.getByRole('dialog', { name: 'Keyboard shortcuts' });
+    await help.waitFor();
+    expect(await help.getByTestId('shortcuts').textContent()).toContain('/Search orders');
+    await help.getByRole('button', { name: 'Close' }).click();
+    expect(await p.page.getByRole('button', { name: 'New order' }).getAttribute('aria-keyshortcuts')).toBe('n');
+  });
+
+  it('counts new orders in the tab title while the tab is hidden', async () => {
+    await insert(2, 'Seen');
+    const p = await open();
+    await p.rowNamed('Seen 2').waitFor();
+    const plain = await p.page.title();
+    const setVisibility = (state: 'hidden' | 'visible') =>
+      p.page.evaluate((s) => {
+        const d = (globalThis as any).document;
+        Object.defineProperty(d, 'visibilityState', { value: s, configurable: true });
+        Object.defineProperty(d, 'hidden', { value: s === 'hidden', configurable: true });
+        d.dispatchEvent(new Event('visibilitychange'));
+      }, state);
+    await setVisibility('hidden');
+    await insert(3, 'Unseen');
+    await expect.poll(() => p.page.title(), { timeout: 10_000 }).toBe(`(3) ${plain}`);
+    await setVisibility('visible');
+    await expect.poll(() => p.page.title()).toBe(plain);
+  });
+});

@@ -1,6 +1,7 @@
-import { useCallback, useState } from 'preact/hooks';
+import { useCallback, useEffect, useState } from 'preact/hooks';
 import type { Order } from '../../../src/protocol.ts';
 import type { Dashboard } from '../dashboard.ts';
+import { watchTitle } from '../title-alerts.ts';
 import { ActivityFeed } from './ActivityFeed.tsx';
 import { ConfirmCancel } from './ConfirmCancel.tsx';
 import { ConnectionIndicator } from './ConnectionIndicator.tsx';
@@ -9,6 +10,7 @@ import { Notices } from './Notices.tsx';
 import { ConfirmDelete, OrderDialog } from './OrderDialog.tsx';
 import { OrdersTable } from './OrdersTable.tsx';
 import { type Panel, PanelTabs } from './PanelTabs.tsx';
+import { Shortcuts } from './Shortcuts.tsx';
 import { Summary } from './Summary.tsx';
 
 /**
@@ -25,6 +27,8 @@ export function App({ dashboard, onSignOut }: { dashboard: Dashboard; onSignOut?
   const [panel, setPanel] = useState<Panel>('orders');
   const onEdit = useCallback((o: Order) => setEditing(o), []);
   const onDelete = useCallback((o: Order) => setDeleting(o), []);
+  const onNew = useCallback(() => setEditing('new'), []);
+  useEffect(() => watchTitle(dashboard.store), [dashboard]);
   return (
     <>
       <a class="skip" href="#orders-title">
@@ -35,7 +39,7 @@ export function App({ dashboard, onSignOut }: { dashboard: Dashboard; onSignOut?
         <ConnectionIndicator dashboard={dashboard} />
         <div class="top-actions">
           {canEdit && (
-            <button type="button" class="primary new-order" onClick={() => setEditing('new')}>
+            <button type="button" class="primary new-order" aria-keyshortcuts="n" onClick={() => setEditing('new')}>
               New order
             </button>
           )}
@@ -61,6 +65,7 @@ export function App({ dashboard, onSignOut }: { dashboard: Dashboard; onSignOut?
         </div>
       </main>
       {canEdit && <OrderDialog dashboard={dashboard} target={editing} onClose={() => setEditing(null)} />}
+      <Shortcuts dashboard={dashboard} onNew={canEdit ? onNew : undefined} onEdit={canEdit ? onEdit : undefined} />
       {canEdit && <ConfirmCancel dashboard={dashboard} />}
       {canDelete && <ConfirmDelete order={deleting} onConfirm={(o) => void dashboard.remove(o)} onClose={() => setDeleting(null)} />}
     </>
