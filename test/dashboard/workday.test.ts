@@ -363,3 +363,63 @@ describe('keyboard and alerts (issue 14, "what operators expect next")', () => {
     await expect.poll(() => p.page.title()).toBe(plain);
   });
 });
+
+describe('new-order alerts', () => {
+  it('plays a sound and shows a desktop notification only once turned on, asking permission only then', async () => {
+    const context = await newContext();
+    // Record what the page asks of the browser (headless Chromium has no notification centre or speaker).
+    await context.addInitScript(() => {
+      const g = globalThis as any;
+      const calls = { requests: 0, shown: [] as string[], tones: 0 };
+      g.alertCalls = calls;
+      let permission = 'default';
+      g.Notification = class {
+        constructor(_title: string, options: { body: string }) {
+          calls.shown.push(options.body);
+        }
+        static get permission() {
+          return permission;
+        }
+        static async requestPermission() {
+          calls.requests++;
+          permission = 'granted';
+          return permission;
+        }
+      };
+      const create = g.AudioContext.prototype.createOscillator;
+      g.AudioContext.prototype.createOscillator = function (this: unknown) {
+        calls.tones++;
+        return create.call(this);
+      };
+    });
+    await insert(1, 'First');
+    const p = await openDashboard(context, svc.url);
+    pages.push(p);
+    await p.rowNamed('First 1').waitFor();
+    const plain = await p.page.title();
+    const setVisibility = (state: 'hidden' | 'visible') =>
+      p.page.evaluate((s) => {
+        const d = (globalThis as any).document;
+        Object.defineProperty(d, 'visibilityState', { value: s, configurable: true });
+        d.dispatchEvent(new Event('visibilitychange'));
+      }, state);
+    const calls = () => p.page.evaluate(() => (globalThis as any).alertCalls as { requests: number; shown: string[]; tones: number });
+
+    await setVisibility('hidden');
+    await insert(1, 'Quiet');
+    await expect.poll(() => p.page.title(), { timeout: 10_000 }).toBe(`(1) ${plain}`);
+    expect(await calls()).toEqual({ requests: 0, shown: [], tones: 0 });
+    await setVisibility('visible');
+
+    await p.page.getByText('Alerts', { exact: true }).click();
+    await p.page.getByLabel('Play a sound').check();
+    await p.page.getByLabel('Show a desktop notification').check();
+    await expect.poll(async () => (await calls()).requests).toBe(1);
+    await setVisibility('hidden');
+    await insert(2, 'Loud');
+    await expect.poll(() => p.page.title(), { timeout: 10_000 }).toBe(`(2) ${plain}`);
+    await expect.poll(async () => (await calls()).shown.at(-1)).toBe('2 new orders');
+    expect((await calls()).tones).toBeGreaterThanOrEqual(1);
+    await setVisibility('visible');
+  });
+});

@@ -3,6 +3,7 @@ import type { Order } from '../../../src/protocol.ts';
 import type { Dashboard } from '../dashboard.ts';
 import { watchTitle } from '../title-alerts.ts';
 import { ActivityFeed } from './ActivityFeed.tsx';
+import { AlertSettings } from './AlertSettings.tsx';
 import { ConfirmCancel } from './ConfirmCancel.tsx';
 import { ConnectionIndicator } from './ConnectionIndicator.tsx';
 import { useDashboard } from './hooks.ts';
@@ -38,6 +39,7 @@ export function App({ dashboard, onSignOut }: { dashboard: Dashboard; onSignOut?
         <h1>Orders</h1>
         <ConnectionIndicator dashboard={dashboard} />
         <div class="top-actions">
+          <AlertSettings />
           {canEdit && (
             <button type="button" class="primary new-order" aria-keyshortcuts="n" onClick={() => setEditing('new')}>
               New order
