@@ -4,8 +4,9 @@
  * The WebSocket alone cannot tell: when PostgreSQL stops, the service keeps every socket open and rides
  * the outage out, so the socket stays "live" while no change can be read and every write answers 503.
  * So the page asks /readyz: every 10 s while all is well (a few hundred bytes; the page's own API calls
- * that fail ask at once, see `checkSoon`), and with a short, growing interval (2 s up to 10 s) while it
- * is not, so that the header turns back, and the queue is sent, soon after the database returns.
+ * that fail ask at once, see `checkSoon`), and with a short, growing interval while it is not (1 s up
+ * to 5 s; only pages that see an outage ask that often), so that the header turns back, and the queue
+ * is sent, within seconds of the database's return.
  *
  * `database` is what matters for the queue: when it answers, writes can go out, even if the service's
  * listener has not reconnected yet (its changes then arrive a little later, by the feed's poll).
@@ -22,8 +23,8 @@ export type Health =
 
 const READY_EVERY_MS = 10_000;
 const HIDDEN_EVERY_MS = 30_000;
-const RETRY_MIN_MS = 2000;
-const RETRY_MAX_MS = 10_000;
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 5000;
 
 interface Readiness {
   checks?: Record<string, { ok?: boolean }>;

@@ -85,34 +85,35 @@ export function Shortcuts({ dashboard, onNew, onEdit }: Props) {
     return () => document.removeEventListener('keydown', onKey);
   }, [dashboard, onNew, onEdit]);
 
+  // Rendered only while open: the page holds no dialog a role without edit rights could mistake for one.
   useEffect(() => {
     const dialog = help.current;
-    if (!dialog) return;
-    if (open && !dialog.open) dialog.showModal();
-    if (!open && dialog.open) dialog.close();
+    if (open && dialog && !dialog.open) dialog.showModal();
   }, [open]);
 
   return (
     <>
       <p class="visually-hidden">Press question mark for keyboard shortcuts.</p>
-      <dialog ref={help} class="dialog" aria-labelledby="shortcuts-title" onClose={() => setOpen(false)}>
-        <h2 id="shortcuts-title">Keyboard shortcuts</h2>
-        <dl class="shortcuts" data-testid="shortcuts">
-          {SHORTCUTS.filter(([key]) => (key === 'n' ? onNew : key === 'Enter' ? onEdit : true)).map(([key, what]) => (
-            <div key={key}>
-              <dt>
-                <kbd>{key}</kbd>
-              </dt>
-              <dd>{what}</dd>
-            </div>
-          ))}
-        </dl>
-        <div class="actions">
-          <button type="button" class="primary" onClick={() => setOpen(false)}>
-            Close
-          </button>
-        </div>
-      </dialog>
+      {open && (
+        <dialog ref={help} class="dialog" aria-labelledby="shortcuts-title" onClose={() => setOpen(false)}>
+          <h2 id="shortcuts-title">Keyboard shortcuts</h2>
+          <dl class="shortcuts" data-testid="shortcuts">
+            {SHORTCUTS.filter(([key]) => (key === 'n' ? onNew : key === 'Enter' ? onEdit : true)).map(([key, what]) => (
+              <div key={key}>
+                <dt>
+                  <kbd>{key}</kbd>
+                </dt>
+                <dd>{what}</dd>
+              </div>
+            ))}
+          </dl>
+          <div class="actions">
+            <button type="button" class="primary" onClick={() => help.current?.close()}>
+              Close
+            </button>
+          </div>
+        </dialog>
+      )}
     </>
   );
 }
