@@ -18,5 +18,11 @@ export default defineConfig({
     modulePreload: { polyfill: false },
     sourcemap: true,
     target: 'es2022',
+    rollupOptions: {
+      // The service worker beside the page: at /sw.js (its scope is its folder, so it must be at the
+      // root), under a fixed name the page can register; it imports nothing, so it is one file.
+      input: { index: `${root}index.html`, sw: `${root}src/sw/sw.ts` },
+      output: { entryFileNames: (chunk) => (chunk.name === 'sw' ? 'sw.js' : 'assets/[name]-[hash].js') },
+    },
   },
 });

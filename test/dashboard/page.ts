@@ -12,6 +12,8 @@ export interface DashboardPage {
   status(id: number): Locator;
   waitLive(timeout?: number): Promise<void>;
   createOrder(fields: { customer?: string; product?: string; total?: string }): Promise<void>;
+  /** Moves an order to a status with the row's "Move to…" menu (a cancel is then confirmed, with `reason`). */
+  moveStatus(id: number, to: string, options?: { reason?: string }): Promise<void>;
 }
 
 export async function openDashboard(context: BrowserContext, url: string): Promise<DashboardPage> {
@@ -64,6 +66,22 @@ export async function openPage(context: BrowserContext, url: string): Promise<Da
       if (product !== undefined) await dialog.getByLabel('Product', { exact: true }).fill(product);
       if (total !== undefined) await dialog.getByLabel('Total', { exact: true }).fill(total);
       await dialog.getByRole('button', { name: /Create order|Queue order/ }).click();
+    },
+    async moveStatus(id, to, options = {}) {
+      const control = page.getByLabel(`Change status of order #${id}`);
+      if ((await control.evaluate((el) => el.tagName)) === 'SELECT') {
+        await control.selectOption(to);
+        return;
+      }
+      await control.click();
+      await page
+        .getByRole('menu')
+        .getByRole('menuitem', { name: new RegExp(`^${to}$`, 'i') })
+        .click();
+      if (to !== 'cancelled') return;
+      const confirm = page.getByRole('dialog', { name: `Cancel order #${id}?` });
+      if (options.reason !== undefined) await confirm.getByLabel('Reason (optional)').fill(options.reason);
+      await confirm.getByRole('button', { name: 'Cancel order' }).click();
     },
   };
   return dash;

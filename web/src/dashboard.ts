@@ -1,7 +1,9 @@
 import { allows, type Role } from '../../src/auth/roles.ts';
 import type { Order, OrderStatus } from '../../src/protocol.ts';
 import * as api from './api.ts';
+import { databaseAnswers, type Health, HealthWatch } from './api-health.ts';
 import { type ConnectionState, FeedClient } from './feed-client.ts';
+import { keepLastData, readLastData } from './last-data.ts';
 import { OfflineQueue, ownerOf, type QueuedAction } from './offline-queue.ts';
 import { OrderStore } from './order-store.ts';
 
@@ -30,6 +32,8 @@ export interface Query {
 export interface Notice {
   id: number;
   tone: 'error' | 'info';
+  /** A refused create: dropped once a create succeeds, so an old refusal does not outlive the fix. */
+  topic?: 'create';
   text: string;
 }
 
@@ -58,6 +62,11 @@ export class Dashboard {
   readonly queue: OfflineQueue;
   readonly pageSize = pageSizeFromUrl();
   connection: ConnectionState = { kind: 'connecting', attempt: 0 };
+  /** What /readyz says: the socket can be open while the database is down (api-health.ts). */
+  health: Health = { kind: 'unknown' };
+  /** Set while the page shows the data of an earlier visit (offline after a reload): when it was current. */
+  stale: { savedAt: number } | null = null;
+  private stopKeeping: (() => void) | null = null;
   query: Query = { statuses: [], q: '', sort: 'id', dir: 'desc' };
   /** Ids at or above this are all loaded for the current query; null when every page is loaded. */
   floor: number | null = null;
@@ -72,6 +81,9 @@ export class Dashboard {
   readonly ownIds = new Set<number>();
   private readonly overlays = new Map<number, Overlay>();
   private readonly feed: FeedClient;
+  private readonly healthWatch: HealthWatch;
+  /** Ends the wait between two failed first loads (retry now, or back online). */
+  private wake: (() => void) | null = null;
   private queryGeneration = 0;
   private noticeSeq = 0;
   private flushing = false;
@@ -104,11 +116,29 @@ export class Dashboard {
         return this.loadSnapshot();
       },
     });
+    this.healthWatch = new HealthWatch((health) => {
+      this.health = health;
+      this.emit();
+      if (!databaseAnswers(health)) return;
+      // The API answers: send what waits now, and do not let the socket sit out a long backoff.
+      if (this.queue.size) void this.flushQueue();
+      if (this.connection.kind === 'reconnecting') this.feed.reconnectNow();
+    });
     this.queue.subscribe(() => this.emit());
+  }
+
+  /** The header's "Retry now": every wait (first load, socket backoff, readiness, queue) ends at once. */
+  retryNow(): void {
+    this.wake?.();
+    this.feed.reconnectNow();
+    this.healthWatch.checkSoon();
+    if (this.queue.size) void this.flushQueue();
   }
 
   /** Loads the first page and the summary at one cursor, then streams from it. Retries until it works. */
   async start(): Promise<void> {
+    this.healthWatch.start();
+    this.stopKeeping = keepLastData(this.store, ownerOf(this.me), () => this.online && !this.stale);
     for (let attempt = 0; !this.stopped; attempt++) {
       try {
         const cursor = await this.loadSnapshot();
@@ -117,23 +147,39 @@ export class Dashboard {
       } catch (err) {
         const delay = Math.min(30_000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2);
         this.loadError = (err as Error).message;
+        if (attempt === 0) this.showLastData();
         this.connection = navigator.onLine
           ? { kind: 'reconnecting', attempt: attempt + 1, nextAttemptAt: Date.now() + delay, reason: 'server unreachable' }
           : { kind: 'offline' };
         this.emit();
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, delay);
-          window.addEventListener(
-            'online',
-            () => {
-              clearTimeout(timer);
-              resolve();
-            },
-            { once: true },
-          );
-        });
+        await this.pause(delay);
       }
     }
+  }
+
+  /** Nothing loads (offline after a reload): show what this tab saw last, marked stale, rather than nothing. */
+  private showLastData(): void {
+    if (this.store.orders.size || this.store.summaryLoaded) return;
+    const last = readLastData(ownerOf(this.me));
+    if (!last) return;
+    this.store.putAll(last.orders);
+    this.store.setStats(last.stats);
+    this.stale = { savedAt: last.savedAt };
+  }
+
+  /** Waits `delay`, or less when the browser comes back online or the user asks to retry. */
+  private pause(delay: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        window.removeEventListener('online', done);
+        this.wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, delay);
+      window.addEventListener('online', done);
+      this.wake = done;
+    });
   }
 
   /**
@@ -152,6 +198,11 @@ export class Dashboard {
       const check = await api.listOrders({ statuses: [], q: '', limit: 1 });
       if (check.cursor === page.cursor || attempt >= 4) {
         if (check.cursor !== page.cursor) console.warn('summary taken while busy; counts may be off by a few');
+        if (this.stale) {
+          // Old data is replaced, never merged: an order deleted since must not stay.
+          this.store.clear();
+          this.stale = null;
+        }
         this.store.putAll(page.orders);
         this.store.setStats(stats);
         if (generation === this.queryGeneration) {
@@ -245,8 +296,8 @@ export class Dashboard {
     return true;
   }
 
-  notify(tone: Notice['tone'], text: string): void {
-    const notice = { id: ++this.noticeSeq, tone, text };
+  notify(tone: Notice['tone'], text: string, topic?: Notice['topic']): void {
+    const notice: Notice = topic ? { id: ++this.noticeSeq, tone, text, topic } : { id: ++this.noticeSeq, tone, text };
     this.notices = [...this.notices.slice(-4), notice];
     this.emit();
   }
@@ -270,7 +321,8 @@ export class Dashboard {
       return { errors: [], queued: true };
     }
     const item = this.queue.add({ kind: 'create', body });
-    const outcome = await this.send(item);
+    // The form shows the server's answer under its fields: no page notice for it.
+    const outcome = await this.send(item, { fromForm: true });
     if (outcome.kind === 'problem') {
       return { errors: outcome.problem.errors ?? [], queued: false, detail: outcome.problem.detail };
     }
@@ -315,11 +367,15 @@ export class Dashboard {
    * Sends one queued action. `done` and `problem` take it off the queue (the server has decided);
    * `retry` leaves it for the next flush.
    */
-  private async send(item: QueuedAction): Promise<{ kind: 'done' } | { kind: 'retry' } | { kind: 'problem'; problem: api.Problem }> {
+  private async send(
+    item: QueuedAction,
+    { fromForm = false } = {},
+  ): Promise<{ kind: 'done' } | { kind: 'retry' } | { kind: 'problem'; problem: api.Problem }> {
     try {
       if (item.kind === 'create') {
         const order = await api.createOrder(item.body, item.key);
         this.ownIds.add(order.id);
+        if (this.notices.some((n) => n.topic === 'create')) this.notices = this.notices.filter((n) => n.topic !== 'create');
         this.store.put(order);
       } else if (item.kind === 'update') {
         this.store.put(await api.updateOrder(item.id, item.patch, item.version));
@@ -332,7 +388,11 @@ export class Dashboard {
       this.emit();
       return { kind: 'done' };
     } catch (err) {
-      if (err instanceof api.NetworkError) return { kind: 'retry' };
+      if (err instanceof api.NetworkError) {
+        // Not reached, or the database is down (503): find out which, and when it is back.
+        this.healthWatch.checkSoon();
+        return { kind: 'retry' };
+      }
       if (!(err instanceof api.ApiProblem)) throw err;
       if (err.problem.code === 'idempotency-key-in-use') return { kind: 'retry' };
       // The token is no longer accepted: the session is ending. The action stays queued under this
@@ -340,17 +400,18 @@ export class Dashboard {
       if (err.status === 401) return { kind: 'retry' };
       if (err.status === 403) void this.refreshIdentity();
       this.queue.remove(item.key);
-      this.refused(item, err.problem);
+      if (!(fromForm && item.kind === 'create')) this.refused(item, err.problem);
       return { kind: 'problem', problem: err.problem };
     }
   }
 
   private refused(item: QueuedAction, problem: api.Problem): void {
     if (item.kind === 'create') {
-      // A form shows these inline; a queued create refused later has no form left, so say it here.
-      if (!problem.errors?.length || this.online) {
-        this.notify('error', `The order for ${item.body.customer_name} was refused: ${problem.detail}`);
-      }
+      // A queued create refused later has no form left, so say it here (a form's own create says it
+      // under its fields and never comes here).
+      const who = item.body.customer_name ? `The order for ${item.body.customer_name}` : 'A queued order';
+      const fields = problem.errors?.map((e) => `${e.field.replace(/^body\./, '')} ${e.message}`).join(', ');
+      this.notify('error', `${who} was refused: ${fields || problem.detail}`, 'create');
       return;
     }
     this.overlays.delete(item.id);
@@ -378,16 +439,27 @@ export class Dashboard {
     if (this.flushing) return;
     this.flushing = true;
     let sent = 0;
+    const refused: string[] = [];
     try {
-      for (let item = this.queue.peek(); item && this.online && !this.stopped; item = this.queue.peek()) {
+      // Not only when the socket is live: whenever the API may answer. An unreachable server costs one
+      // failed request, and the first `retry` ends the pass.
+      for (let item = this.queue.peek(); item && !this.stopped; item = this.queue.peek()) {
         const outcome = await this.send(item);
         if (outcome.kind === 'retry') break;
-        sent++;
+        if (outcome.kind === 'problem') refused.push(describeAction(item));
+        else sent++;
       }
     } finally {
       this.flushing = false;
     }
-    if (sent) this.notify('info', `Sent ${sent} queued ${sent === 1 ? 'action' : 'actions'}.`);
+    const tried = sent + refused.length;
+    if (!tried) return;
+    const noun = (n: number) => (n === 1 ? 'action' : 'actions');
+    if (!refused.length) this.notify('info', `Sent ${sent} queued ${noun(sent)}.`);
+    else {
+      const head = sent ? `Sent ${sent} of ${tried} queued actions; ` : `${refused.length} queued ${noun(refused.length)}: `;
+      this.notify('error', `${head}refused: ${refused.join('; ')}.`);
+    }
   }
 
   /** Asks /me again; when the role changed, the page adapts (and the queue follows the new identity). */
@@ -407,9 +479,19 @@ export class Dashboard {
 
   stop(): void {
     this.stopped = true;
+    this.wake?.();
+    this.stopKeeping?.();
+    this.healthWatch.stop();
     this.feed.stop();
     this.queue.close();
   }
+}
+
+/** "change the status to shipped for #12", "delete #12", "create the order for Ada". */
+export function describeAction(item: QueuedAction): string {
+  if (item.kind === 'create') return `create the order for ${item.body.customer_name}`;
+  if (item.kind === 'delete') return `delete #${item.id}`;
+  return `${describePatch(item.patch)} #${item.id}`;
 }
 
 export function describePatch(patch: api.OrderPatch): string {

@@ -213,6 +213,11 @@ export class FeedClient {
     );
   }
 
+  /** Ends a backoff wait at once (the user asked, or the API answers again). */
+  reconnectNow(): void {
+    this.retryNow();
+  }
+
   private readonly retryNow = (): void => {
     if (this.stopped || this.socket || this.state.kind === 'live') return;
     if (this.state.kind === 'connecting') return;

@@ -1,4 +1,5 @@
 import { render } from 'preact';
+import { registerServiceWorker } from './register-sw.ts';
 import { Session } from './session.ts';
 import './styles.css';
 import { Root } from './views/Root.tsx';
@@ -10,3 +11,4 @@ if (root) {
   render(<Root session={session} />, root);
 }
 void session.start();
+registerServiceWorker();

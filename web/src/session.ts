@@ -1,5 +1,6 @@
 import * as api from './api.ts';
 import { Dashboard } from './dashboard.ts';
+import { forgetLastData } from './last-data.ts';
 
 /**
  * Who the page is signed in as, and the dashboard that acts as them.
@@ -63,6 +64,7 @@ export class Session {
       } catch (err) {
         if (err instanceof api.ApiProblem && err.status === 401) {
           this.forget();
+          forgetLastData(this.tabStorage);
           this.set({ kind: 'signed-out', reason: saved?.token ? REVOKED_MESSAGE : null });
           return;
         }
@@ -99,6 +101,8 @@ export class Session {
     if (this.state.kind === 'signed-in') this.state.dashboard.stop();
     api.setCredentials(null);
     this.forget();
+    // The orders this tab kept for an offline reload are not for whoever signs in next.
+    forgetLastData(this.tabStorage);
     this.set({ kind: 'signed-out', reason });
   }
 

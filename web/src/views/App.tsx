@@ -1,12 +1,17 @@
-import { useCallback, useState } from 'preact/hooks';
+import { useCallback, useEffect, useState } from 'preact/hooks';
 import type { Order } from '../../../src/protocol.ts';
 import type { Dashboard } from '../dashboard.ts';
+import { watchTitle } from '../title-alerts.ts';
 import { ActivityFeed } from './ActivityFeed.tsx';
+import { AlertSettings } from './AlertSettings.tsx';
+import { ConfirmCancel } from './ConfirmCancel.tsx';
 import { ConnectionIndicator } from './ConnectionIndicator.tsx';
 import { useDashboard } from './hooks.ts';
 import { Notices } from './Notices.tsx';
 import { ConfirmDelete, OrderDialog } from './OrderDialog.tsx';
 import { OrdersTable } from './OrdersTable.tsx';
+import { type Panel, PanelTabs } from './PanelTabs.tsx';
+import { Shortcuts } from './Shortcuts.tsx';
 import { Summary } from './Summary.tsx';
 
 /**
@@ -20,8 +25,11 @@ export function App({ dashboard, onSignOut }: { dashboard: Dashboard; onSignOut?
   const canDelete = dashboard.can('admin');
   const [editing, setEditing] = useState<Order | 'new' | null>(null);
   const [deleting, setDeleting] = useState<Order | null>(null);
+  const [panel, setPanel] = useState<Panel>('orders');
   const onEdit = useCallback((o: Order) => setEditing(o), []);
   const onDelete = useCallback((o: Order) => setDeleting(o), []);
+  const onNew = useCallback(() => setEditing('new'), []);
+  useEffect(() => watchTitle(dashboard.store), [dashboard]);
   return (
     <>
       <a class="skip" href="#orders-title">
@@ -31,8 +39,9 @@ export function App({ dashboard, onSignOut }: { dashboard: Dashboard; onSignOut?
         <h1>Orders</h1>
         <ConnectionIndicator dashboard={dashboard} />
         <div class="top-actions">
+          <AlertSettings />
           {canEdit && (
-            <button type="button" class="primary new-order" onClick={() => setEditing('new')}>
+            <button type="button" class="primary new-order" aria-keyshortcuts="n" onClick={() => setEditing('new')}>
               New order
             </button>
           )}
@@ -51,12 +60,15 @@ export function App({ dashboard, onSignOut }: { dashboard: Dashboard; onSignOut?
       <main>
         <Notices dashboard={dashboard} />
         <Summary dashboard={dashboard} />
-        <div class="layout">
+        <PanelTabs panel={panel} onPanel={setPanel} />
+        <div class="layout" data-panel={panel}>
           <OrdersTable dashboard={dashboard} onEdit={canEdit ? onEdit : undefined} onDelete={canDelete ? onDelete : undefined} />
           <ActivityFeed dashboard={dashboard} />
         </div>
       </main>
       {canEdit && <OrderDialog dashboard={dashboard} target={editing} onClose={() => setEditing(null)} />}
+      <Shortcuts dashboard={dashboard} onNew={canEdit ? onNew : undefined} onEdit={canEdit ? onEdit : undefined} />
+      {canEdit && <ConfirmCancel dashboard={dashboard} />}
       {canDelete && <ConfirmDelete order={deleting} onConfirm={(o) => void dashboard.remove(o)} onClose={() => setDeleting(null)} />}
     </>
   );

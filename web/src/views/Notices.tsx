@@ -1,3 +1,4 @@
+import { canMove } from '../../../src/orders/transitions.ts';
 import type { Dashboard } from '../dashboard.ts';
 import { STATUS_LABEL } from '../format.ts';
 
@@ -27,35 +28,45 @@ export function Notices({ dashboard }: { dashboard: Dashboard }) {
           </div>
         ))}
       </div>
-      {dashboard.conflicts.map((c) => (
-        <section key={`${c.id}-${c.newer?.version}`} class="notice notice-conflict" role="alert" data-testid="conflict">
-          <h2>Order #{c.id} was changed by someone else</h2>
-          <p>
-            Your {c.patch ? 'change' : 'deletion'} was not applied.{' '}
-            {c.newer
-              ? `It is now at version ${c.newer.version}: ${c.newer.customer_name} · ${c.newer.product_name} · ${STATUS_LABEL[c.newer.status]}.`
-              : 'It no longer exists.'}
-          </p>
-          {c.patch && (
-            <p class="muted">
-              Your change:{' '}
-              {Object.entries(c.patch)
-                .map(([k, v]) => `${k} → ${String(v)}`)
-                .join(', ')}
+      {dashboard.conflicts.map((c) => {
+        // A move the order's status no longer allows is not offered again (it would only be refused).
+        const now = dashboard.store.orders.get(c.id) ?? c.newer;
+        const blocked = Boolean(c.patch?.status && now && !canMove(now.status, c.patch.status));
+        return (
+          <section key={`${c.id}-${c.newer?.version}`} class="notice notice-conflict" role="alert" data-testid="conflict">
+            <h2>Order #{c.id} was changed by someone else</h2>
+            <p>
+              Your {c.patch ? 'change' : 'deletion'} was not applied.{' '}
+              {c.newer
+                ? `It is now at version ${c.newer.version}: ${c.newer.customer_name} · ${c.newer.product_name} · ${STATUS_LABEL[c.newer.status]}.`
+                : 'It no longer exists.'}
             </p>
-          )}
-          <div class="actions">
-            {c.newer && (
-              <button type="button" class="primary" onClick={() => void dashboard.reapply(c)}>
-                Reapply my {c.patch ? 'change' : 'deletion'}
-              </button>
+            {c.patch && (
+              <p class="muted">
+                Your change:{' '}
+                {Object.entries(c.patch)
+                  .map(([k, v]) => `${k} → ${String(v)}`)
+                  .join(', ')}
+              </p>
             )}
-            <button type="button" onClick={() => dashboard.dismissConflict(c)}>
-              Keep theirs
-            </button>
-          </div>
-        </section>
-      ))}
+            {blocked && now && c.patch?.status && (
+              <p data-testid="conflict-blocked">
+                It is now {STATUS_LABEL[now.status]}: moving it to {STATUS_LABEL[c.patch.status]} is no longer possible.
+              </p>
+            )}
+            <div class="actions">
+              {c.newer && !blocked && (
+                <button type="button" class="primary" onClick={() => void dashboard.reapply(c)}>
+                  Reapply my {c.patch ? 'change' : 'deletion'}
+                </button>
+              )}
+              <button type="button" onClick={() => dashboard.dismissConflict(c)}>
+                {blocked ? 'Dismiss' : 'Keep theirs'}
+              </button>
+            </div>
+          </section>
+        );
+      })}
     </div>
   );
 }

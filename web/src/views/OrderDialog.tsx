@@ -3,12 +3,14 @@ import type { Order, OrderStatus } from '../../../src/protocol.ts';
 import type { FieldError, OrderCreate, OrderPatch } from '../api.ts';
 import type { Dashboard } from '../dashboard.ts';
 import { STATUS_LABEL } from '../format.ts';
+import { formatMoneyInput, parseMoneyInput } from '../money-input.ts';
 import { STATUSES } from '../order-store.ts';
 
 /**
  * Create and edit in one modal <dialog> (focus is trapped and restored by the browser). Messages come
  * from the server's problem+json `errors`, shown under the field they name; the form does no
  * validation of its own beyond turning text into numbers, so the API stays the one source of rules.
+ * Amounts are read and shown the way the page's locale writes them (money-input.ts).
  */
 type Fields = { customer_name: string; product_name: string; quantity: string; total: string; notes: string; status: OrderStatus };
 
@@ -26,7 +28,7 @@ function fieldsOf(order: Order | null): Fields {
     customer_name: order?.customer_name ?? '',
     product_name: order?.product_name ?? '',
     quantity: String(order?.quantity ?? 1),
-    total: order ? (order.total_cents / 100).toFixed(2) : '',
+    total: order ? formatMoneyInput(order.total_cents) : '',
     notes: order?.notes ?? '',
     status: order?.status ?? 'pending',
   };
@@ -43,9 +45,9 @@ function toBody(f: Fields): { body: OrderCreate; errors: FieldError[] } {
     else errors.push({ field: 'quantity', message: 'must be a whole number' });
   }
   if (f.total.trim()) {
-    const n = Number(f.total.replace(/[$,\s]/g, ''));
-    if (Number.isFinite(n)) body.total_cents = Math.round(n * 100);
-    else errors.push({ field: 'total_cents', message: 'must be an amount such as 12.50' });
+    const total = parseMoneyInput(f.total);
+    if (total.ok) body.total_cents = total.cents;
+    else errors.push({ field: 'total_cents', message: total.message });
   }
   if (f.notes) body.notes = f.notes;
   body.status = f.status;
@@ -173,7 +175,13 @@ export function OrderDialog({ dashboard, target, onClose }: Props) {
           {field(
             'total',
             'total_cents',
-            <input {...aria('total', 'total_cents')} inputMode="decimal" placeholder="0.00" value={fields.total} onInput={set('total')} />,
+            <input
+              {...aria('total', 'total_cents')}
+              inputMode="decimal"
+              placeholder={formatMoneyInput(0)}
+              value={fields.total}
+              onInput={set('total')}
+            />,
           )}
         </div>
         {!editing &&

@@ -5,7 +5,11 @@ import type { Order, OrderStatus } from '../../../src/protocol.ts';
 import type { Dashboard, Query, SortKey } from '../dashboard.ts';
 import { formatCents, formatCount, relativeTime, STATUS_LABEL } from '../format.ts';
 import { STATUSES } from '../order-store.ts';
+import { askToCancel } from './ConfirmCancel.tsx';
 import { useNow } from './hooks.ts';
+import { ResultAnnouncer } from './ResultAnnouncer.tsx';
+import { SkeletonRows } from './Skeleton.tsx';
+import { StatusMenu } from './StatusMenu.tsx';
 
 /**
  * The orders: filter by status, search, sort, load more, and per-row actions. Only a window of the
@@ -135,9 +139,12 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
           </button>
         )}
       </div>
-      <p class="visually-hidden" aria-live="polite">
-        {dashboard.loading ? 'Loading orders' : `${shown.length} orders shown`}
-      </p>
+      <ResultAnnouncer
+        queryKey={`${query.statuses.join()}|${query.q.trim()}`}
+        filtering={filtering}
+        loading={dashboard.loading}
+        count={shown.length}
+      />
       <table class="orders-table" aria-busy={dashboard.loading} aria-describedby="orders-count">
         <thead>
           <tr>
@@ -164,6 +171,7 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
           </tr>
         </thead>
         <tbody>
+          {dashboard.loading && visible.length === 0 && <SkeletonRows columns={COLUMNS.length + (onEdit || onDelete ? 1 : 0)} />}
           {visible.map((o) => (
             <Row
               key={o.id}
@@ -182,8 +190,14 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
       <div ref={sentinel} class="sentinel" />
       <div class="orders-foot">
         <span id="orders-count" class="muted">
-          {formatCount(shown.length)} {dashboard.floor === null ? '' : 'loaded '}
-          {filtering ? 'matching ' : ''}orders
+          {dashboard.loading && shown.length === 0 ? (
+            'Loading orders…'
+          ) : (
+            <>
+              {formatCount(shown.length)} {dashboard.floor === null ? '' : 'loaded '}
+              {filtering ? 'matching ' : ''}orders
+            </>
+          )}
         </span>
         <span class="foot-actions">
           {visible.length < shown.length && (
@@ -279,23 +293,12 @@ const Row = memo(function Row({ order, pending, changedAt, rolledBackAt, dashboa
       {(onEdit || onDelete) && (
         <td class="row-actions">
           {onEdit && next.length > 0 && (
-            <select
-              aria-label={`Change status of ${name}`}
-              value=""
-              disabled={pending}
-              onChange={(e) => {
-                const to = e.currentTarget.value as OrderStatus;
-                e.currentTarget.value = '';
-                if (to) void dashboard.update(order, { status: to });
-              }}
-            >
-              <option value="">Move to…</option>
-              {next.map((s) => (
-                <option key={s} value={s}>
-                  {STATUS_LABEL[s]}
-                </option>
-              ))}
-            </select>
+            <StatusMenu
+              id={order.id}
+              next={next}
+              busy={pending}
+              onChoose={(to: OrderStatus) => (to === 'cancelled' ? askToCancel(order) : void dashboard.update(order, { status: to }))}
+            />
           )}
           {onEdit && (
             <button type="button" class="ghost" aria-label={`Edit ${name}`} onClick={() => onEdit(order)} disabled={pending}>

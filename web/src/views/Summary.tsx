@@ -5,6 +5,7 @@ import type { Dashboard } from '../dashboard.ts';
 import { formatCents, formatCount, STATUS_LABEL } from '../format.ts';
 import { STATUSES } from '../order-store.ts';
 import { useDarkMode, useNow } from './hooks.ts';
+import { Skeleton } from './Skeleton.tsx';
 
 const MINUTE = 60_000;
 
@@ -19,10 +20,14 @@ export function Summary({ dashboard }: { dashboard: Dashboard }) {
       <div class="cards">
         <div class="card card-total">
           <span class="card-label">Orders</span>
-          <span class="card-value" data-testid="total-orders">
-            {formatCount(total)}
-          </span>
-          <span class="card-sub">Revenue {formatCents(revenue)}</span>
+          {summaryLoaded ? (
+            <span class="card-value" data-testid="total-orders">
+              {formatCount(total)}
+            </span>
+          ) : (
+            <Skeleton class="card-value" />
+          )}
+          <span class="card-sub">{summaryLoaded ? `Revenue ${formatCents(revenue)}` : <Skeleton width="70%" />}</span>
         </div>
         {STATUSES.map((s) => (
           <div key={s} class={`card card-${s}`}>
@@ -30,10 +35,14 @@ export function Summary({ dashboard }: { dashboard: Dashboard }) {
               <span class={`dot dot-${s}`} aria-hidden="true" />
               {STATUS_LABEL[s]}
             </span>
-            <span class="card-value" data-testid={`count-${s}`}>
-              {formatCount(summary.count[s])}
-            </span>
-            <span class="card-sub">{formatCents(summary.cents[s])}</span>
+            {summaryLoaded ? (
+              <span class="card-value" data-testid={`count-${s}`}>
+                {formatCount(summary.count[s])}
+              </span>
+            ) : (
+              <Skeleton class="card-value" />
+            )}
+            <span class="card-sub">{summaryLoaded ? formatCents(summary.cents[s]) : <Skeleton width="60%" />}</span>
           </div>
         ))}
       </div>
@@ -44,7 +53,7 @@ export function Summary({ dashboard }: { dashboard: Dashboard }) {
         </div>
         <div class="panel">
           <h2 id="mix-title">Status mix</h2>
-          <StatusMix counts={summary.count} total={total} />
+          {summaryLoaded ? <StatusMix counts={summary.count} total={total} /> : <Skeleton class="mix-skeleton" />}
         </div>
       </div>
     </section>
