@@ -1,4 +1,6 @@
 import type { Database, Queryable } from '../db/database.js';
+import type { Filter } from '../filter/filter.js';
+import { LOWER, UPPER } from '../filter/fold.js';
 import type { ListQuery, OrderCreate, OrderStatus, OrderUpdate } from './schemas.js';
 import { WRITABLE_FIELDS } from './schemas.js';
 
@@ -24,9 +26,19 @@ export interface OrderPage {
   cursor: string;
 }
 
-function likePattern(q: string): string {
-  return `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+/**
+ * The filter of a view (filter/filter.ts) as SQL on the orders row `o`: $s the statuses (null: any),
+ * $t the terms, already folded, each of which must occur in a name folded the same way (filter/fold.ts:
+ * ASCII letters only, whatever the database's locale). filter/match.ts is the same rule in JavaScript.
+ */
+function filterSql(o: string, s: number, t: number): string {
+  const fold = (col: string) => `translate(${o}.${col}, '${UPPER}', '${LOWER}')`;
+  return `($${s}::text[] IS NULL OR ${o}.status = ANY($${s}::text[]))
+      AND NOT EXISTS (SELECT 1 FROM unnest($${t}::text[]) AS term(t)
+                      WHERE strpos(${fold('customer_name')}, term.t) = 0 AND strpos(${fold('product_name')}, term.t) = 0)`;
 }
+
+const filterParams = (f: Filter): [string[] | null, string[]] => [f.statuses === null ? null : [...f.statuses], [...f.terms]];
 
 // One statement, so the rows and the snapshot (as a feed cursor, migrations/0010) come from the same
 // snapshot: a client that loads this page and streams from the cursor misses nothing and gets nothing twice.
@@ -36,20 +48,17 @@ const LIST_SQL = `
   FROM snap LEFT JOIN LATERAL (
     SELECT o.id, order_json(o)::text AS json
     FROM orders o
-    WHERE ($1::text[] IS NULL OR o.status = ANY($1::text[]))
-      AND ($2::text IS NULL OR o.customer_name ILIKE $2 OR o.product_name ILIKE $2)
+    WHERE ${filterSql('o', 1, 2)}
       AND ($3::bigint IS NULL OR o.id < $3)
     ORDER BY o.id DESC
     LIMIT $4
   ) page ON true`;
 
-export async function listOrders(db: Database, query: ListQuery): Promise<OrderPage> {
-  const statuses = query.status ? [...new Set(query.status.split(','))] : null;
-  const q = query.q ? likePattern(query.q) : null;
+/** A page of the orders `filter` selects (already normalised and intersected with the caller's scope). */
+export async function listOrders(db: Database, query: Pick<ListQuery, 'limit' | 'before'>, filter: Filter): Promise<OrderPage> {
   const read = () =>
     db.query<{ cursor: string | null; id: number | null; json: string | null }>({ name: 'orders_list', text: LIST_SQL }, [
-      statuses,
-      q,
+      ...filterParams(filter),
       query.before ?? null,
       query.limit + 1,
     ]);

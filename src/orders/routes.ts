@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Database } from '../db/database.js';
 import { ApiError } from '../errors.js';
 import { ProblemSchema } from '../http/problem-schema.js';
+import { requestedView } from '../http/view-filter.js';
 import * as commands from './commands.js';
 import * as repo from './repository.js';
 import {
@@ -102,7 +103,7 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
       },
     },
     async (request, reply) => {
-      const page = await repo.listOrders(db, request.query);
+      const page = await repo.listOrders(db, request.query, requestedView(request.query, request.principal));
       reply.header('x-change-cursor', page.cursor);
       if (page.nextBefore !== null) {
         const next = new URLSearchParams();
