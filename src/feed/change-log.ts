@@ -18,6 +18,24 @@ export interface LoggedChange {
   atMs: number;
   /** The change as protocol JSON. */
   json: string;
+  op: 'insert' | 'update' | 'delete';
+  /** The row after the change, as far as views and totals look at it; null for a delete. */
+  row: RowFacts | null;
+  /** The row before it; null for an insert. */
+  old: RowFacts | null;
+}
+
+/**
+ * The fields of a row that views (filter/match.ts) and live totals look at, read as columns next to
+ * the change's JSON, so the hub never parses the JSON it relays.
+ */
+export interface RowFacts {
+  status: string;
+  customer_name: string;
+  product_name: string;
+  total_cents: number;
+  /** ISO 8601 UTC with microseconds, as order_json() writes it. */
+  created_at: string;
 }
 
 const CHANGE_COLUMNS = `
@@ -25,16 +43,52 @@ const CHANGE_COLUMNS = `
   (SELECT row_to_json(c)::text FROM (
      SELECT op, row_data AS "order", old_data AS old,
             to_char(changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at
-   ) c) AS json`;
+   ) c) AS json,
+  op,
+  row_data->>'status' AS n_status, row_data->>'customer_name' AS n_customer, row_data->>'product_name' AS n_product,
+  (row_data->>'total_cents')::float8 AS n_cents, row_data->>'created_at' AS n_created,
+  old_data->>'status' AS o_status, old_data->>'customer_name' AS o_customer, old_data->>'product_name' AS o_product,
+  (old_data->>'total_cents')::float8 AS o_cents, old_data->>'created_at' AS o_created`;
 
 interface Row {
   xid: number;
   seq: number;
   at_ms: number;
   json: string;
+  op: LoggedChange['op'];
+  n_status: string;
+  n_customer: string;
+  n_product: string;
+  n_cents: number;
+  n_created: string;
+  o_status: string | null;
+  o_customer: string | null;
+  o_product: string | null;
+  o_cents: number | null;
+  o_created: string | null;
 }
 
-const toChange = (r: Row): LoggedChange => ({ xid: r.xid, seq: r.seq, atMs: r.at_ms, json: r.json });
+const toChange = (r: Row): LoggedChange => ({
+  xid: r.xid,
+  seq: r.seq,
+  atMs: r.at_ms,
+  json: r.json,
+  op: r.op,
+  row:
+    r.op === 'delete'
+      ? null
+      : { status: r.n_status, customer_name: r.n_customer, product_name: r.n_product, total_cents: r.n_cents, created_at: r.n_created },
+  old:
+    r.o_status === null
+      ? null
+      : {
+          status: r.o_status,
+          customer_name: r.o_customer as string,
+          product_name: r.o_product as string,
+          total_cents: r.o_cents as number,
+          created_at: r.o_created as string,
+        },
+});
 
 /**
  * The candidate rows a cursor may lack, as query parameters: rows at or above its xmax or of a

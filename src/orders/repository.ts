@@ -145,23 +145,32 @@ export async function deleteOrder(db: Queryable, id: number): Promise<boolean> {
 }
 
 /**
- * /orders/stats as JSON text. Sums are numeric (sum(bigint) is numeric; a cast back to bigint overflowed
- * once totals were large) and json_build_object writes numeric with every digit, so the text is exact
- * even past 2^53, where parsing it into a JavaScript number would round. It is sent as it is.
+ * /orders/stats as JSON text, for the orders in `scope` (a scoped token's; everything otherwise), with
+ * the snapshot it was read in as a feed cursor: stats plus the `stats` deltas of every message after
+ * that cursor are exactly the stats of later (realtime/summary.ts). Sums are numeric (sum(bigint) is
+ * numeric; a cast back to bigint overflowed once totals were large) and json_build_object writes
+ * numeric with every digit, so the text is exact even past 2^53, where parsing it into a JavaScript
+ * number would round. It is sent as it is.
  */
-export async function orderStats(db: Database): Promise<string> {
-  const { rows } = await db.query<{ stats: string }>(`
-    WITH by_status AS (
+export async function orderStats(db: Database, scope: Filter): Promise<{ json: string; cursor: string }> {
+  const read = () =>
+    db.query<{ stats: string; cursor: string | null }>(
+      {
+        name: 'orders_stats',
+        text: `
+    WITH scoped AS (
+      SELECT o.status, o.total_cents, o.created_at FROM orders o WHERE ${filterSql('o', 1, 2)}
+    ), by_status AS (
       SELECT status, count(*)::bigint AS count, coalesce(sum(total_cents), 0)::numeric AS total_cents
-      FROM orders GROUP BY status
+      FROM scoped GROUP BY status
     ), minutes AS (
       SELECT generate_series(date_trunc('minute', now()) - interval '59 minutes', date_trunc('minute', now()), interval '1 minute') AS minute
     ), created AS (
       SELECT date_trunc('minute', created_at) AS minute, count(*)::bigint AS count
-      FROM orders WHERE created_at >= date_trunc('minute', now()) - interval '59 minutes'
+      FROM scoped WHERE created_at >= date_trunc('minute', now()) - interval '59 minutes'
       GROUP BY 1
     )
-    SELECT json_build_object(
+    SELECT feed_snapshot_cursor() AS cursor, json_build_object(
       'total_orders', (SELECT coalesce(sum(count), 0) FROM by_status),
       'total_cents', (SELECT coalesce(sum(total_cents), 0) FROM by_status),
       'by_status', (SELECT coalesce(json_object_agg(status, json_build_object('count', count, 'total_cents', total_cents)), '{}') FROM by_status),
@@ -169,8 +178,18 @@ export async function orderStats(db: Database): Promise<string> {
           'minute', to_char(m.minute AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
           'count', coalesce(c.count, 0)) ORDER BY m.minute)
         FROM minutes m LEFT JOIN created c USING (minute))
-    )::text AS stats`);
-  return (rows[0] as { stats: string }).stats;
+    )::text AS stats`,
+      },
+      filterParams(scope),
+    );
+  let { rows } = await read();
+  if (rows[0]?.cursor === null) {
+    // After a crash of PostgreSQL, as in listOrders.
+    await db.query('SELECT feed_start_generation()');
+    ({ rows } = await read());
+  }
+  const row = rows[0] as { stats: string; cursor: string };
+  return { json: row.stats, cursor: row.cursor };
 }
 
 export interface StoredResponse {

@@ -4,7 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Database } from '../db/database.js';
 import { ApiError } from '../errors.js';
 import { ProblemSchema } from '../http/problem-schema.js';
-import { requestedView } from '../http/view-filter.js';
+import { requestedView, scopeOf } from '../http/view-filter.js';
 import * as commands from './commands.js';
 import * as repo from './repository.js';
 import {
@@ -124,11 +124,15 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
       schema: {
         summary: 'Counts and totals per status, and orders created per minute over the last hour',
         description:
-          'Sums of `total_cents` are exact JSON integers, written digit for digit by the database; past 2^53 a client must parse them as big numbers to keep every cent.',
+          'Sums of `total_cents` are exact JSON integers, written digit for digit by the database; past 2^53 a client must parse them as big numbers to keep every cent. `X-Change-Cursor` is the feed position of these numbers: add the `stats` of every message of `/ws?after=<cursor>&stats=1` to keep them exact. A scoped token sees the totals of its scope.',
         response: { 200: StatsSchema, 503: ProblemSchema },
       },
     },
-    async (_request, reply) => reply.type(JSON_TYPE).send(preserialized(await repo.orderStats(db))),
+    async (request, reply) => {
+      const stats = await repo.orderStats(db, scopeOf(request.principal));
+      reply.header('x-change-cursor', stats.cursor);
+      return reply.type(JSON_TYPE).send(preserialized(stats.json));
+    },
   );
 
   app.get(
