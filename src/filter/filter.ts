@@ -83,10 +83,26 @@ export function filterKey(f: Filter): string {
   return isEverything(f) ? '' : JSON.stringify([f.statuses, f.terms]);
 }
 
-/** The filter as query parameters (`status`, `q`) where it has a single term, as a scope is written. */
+/** The filter as query parameters (`status=a,b&q=term`), as a token's scope is stored. */
 export function formatFilter(f: Filter): string {
   const p = new URLSearchParams();
   if (f.statuses !== null) p.set('status', f.statuses.join(','));
   for (const t of f.terms) p.append('q', t);
   return p.toString();
+}
+
+/** A token's scope as written (`status=processing`, `status=pending,processing&q=acme`); errors say what is wrong. */
+export function parseScope(text: string): { filter: Filter } | { errors: FilterError[] } {
+  const p = new URLSearchParams(text);
+  const unknown = [...p.keys()].filter((k) => k !== 'status' && k !== 'q');
+  if (unknown.length > 0) return { errors: [{ field: 'status', message: `a scope has only status= and q=, not ${unknown[0]}=` }] };
+  const terms = p.getAll('q');
+  const parsed = parseFilter({ status: p.get('status') ?? undefined, q: terms[0] });
+  if ('errors' in parsed) return parsed;
+  for (const t of terms.slice(1)) {
+    const more = parseFilter({ q: t });
+    if ('errors' in more) return more;
+    parsed.filter = intersect(parsed.filter, more.filter);
+  }
+  return parsed;
 }

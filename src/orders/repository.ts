@@ -1,5 +1,5 @@
 import type { Database, Queryable } from '../db/database.js';
-import type { Filter } from '../filter/filter.js';
+import { EVERYTHING, type Filter } from '../filter/filter.js';
 import { LOWER, UPPER } from '../filter/fold.js';
 import type { ListQuery, OrderCreate, OrderStatus, OrderUpdate } from './schemas.js';
 import { WRITABLE_FIELDS } from './schemas.js';
@@ -80,8 +80,12 @@ export async function listOrders(db: Database, query: Pick<ListQuery, 'limit' | 
   };
 }
 
-export async function getOrder(db: Queryable, id: number): Promise<OrderText | undefined> {
-  const { rows } = await db.query<OrderText>('SELECT o.id, o.version, order_json(o)::text AS json FROM orders o WHERE o.id = $1', [id]);
+/** One order, if it exists and `scope` (a scoped token's; everything by default) selects it. */
+export async function getOrder(db: Queryable, id: number, scope: Filter = EVERYTHING): Promise<OrderText | undefined> {
+  const { rows } = await db.query<OrderText>(
+    `SELECT o.id, o.version, order_json(o)::text AS json FROM orders o WHERE o.id = $1 AND ${filterSql('o', 2, 3)}`,
+    [id, ...filterParams(scope)],
+  );
   return rows[0];
 }
 
@@ -109,8 +113,15 @@ export async function insertOrder(db: Queryable, input: OrderCreate): Promise<Or
   return rows[0] as OrderText;
 }
 
-export async function lockOrder(tx: Queryable, id: number): Promise<{ status: OrderStatus; version: number } | undefined> {
-  const { rows } = await tx.query<{ status: OrderStatus; version: number }>('SELECT status, version FROM orders WHERE id = $1 FOR UPDATE', [
+export interface LockedOrder {
+  status: OrderStatus;
+  version: number;
+  customer_name: string;
+  product_name: string;
+}
+
+export async function lockOrder(tx: Queryable, id: number): Promise<LockedOrder | undefined> {
+  const { rows } = await tx.query<LockedOrder>('SELECT status, version, customer_name, product_name FROM orders WHERE id = $1 FOR UPDATE', [
     id,
   ]);
   return rows[0];

@@ -80,6 +80,7 @@ function trimNames(body: unknown): void {
 
 const errorResponses = {
   400: ProblemSchema,
+  403: ProblemSchema,
   404: ProblemSchema,
   409: ProblemSchema,
   412: ProblemSchema,
@@ -146,7 +147,7 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
       },
     },
     async (request, reply) => {
-      const order = await repo.getOrder(db, request.params.id);
+      const order = await repo.getOrder(db, request.params.id, scopeOf(request.principal));
       if (!order) throw new ApiError('not-found', `Order ${request.params.id} does not exist.`);
       const etag = `"${order.version}"`;
       reply.header('etag', etag);
@@ -171,7 +172,7 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
     },
     async (request, reply) => {
       const idempotency = idempotencyOf(request, 'POST', '/orders', idempotencyTtlHours);
-      return sendWrite(reply, await commands.createOrder(db, request.body, idempotency), afterWrite);
+      return sendWrite(reply, await commands.createOrder(db, request.body, idempotency, scopeOf(request.principal)), afterWrite);
     },
   );
 
@@ -194,7 +195,11 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
         const { id } = request.params;
         const precondition = parseIfMatch(request.headers['if-match']);
         const idempotency = idempotencyOf(request, method, `/orders/${id}`, idempotencyTtlHours);
-        return sendWrite(reply, await commands.updateOrder(db, id, request.body, precondition, idempotency), afterWrite);
+        return sendWrite(
+          reply,
+          await commands.updateOrder(db, id, request.body, precondition, idempotency, scopeOf(request.principal)),
+          afterWrite,
+        );
       },
     });
   }
@@ -215,7 +220,7 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
       const { id } = request.params;
       const precondition = parseIfMatch(request.headers['if-match']);
       const idempotency = idempotencyOf(request, 'DELETE', `/orders/${id}`, idempotencyTtlHours);
-      return sendWrite(reply, await commands.deleteOrder(db, id, precondition, idempotency), afterWrite);
+      return sendWrite(reply, await commands.deleteOrder(db, id, precondition, idempotency, scopeOf(request.principal)), afterWrite);
     },
   );
 };
