@@ -62,6 +62,8 @@ export class Dashboard {
   /** Ids at or above this are all loaded for the current query; null when every page is loaded. */
   floor: number | null = null;
   loading = true;
+  /** Bumped when a view's first page is in: what it shows is not "new" (views/OrdersTable.tsx). */
+  viewLoads = 0;
   loadingMore = false;
   loadError: string | null = null;
   notices: Notice[] = [];
@@ -156,6 +158,7 @@ export class Dashboard {
     this.floor = page.nextBefore;
     this.loading = false;
     this.loadError = null;
+    this.viewLoads++;
     this.emit();
     return cursor;
   }

@@ -94,6 +94,11 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
     else if (revealedTo === Number.POSITIVE_INFINITY) setRevealedTo(maxId);
   }, [live, maxId, revealedTo]);
 
+  // A new view's first page is what the reader asked for, not news: only later arrivals wait.
+  useEffect(() => {
+    setRevealedTo(live ? Number.POSITIVE_INFINITY : maxId);
+  }, [dashboard.viewLoads]);
+
   const held = rows.filter((o) => o.id > revealedTo && !dashboard.ownIds.has(o.id));
   const shown = held.length ? rows.filter((o) => o.id <= revealedTo || dashboard.ownIds.has(o.id)) : rows;
 
