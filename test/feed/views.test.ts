@@ -132,7 +132,10 @@ describe('filtered streams with live totals', () => {
                   const after = ch.op !== 'delete' && matches(filter, ch.order);
                   const expected = before && after ? 'stay' : after ? 'enter' : before ? 'leave' : 'none';
                   if (c.filter === '') expect(ch.view).toBeUndefined();
-                  else expect(ch.view, `${c.filter}: ${JSON.stringify(ch)}`).toBe(expected === 'none' ? 'a change outside the view' : expected);
+                  else
+                    expect(ch.view, `${c.filter}: ${JSON.stringify(ch)}`).toBe(
+                      expected === 'none' ? 'a change outside the view' : expected,
+                    );
                 }
               }
             }
