@@ -26,8 +26,8 @@ export interface LoggedChange {
 }
 
 /**
- * The fields of a row that views (filter/match.ts) and live totals look at, read as columns next to
- * the change's JSON, so the hub never parses the JSON it relays.
+ * The fields of a row that views (filter/match.ts) and live totals look at: parsed once per change (not
+ * per client) from its JSON, which is relayed as it is.
  */
 export interface RowFacts {
   status: string;
@@ -43,52 +43,59 @@ const CHANGE_COLUMNS = `
   (SELECT row_to_json(c)::text FROM (
      SELECT op, row_data AS "order", old_data AS old,
             to_char(changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at
-   ) c) AS json,
-  op,
-  row_data->>'status' AS n_status, row_data->>'customer_name' AS n_customer, row_data->>'product_name' AS n_product,
-  (row_data->>'total_cents')::float8 AS n_cents, row_data->>'created_at' AS n_created,
-  old_data->>'status' AS o_status, old_data->>'customer_name' AS o_customer, old_data->>'product_name' AS o_product,
-  (old_data->>'total_cents')::float8 AS o_cents, old_data->>'created_at' AS o_created`;
+   ) c) AS json`;
 
 interface Row {
   xid: number;
   seq: number;
   at_ms: number;
   json: string;
-  op: LoggedChange['op'];
-  n_status: string;
-  n_customer: string;
-  n_product: string;
-  n_cents: number;
-  n_created: string;
-  o_status: string | null;
-  o_customer: string | null;
-  o_product: string | null;
-  o_cents: number | null;
-  o_created: string | null;
 }
 
-const toChange = (r: Row): LoggedChange => ({
-  xid: r.xid,
-  seq: r.seq,
-  atMs: r.at_ms,
-  json: r.json,
-  op: r.op,
-  row:
-    r.op === 'delete'
-      ? null
-      : { status: r.n_status, customer_name: r.n_customer, product_name: r.n_product, total_cents: r.n_cents, created_at: r.n_created },
-  old:
-    r.o_status === null
-      ? null
-      : {
-          status: r.o_status,
-          customer_name: r.o_customer as string,
-          product_name: r.o_product as string,
-          total_cents: r.o_cents as number,
-          created_at: r.o_created as string,
-        },
-});
+/**
+ * A change as read. Its facts (op, row, old) are parsed from its JSON on first use, once, and only on
+ * a server that has a filtered view or live totals to serve: computing them in SQL cost every read of
+ * the log, before its sort and limit, for every candidate row.
+ */
+function toChange(r: Row): LoggedChange {
+  // Only the JSON is kept for later: the row object (with the read's other columns) is let go.
+  const json = r.json;
+  let facts: Pick<LoggedChange, 'op' | 'row' | 'old'> | undefined;
+  const read = () => {
+    facts ??= parseFacts(json);
+    return facts;
+  };
+  return {
+    xid: r.xid,
+    seq: r.seq,
+    atMs: r.at_ms,
+    json,
+    get op() {
+      return read().op;
+    },
+    get row() {
+      return read().row;
+    },
+    get old() {
+      return read().old;
+    },
+  };
+}
+
+function rowFacts(o: RowFacts): RowFacts {
+  return {
+    status: o.status,
+    customer_name: o.customer_name,
+    product_name: o.product_name,
+    total_cents: o.total_cents,
+    created_at: o.created_at,
+  };
+}
+
+function parseFacts(json: string): Pick<LoggedChange, 'op' | 'row' | 'old'> {
+  const c = JSON.parse(json) as { op: LoggedChange['op']; order: RowFacts; old: RowFacts | null };
+  return { op: c.op, row: c.op === 'delete' ? null : rowFacts(c.order), old: c.old ? rowFacts(c.old) : null };
+}
 
 /**
  * The candidate rows a cursor may lack, as query parameters: rows at or above its xmax or of a
