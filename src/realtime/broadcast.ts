@@ -18,12 +18,6 @@ export interface BroadcastTarget {
  * whatever arrived meanwhile into one frame. With few clients d is microseconds and every change goes
  * out at once; with many, frames grow instead of the backlog. Broadcasting then uses at most about
  * 1 / (1 + COOLDOWN_FACTOR) of a core.
- *
- * With views (view.ts) a batch is written only to the sockets whose view it concerns, so a broadcast
- * costs less and would come more often, each frame carrying fewer changes: the cost per delivery would
- * grow as views narrow. So d is scaled to what writing to every live socket would have cost (d × live
- * sockets ÷ sockets written): a server of filtered views broadcasts no more often than an unfiltered one
- * with as many sockets, and its frames carry as many of each view's changes.
  */
 const COOLDOWN_FACTOR = 1;
 const MAX_COOLDOWN_MS = 50;
@@ -96,15 +90,12 @@ export class Broadcaster {
       }
     }
     const built = new Map<string, { messages: string[]; frames: Buffer[]; changes: number }>();
-    let live = 0;
-    let written = 0;
     for (const client of this.target.clients()) {
       if (!client.live) continue;
       if (client.ahead) {
         this.sendAhead(client, batches, to);
         continue;
       }
-      live++;
       if (count === 0) continue;
       client.cursor = toText;
       let out = built.get(client.view.key);
@@ -116,13 +107,12 @@ export class Broadcaster {
         this.target.stats.framesBuilt++;
       }
       const { frames, messages } = out;
-      if (frames.length > 0) written++;
       for (let i = 0; i < frames.length; i++) if (!this.target.sendFrame(client, frames[i] as Buffer, messages[i] as string)) break;
       this.target.stats.framesSent += frames.length;
       this.target.stats.changesSent += out.changes;
     }
     const used = process.cpuUsage(started);
-    const took = ((used.user + used.system) / 1000) * (written > 0 ? live / written : 1);
+    const took = (used.user + used.system) / 1000;
     this.nextFlushAt = performance.now() + Math.min(MAX_COOLDOWN_MS, took * COOLDOWN_FACTOR);
   }
 
