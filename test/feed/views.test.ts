@@ -189,4 +189,33 @@ describe('filtered streams with live totals', () => {
       expect(JSON.parse(refused.body).errors[0].field, q).toMatch(/status|q|stats/);
     }
   });
+
+  it('streams at most WS_MAX_VIEWS distinct views: one more is refused with 429 before the upgrade, a known one is not', async () => {
+    const capped = await startService(db.url, { WS_MAX_VIEWS: '2' });
+    const open: WebSocket[] = [];
+    const upgrade = (query: string) =>
+      new Promise<{ status: number; type?: string }>((resolve) => {
+        const ws = new WebSocket(`${capped.wsUrl}?${query}`);
+        ws.on('open', () => {
+          open.push(ws);
+          resolve({ status: 101 });
+        });
+        ws.on('unexpected-response', (_req, res) => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']) }));
+        ws.on('error', () => undefined);
+      });
+    try {
+      expect((await upgrade('status=pending')).status).toBe(101);
+      expect((await upgrade('q=lap')).status).toBe(101);
+      const third = await upgrade('q=desk');
+      expect(third.status).toBe(429);
+      expect(third.type).toContain('application/problem+json');
+      // The same views, however written, are not new ones.
+      expect((await upgrade('status=pending,pending')).status).toBe(101);
+      expect((await upgrade('q=LAP')).status).toBe(101);
+      expect(capped.service.hub.viewCount).toBe(2);
+    } finally {
+      for (const ws of open) ws.terminate();
+      await capped.close();
+    }
+  });
 });
