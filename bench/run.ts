@@ -6,13 +6,20 @@ import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import pg from 'pg';
 import pino from 'pino';
+import WebSocket from 'ws';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../src/db/embedded.js';
 import { migrate } from '../src/db/migrate.js';
+import { parseFilter } from '../src/filter/filter.js';
+import { type Matchable, matches } from '../src/filter/match.js';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../test/helpers/browser.js';
 import { BENCH_DIR, cpuSeconds, rssBytes, startWorker, summarize } from './lib.js';
 
 /**
- * `npm run bench [-- --only naive,latency,blocker,fanout,connections,throughput,snapshot,instances] [--scale 0.1]`
+ * `npm run bench [-- --only naive,latency,blocker,fanout,phone,connections,throughput,snapshot,instances] [--scale 0.1]`
+ *
+ * `fanout` runs twice in a row, on fresh service processes: every client unfiltered, then the same
+ * number spread over ten filtered views and everything (deliveries counted against what each view should
+ * get). `phone` is one client at 50 writes/s, unfiltered vs filtered to one status (bytes a minute).
  *
  * Starts PostgreSQL (embedded, or DATABASE_URL) and the service as its own process, drives load from
  * separate worker processes, prints a table and writes bench/results/<time>.json. Everything shares
@@ -21,7 +28,7 @@ import { BENCH_DIR, cpuSeconds, rssBytes, startWorker, summarize } from './lib.j
  */
 const { values: opts } = parseArgs({
   options: {
-    only: { type: 'string', default: 'naive,latency,blocker,fanout,connections,throughput,snapshot,instances' },
+    only: { type: 'string', default: 'naive,latency,blocker,fanout,phone,connections,throughput,snapshot,instances' },
     scale: { type: 'string', default: '1' },
     'fanout-clients': { type: 'string' },
     'fanout-rate': { type: 'string' },
@@ -99,13 +106,14 @@ async function stopServiceProcess(child: ChildProcess) {
 
 type ClientReport = { type: string; latencies: number[]; changes: number; frames: number; closed: number };
 
-async function openClients(wsUrl: string, clients: number, sampledPerProcess: number, processes: number) {
+async function openClients(wsUrl: string, clients: number, sampledPerProcess: number, processes: number, filters?: string[]) {
   const per = Math.ceil(clients / processes);
   const workers = Array.from({ length: processes }, (_, i) =>
     startWorker<ClientReport & { clients: number }>('ws-clients.ts', {
       url: wsUrl,
       clients: Math.min(per, clients - i * per),
       sampled: sampledPerProcess,
+      ...(filters ? { filters, offset: i * per } : {}),
     }),
   );
   await Promise.all(workers.map((w) => w.next('ready', 180_000)));
@@ -137,7 +145,7 @@ async function runWriter(
   dbUrl: string,
   rate: number,
   seconds: number,
-  table: 'orders' | 'naive_orders' = 'orders',
+  options: { table?: 'orders' | 'naive_orders'; mix?: boolean } = {},
 ) {
   const w = startWorker<{ type: string; done: number; errors: number; lateSends: number }>('writer.ts', {
     mode,
@@ -145,7 +153,8 @@ async function runWriter(
     dbUrl,
     rate,
     seconds,
-    table,
+    table: options.table ?? 'orders',
+    mix: options.mix ?? false,
   });
   await w.next('ready');
   w.send({ type: 'go' });
@@ -261,7 +270,7 @@ async function versus(dbUrl: string, sql: pg.Pool) {
         await truncate(sql);
         await sql.query('TRUNCATE naive_orders RESTART IDENTITY');
         pool.record();
-        const w = await runWriter('sql', svc.baseUrl, dbUrl, rate, seconds, system === 'naive' ? 'naive_orders' : 'orders');
+        const w = await runWriter('sql', svc.baseUrl, dbUrl, rate, seconds, { table: system === 'naive' ? 'naive_orders' : 'orders' });
         await new Promise((r) => setTimeout(r, 1000));
         const got = await pool.report();
         await pool.close();
@@ -391,17 +400,49 @@ async function blocker(svc: { baseUrl: string; wsUrl: string; pid: number }, dbU
     if (r.deliveries !== r.expected) report('', 'deliveries (received / expected)', `${r.deliveries} / ${r.expected}`);
 }
 
-async function fanout(svc: { baseUrl: string; wsUrl: string; pid: number }, dbUrl: string, sql: pg.Pool) {
+/**
+ * The views of the filtered fan-out: ten distinct filters and, for every eleventh client, none. The
+ * writer's mix (status i % 5, product i % 4) gives each filter a different share of the writes.
+ */
+const FANOUT_VIEWS = [
+  'status=pending',
+  'status=processing',
+  'status=shipped',
+  'status=delivered',
+  'status=cancelled',
+  'q=laptop',
+  'q=desk',
+  'status=pending,processing',
+  'status=pending&q=lamp',
+  'q=chair',
+  '',
+];
+
+/** What the clients of these views should receive in all: each inserted row once per client whose view it is in. */
+async function expectedDeliveries(sql: pg.Pool, clients: number, views: string[]): Promise<number> {
+  const { rows } = await sql.query<Matchable>('SELECT status, customer_name, product_name FROM orders');
+  let total = 0;
+  views.forEach((v, k) => {
+    const parsed = parseFilter(Object.fromEntries(new URLSearchParams(v)));
+    if ('errors' in parsed) throw new Error(`bad view ${v}`);
+    const perClient = rows.filter((r) => matches(parsed.filter, r)).length;
+    const viewClients = Math.floor(clients / views.length) + (k < clients % views.length ? 1 : 0);
+    total += perClient * viewClients;
+  });
+  return total;
+}
+
+async function fanout(svc: { baseUrl: string; wsUrl: string; pid: number }, dbUrl: string, sql: pg.Pool, views?: string[]) {
   const clients = Number(opts['fanout-clients'] ?? sized(5000, 50));
   const rate = Number(opts['fanout-rate'] ?? 50);
   const seconds = sized(30, 5);
   await truncate(sql);
-  const pool = await openClients(svc.wsUrl, clients, 50, 2);
+  const pool = await openClients(svc.wsUrl, clients, 50, 2, views);
   pool.record();
   const cpu0 = cpuSeconds(svc.pid);
   const clientCpu0 = pool.pids.reduce((s, pid) => s + cpuSeconds(pid), 0);
   const t0 = performance.now();
-  const w = await runWriter('sql', svc.baseUrl, dbUrl, rate, seconds);
+  const w = await runWriter('sql', svc.baseUrl, dbUrl, rate, seconds, { mix: true });
   await new Promise((r) => setTimeout(r, 1500));
   const cpu1 = cpuSeconds(svc.pid);
   const elapsed = (performance.now() - t0) / 1000;
@@ -413,7 +454,10 @@ async function fanout(svc: { baseUrl: string; wsUrl: string; pid: number }, dbUr
   const deliveriesPerSec = got.changes / seconds;
   const framesPerSec = got.frames / seconds;
   const cpuPer100k = ((cpu1 - cpu0) / got.changes) * 100_000;
-  results.fanout = {
+  const expected = views ? await expectedDeliveries(sql, clients, views) : w.done * clients;
+  const name = views ? 'fanoutViews' : 'fanout';
+  results[name] = {
+    views: views ?? null,
     serviceCores,
     loadGeneratorCores: clientCores,
     clients,
@@ -421,7 +465,7 @@ async function fanout(svc: { baseUrl: string; wsUrl: string; pid: number }, dbUr
     seconds,
     writes: w.done,
     deliveries: got.changes,
-    expected: w.done * clients,
+    expected,
     deliveriesPerSec,
     framesPerSec,
     serverCpuSeconds: cpu1 - cpu0,
@@ -430,16 +474,55 @@ async function fanout(svc: { baseUrl: string; wsUrl: string; pid: number }, dbUr
     ...s,
   };
   report(
-    `fan-out ${clients} clients × ${rate} writes/s`,
+    views ? `fan-out ${clients} clients, ${views.length - 1} filters + all` : `fan-out ${clients} clients × ${rate} writes/s`,
     'deliveries/s',
     `${Math.round(deliveriesPerSec).toLocaleString('en')}`,
-    '≥ 250,000 (stretch 500,000)',
+    views ? '' : '≥ 250,000 (stretch 500,000)',
   );
   report('', 'frames/s', `${Math.round(framesPerSec).toLocaleString('en')}`);
   report('', 'p50 / p99 (sampled clients)', `${ms(s.p50)} / ${ms(s.p99)}`, 'p99 ≤ 150 ms');
   report('', 'server CPU-s per 100k deliveries', cpuPer100k.toFixed(3));
   report('', 'cores used: service / load generator', `${serviceCores.toFixed(2)} / ${clientCores.toFixed(2)}`);
-  report('', 'delivered / expected', `${got.changes} / ${w.done * clients}`);
+  report('', 'delivered / expected', `${got.changes} / ${expected}`);
+  if (views && results.fanout) {
+    const plain = (results.fanout as { cpuSecondsPer100kDeliveries: number }).cpuSecondsPer100kDeliveries;
+    (results.fanoutViews as Record<string, unknown>).cpuPerDeliveryVsUnfiltered = cpuPer100k / plain;
+    report('', 'CPU per delivery ÷ unfiltered', (cpuPer100k / plain).toFixed(2), '≤ 1.5');
+  }
+}
+
+/**
+ * One phone-like client at 50 writes/s (the writer's mix): bytes a minute unfiltered, filtered to one
+ * status, and filtered with live totals (stats=1), each over the same number of seconds.
+ */
+async function phone(svc: { baseUrl: string; wsUrl: string }, dbUrl: string, sql: pg.Pool) {
+  const seconds = sized(20, 5);
+  const out: Record<string, { bytes: number; messages: number; bytesPerMinute: number }> = {};
+  for (const [label, query] of [
+    ['unfiltered', ''],
+    ['status=processing', 'status=processing'],
+    ['status=processing, stats=1', 'status=processing&stats=1'],
+  ] as const) {
+    await truncate(sql);
+    const ws = new WebSocket(query ? `${svc.wsUrl}?${query}` : svc.wsUrl, { perMessageDeflate: false });
+    let bytes = 0;
+    let messages = 0;
+    await new Promise((r) => ws.once('open', r));
+    ws.on('message', (d: Buffer) => {
+      bytes += d.length;
+      messages++;
+    });
+    await runWriter('sql', svc.baseUrl, dbUrl, 50, seconds, { mix: true });
+    await new Promise((r) => setTimeout(r, 1000));
+    ws.terminate();
+    out[label] = { bytes, messages, bytesPerMinute: (bytes / seconds) * 60 };
+    report(
+      label === 'unfiltered' ? 'phone client, 50 writes/s' : '',
+      `bytes/min, ${label}`,
+      `${Math.round((bytes / seconds) * 60).toLocaleString('en')}`,
+    );
+  }
+  results.phone = { seconds, rate: 50, ...out };
 }
 
 async function connections(svc: { wsUrl: string; pid: number }) {
@@ -631,7 +714,11 @@ async function main() {
     if (only.has('instances')) await instances(dbUrl, sql, embedded ? postmasterPid(embedded.dataDir) : undefined);
     if (only.has('latency')) await withService((svc) => latency(svc, dbUrl, sql));
     if (only.has('blocker')) await withService((svc) => blocker(svc, dbUrl, adminUrl as string, sql));
-    if (only.has('fanout')) await withService((svc) => fanout(svc, dbUrl, sql));
+    if (only.has('fanout')) {
+      await withService((svc) => fanout(svc, dbUrl, sql));
+      await withService((svc) => fanout(svc, dbUrl, sql, FANOUT_VIEWS));
+    }
+    if (only.has('phone')) await withService((svc) => phone(svc, dbUrl, sql));
     if (only.has('connections')) await withService((svc) => connections(svc));
     if (only.has('throughput')) await withService((svc) => throughput(svc, dbUrl, sql));
     if (only.has('snapshot')) await withService((svc) => snapshot(svc, sql));

@@ -142,6 +142,12 @@ export const ConfigSchema = Type.Object({
   }),
   WS_MAX_CONNECTIONS_PER_TOKEN: Int(0, 1_000_000, 500, 'Open WebSockets per credential (0 = no limit).'),
   WS_MAX_CONNECTIONS_PER_ADDRESS: Int(0, 1_000_000, 2000, 'Open WebSockets per client address (0 = no limit).'),
+  WS_MAX_VIEWS: Int(
+    0,
+    100_000,
+    200,
+    'Distinct views (status/q filters) streamed at once; each costs one frame build per batch. A socket asking for one more is refused with 429 (0 = no limit).',
+  ),
   DEBUG_ENDPOINTS: Bool(true, 'Serve the admin-only /debug/* endpoints (triggers check, round trip, clients).'),
   TRUST_PROXY: Type.String({
     default: '',

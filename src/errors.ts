@@ -9,6 +9,7 @@ export const PROBLEMS = {
   'malformed-request': { status: 400, title: 'The request is not valid HTTP' },
   unauthorized: { status: 401, title: 'Authentication is required' },
   forbidden: { status: 403, title: 'Not allowed for this role' },
+  'outside-scope': { status: 403, title: "The order would be outside this token's scope" },
   'not-found': { status: 404, title: 'Not found' },
   'method-not-allowed': { status: 405, title: 'Method not allowed' },
   'request-timeout': { status: 408, title: 'The request did not arrive in time' },

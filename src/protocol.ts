@@ -31,6 +31,22 @@ export interface Change {
   old: Order | null;
   /** When the change was written, ISO 8601 UTC. */
   at: string;
+  /**
+   * On a filtered stream (`/ws?status=…&q=…`): the row enters the view (it matches only after the
+   * change), leaves it (only before: remove it), or stays in it. Absent on an unfiltered stream.
+   */
+  view?: 'enter' | 'leave' | 'stay';
+}
+
+/**
+ * What the changes of a message did to `GET /orders/stats` (with `/ws?stats=1`): add it to stats read
+ * at an earlier cursor. Only what changed is listed. `total_cents` is an exact integer (see money.ts in
+ * web/ for reading it past 2^53).
+ */
+export interface StatsDelta {
+  by_status: Partial<Record<OrderStatus, { count: number; total_cents: number | bigint }>>;
+  /** Created minute ('YYYY-MM-DDTHH:MM:00Z') → change of its count. */
+  per_minute: Record<string, number>;
 }
 
 export type ServerMessage =
@@ -43,6 +59,8 @@ export type ServerMessage =
       cursor: string;
       /** The last transaction goes on in the next message (it is larger than one message). */
       more?: true;
+      /** With `stats=1`: what this message's transactions (all of them, whatever the filter) did to the totals. */
+      stats?: StatsDelta;
     }
   | { type: 'heartbeat'; cursor: string }
   | { type: 'reset'; reason: ResetReason; detail: string }
@@ -55,6 +73,18 @@ export type ResetReason = 'cursor-expired' | 'cursor-unknown' | 'cursor-malforme
 export type ClientErrorCode = 'malformed-message' | 'unknown-message-type' | 'rate-limited';
 
 export type ClientMessage = { type: 'ping' };
+
+/**
+ * The query of `/ws`: `after` (a cursor), the view (`status`, comma-separated, and `q`, as on
+ * GET /orders; a scoped token's scope is applied on top) and `stats=1` for live totals. To change the
+ * view, reconnect with the new filter and the cursor of a snapshot taken for it.
+ */
+export interface StreamQuery {
+  after?: string;
+  status?: string;
+  q?: string;
+  stats?: '1';
+}
 
 /** WebSocket close codes the server uses. */
 export const CLOSE = {

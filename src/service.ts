@@ -98,6 +98,7 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
     cursorBounds: async () => ({ mark: await readMark(db), nextXid: await readNextXid(db) }),
     maxPerPrincipal: config.WS_MAX_CONNECTIONS_PER_TOKEN,
     maxPerAddress: config.WS_MAX_CONNECTIONS_PER_ADDRESS,
+    maxViews: config.WS_MAX_VIEWS,
     revokedPrincipals: (ids) => tokens.revoked(ids),
     revocationCheckMs: Math.max(1000, config.AUTH_CACHE_MS),
   });

@@ -62,4 +62,15 @@ it('token creates, lists and revokes credentials, storing only a hash', { timeou
   await expect(cli('src/auth/token-cli.ts', ['create', '--role', 'root', '--name', 'x'], env)).rejects.toMatchObject({
     stderr: expect.stringMatching(/^token: usage:/),
   });
+  // A scope: stored normalised, shown by list; a bad one is refused naming what is wrong.
+  const scoped = await cli('src/auth/token-cli.ts', ['create', '--role', 'viewer', '--scope', 'status=processing'], env);
+  expect(scoped.stdout).toMatch(/scope status=processing/);
+  const stored = await db.sql.query("SELECT name, scope FROM api_tokens WHERE role = 'viewer'");
+  expect(stored.rows).toEqual([{ name: 'viewer status=processing', scope: 'status=processing' }]);
+  expect((await cli('src/auth/token-cli.ts', ['list'], env)).stdout).toMatch(
+    /viewer\tviewer status=processing\t.*\tscope status=processing/,
+  );
+  await expect(cli('src/auth/token-cli.ts', ['create', '--role', 'viewer', '--scope', 'status=lost'], env)).rejects.toMatchObject({
+    stderr: expect.stringMatching(/--scope "status=lost": status must be one or more of/),
+  });
 });

@@ -15,7 +15,11 @@ const args = JSON.parse(process.argv[2] as string) as {
   seconds: number;
   /** For SQL writes: the table (the naive baseline has its own, bench/naive/schema.sql). */
   table?: 'orders' | 'naive_orders';
+  /** Vary status and product (write i: STATUSES[i % 5], PRODUCTS[i % 4]), for filtered views. */
+  mix?: boolean;
 };
+const STATUSES = ['pending', 'processing', 'shipped', 'delivered', 'cancelled'];
+const PRODUCTS = ['Laptop', 'Desk', 'Lamp', 'Chair'];
 const total = Math.round(args.rate * args.seconds);
 let done = 0;
 let errors = 0;
@@ -25,17 +29,20 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 const pool = new pg.Pool({ connectionString: args.dbUrl, max: 16 });
 pool.on('error', () => undefined);
 
-async function writeOne(due: number): Promise<void> {
-  const body = { customer_name: 'Bench', product_name: 'Latency', notes: due.toFixed(3) };
+async function writeOne(due: number, i: number): Promise<void> {
+  const body = args.mix
+    ? { customer_name: 'Bench', product_name: PRODUCTS[i % 4] as string, notes: due.toFixed(3), status: STATUSES[i % 5] as string }
+    : { customer_name: 'Bench', product_name: 'Latency', notes: due.toFixed(3), status: 'pending' };
   try {
     if (args.mode === 'rest') {
       const status = await post(`${args.baseUrl}/orders`, JSON.stringify(body), agent);
       if (status !== 201) errors++;
     } else {
-      await pool.query(`INSERT INTO ${args.table ?? 'orders'} (customer_name, product_name, notes) VALUES ($1, $2, $3)`, [
+      await pool.query(`INSERT INTO ${args.table ?? 'orders'} (customer_name, product_name, notes, status) VALUES ($1, $2, $3, $4)`, [
         body.customer_name,
         body.product_name,
         body.notes,
+        body.status,
       ]);
     }
   } catch {
@@ -59,7 +66,7 @@ async function main() {
       /* spin the last half millisecond for an accurate send time */
     }
     if (nowMs() - due > 2) lateSends++;
-    inflight.push(writeOne(due));
+    inflight.push(writeOne(due, i));
   }
   await Promise.all(inflight);
   process.send?.({ type: 'done', done, errors, lateSends, elapsedS: (nowMs() - start) / 1000 });

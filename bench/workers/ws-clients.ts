@@ -7,22 +7,33 @@ import { nowMs } from '../lib.js';
  * others count changes without parsing (a substring count), so one process can stand for thousands of
  * dashboards without the load generator becoming the bottleneck it is measuring.
  */
-const args = JSON.parse(process.argv[2] as string) as { url: string; clients: number; sampled: number; connectConcurrency?: number };
+const args = JSON.parse(process.argv[2] as string) as {
+  url: string;
+  clients: number;
+  sampled: number;
+  connectConcurrency?: number;
+  /** Client i streams the view filters[(offset + i) % length] ('' for everything). */
+  filters?: string[];
+  offset?: number;
+};
 const latencies: number[] = [];
 let changes = 0;
 let frames = 0;
+let bytes = 0;
 let closed = 0;
 let recording = false;
 const sockets: WebSocket[] = [];
 
 function open(i: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(args.url, { perMessageDeflate: false });
+    const filter = args.filters ? (args.filters[((args.offset ?? 0) + i) % args.filters.length] as string) : '';
+    const ws = new WebSocket(filter ? `${args.url}?${filter}` : args.url, { perMessageDeflate: false });
     // Sampled clients are spread over the connection order, which is also the server's send order.
     const sampled = args.sampled > 0 && i % Math.max(1, Math.floor(args.clients / args.sampled)) === 0;
     ws.on('message', (data: Buffer) => {
       if (!recording) return;
       frames++;
+      bytes += data.length;
       if (sampled) {
         const msg = JSON.parse(data.toString());
         if (msg.type !== 'changes') return;
@@ -58,11 +69,11 @@ async function main() {
   process.on('message', (m: { type: string }) => {
     if (m.type === 'record') {
       latencies.length = 0;
-      changes = frames = 0;
+      changes = frames = bytes = 0;
       recording = true;
     } else if (m.type === 'report') {
       recording = false;
-      process.send?.({ type: 'report', latencies, changes, frames, closed });
+      process.send?.({ type: 'report', latencies, changes, frames, bytes, closed });
     } else if (m.type === 'close') {
       for (const ws of sockets) ws.terminate();
       setTimeout(() => process.exit(0), 100);

@@ -1,3 +1,5 @@
+import type { Filter } from '../filter/filter.js';
+
 /** Who may do what: each role can do everything the roles before it can. */
 export const ROLES = ['viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -18,4 +20,6 @@ export interface Principal {
   id: string;
   name: string;
   role: Role;
+  /** The orders this credential may see and leave orders in (a scoped token); absent: all of them. */
+  scope?: Filter;
 }

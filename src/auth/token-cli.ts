@@ -4,15 +4,17 @@ import { Database } from '../db/database.js';
 import { openDatabaseServer } from '../db/database-server.js';
 import { migrate } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
+import { formatFilter, parseScope } from '../filter/filter.js';
 import { createLogger } from '../logger.js';
 import { isRole, ROLES } from './roles.js';
 import { generateToken, hashToken, parseExpiry } from './tokens.js';
 
 /**
  * `npm run token -- <command>`: manage API tokens in the database the service uses.
- *   create --role <viewer|operator|admin> --name <who> [--expires 30d]
+ *   create --role <viewer|operator|admin> [--name <who>] [--expires 30d] [--scope status=processing]
  *                                                      prints the new token, once; --expires takes
- *                                                      <n>m, <n>h, <n>d or an ISO date
+ *                                                      <n>m, <n>h, <n>d or an ISO date; --scope a
+ *                                                      filter the token can never widen (status=a,b&q=term)
  *   list                                               id, name, role, created, expires, revoked
  *   revoke <id>                                        takes effect within AUTH_CACHE_MS everywhere;
  *                                                      its WebSockets are closed with 1008
@@ -20,12 +22,12 @@ import { generateToken, hashToken, parseExpiry } from './tokens.js';
  *
  * It works while the service runs, on the embedded database too (it connects to the running one).
  */
-const USAGE = `usage: npm run token -- create --role <${ROLES.join('|')}> --name <name> [--expires <n>m|<n>h|<n>d|<ISO date>] | list | revoke <id> | hash <token>`;
+const USAGE = `usage: npm run token -- create --role <${ROLES.join('|')}> [--name <name>] [--expires <n>m|<n>h|<n>d|<ISO date>] [--scope status=<a,b>&q=<term>] | list | revoke <id> | hash <token>`;
 
 async function run(): Promise<void> {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { role: { type: 'string' }, name: { type: 'string' }, expires: { type: 'string' } },
+    options: { role: { type: 'string' }, name: { type: 'string' }, expires: { type: 'string' }, scope: { type: 'string' } },
   });
   const [command, arg] = positionals;
   if (command === 'hash') {
@@ -51,15 +53,24 @@ async function run(): Promise<void> {
   try {
     await migrate(pool, log);
     if (command === 'create') {
-      if (!isRole(values.role) || !values.name) throw new Error(USAGE);
+      if (!isRole(values.role) || values.name === '') throw new Error(USAGE);
       const expires = values.expires ? parseExpiry(values.expires) : null;
+      let scope: string | null = null;
+      if (values.scope !== undefined) {
+        const parsed = parseScope(values.scope);
+        if ('errors' in parsed)
+          throw new Error(`--scope ${JSON.stringify(values.scope)}: ${parsed.errors.map((e) => `${e.field} ${e.message}`).join('; ')}`);
+        scope = formatFilter(parsed.filter);
+      }
+      const name = values.name ?? (scope ? `${values.role} ${scope}` : values.role);
       const token = generateToken();
       const { rows } = await db.query<{ id: number }>(
-        'INSERT INTO api_tokens (name, role, token_hash, expires_at) VALUES ($1, $2, $3, $4) RETURNING id',
-        [values.name, values.role, hashToken(token), expires],
+        'INSERT INTO api_tokens (name, role, token_hash, expires_at, scope) VALUES ($1, $2, $3, $4, $5) RETURNING id',
+        [name, values.role, hashToken(token), expires, scope],
       );
       const until = expires ? `, expires ${expires.toISOString()}` : '';
-      process.stdout.write(`created token ${rows[0]?.id} (${values.role}, ${values.name}${until}); it is shown only now:\n${token}\n`);
+      const scoped = scope ? `, scope ${scope}` : '';
+      process.stdout.write(`created token ${rows[0]?.id} (${values.role}, ${name}${until}${scoped}); it is shown only now:\n${token}\n`);
     } else if (command === 'list') {
       const { rows } = await db.query<{
         id: number;
@@ -68,12 +79,13 @@ async function run(): Promise<void> {
         created_at: Date;
         expires_at: Date | null;
         revoked_at: Date | null;
-      }>('SELECT id, name, role, created_at, expires_at, revoked_at FROM api_tokens ORDER BY id');
+        scope: string | null;
+      }>('SELECT id, name, role, created_at, expires_at, revoked_at, scope FROM api_tokens ORDER BY id');
       const now = Date.now();
       for (const r of rows) {
         const expiry = r.expires_at ? `\t${r.expires_at.getTime() <= now ? 'expired' : 'expires'} ${r.expires_at.toISOString()}` : '';
         process.stdout.write(
-          `${r.id}\t${r.role}\t${r.name}\tcreated ${r.created_at.toISOString()}${expiry}${r.revoked_at ? `\trevoked ${r.revoked_at.toISOString()}` : ''}\n`,
+          `${r.id}\t${r.role}\t${r.name}\tcreated ${r.created_at.toISOString()}${expiry}${r.scope ? `\tscope ${r.scope}` : ''}${r.revoked_at ? `\trevoked ${r.revoked_at.toISOString()}` : ''}\n`,
         );
       }
       if (rows.length === 0) process.stdout.write('no tokens: authentication is off (the service only serves loopback)\n');

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
+import { parseScope } from '../filter/filter.js';
 import { isRole, type Principal, type Role } from './roles.js';
 
 /**
@@ -50,6 +51,21 @@ export function parseEnvTokens(value: string | undefined): EnvToken[] {
       }
       return { role, hash: Buffer.from(hash, 'hex') };
     });
+}
+
+/**
+ * A token row as a principal. A scope that no longer parses (edited by hand) fails closed: the token
+ * then sees nothing rather than everything.
+ */
+function toPrincipal(row: { id: number; name: string; role: Role; scope: string | null }, log: Logger): Principal {
+  const principal: Principal = { id: `db:${row.id}`, name: row.name, role: row.role };
+  if (row.scope === null) return principal;
+  const parsed = parseScope(row.scope);
+  if ('errors' in parsed) {
+    log.warn({ event: 'auth.bad-scope', token: row.id }, 'token scope does not parse; the token sees nothing');
+    principal.scope = { statuses: [], terms: [] };
+  } else principal.scope = parsed.filter;
+  return principal;
 }
 
 interface Cached {
@@ -134,13 +150,19 @@ export class TokenStore {
     const now = Date.now();
     const cached = this.cache.get(hash);
     if (cached && cached.until > now) return cached.principal;
-    const { rows } = await this.options.db.query<{ id: number; name: string; role: Role; expires_in_ms: number | null }>(
-      `SELECT id, name, role, (extract(epoch FROM expires_at - now()) * 1000)::float8 AS expires_in_ms
+    const { rows } = await this.options.db.query<{
+      id: number;
+      name: string;
+      role: Role;
+      expires_in_ms: number | null;
+      scope: string | null;
+    }>(
+      `SELECT id, name, role, scope, (extract(epoch FROM expires_at - now()) * 1000)::float8 AS expires_in_ms
          FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
       [hash],
     );
     const row = rows[0];
-    const principal = row ? { id: `db:${row.id}`, name: row.name, role: row.role } : null;
+    const principal = row ? toPrincipal(row, this.options.log) : null;
     if (this.cache.size > 10_000) this.cache.clear();
     // A cached answer never outlives the token's expiry.
     this.cache.set(hash, { principal, until: now + Math.min(this.options.cacheMs, row?.expires_in_ms ?? Number.POSITIVE_INFINITY) });

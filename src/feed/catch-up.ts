@@ -13,7 +13,15 @@ import type { ChangeFeed } from './feed.js';
  */
 export interface CatchUpSink {
   /** Sends these transactions (with the cursor after each); resolves false when the client is gone. */
-  send(pieces: { changes: readonly LoggedChange[]; more: boolean; cursor: () => Cursor }[], final: Cursor): Promise<boolean>;
+  send(pieces: CatchUpPiece[], final: Cursor): Promise<boolean>;
+}
+
+export interface CatchUpPiece {
+  changes: readonly LoggedChange[];
+  more: boolean;
+  /** The transaction began before this piece (the client has its first changes). */
+  continues: boolean;
+  cursor: () => Cursor;
 }
 
 export type CatchUpResult = { kind: 'level'; cursor: Cursor } | { kind: 'closed' } | { kind: 'pruned' };
@@ -39,7 +47,12 @@ export async function catchUp(
     if (recent) {
       const start = have;
       const pieces = recent.flatMap(({ batch, txns }) =>
-        txns.map((t) => ({ changes: t.changes, more: t.more, cursor: () => union(start, cursorAfter(batch, t.xid)) })),
+        txns.map((t) => ({
+          changes: t.changes,
+          more: t.more,
+          continues: start.partials.some((p) => p.xid === t.xid),
+          cursor: () => union(start, cursorAfter(batch, t.xid)),
+        })),
       );
       const final = union(have, upTo);
       if (pieces.length === 0) return { kind: 'level', cursor: final };
@@ -63,7 +76,7 @@ export async function catchUp(
       );
       if (
         !(await sink.send(
-          txns.map((t) => ({ changes: t.changes, more: t.more, cursor: () => next })),
+          txns.map((t) => ({ changes: t.changes, more: t.more, continues: true, cursor: () => next })),
           next,
         ))
       )
@@ -98,6 +111,7 @@ export async function catchUp(
     const pieces = txns.map((t, i) => ({
       changes: t.changes,
       more: t.more,
+      continues: start.partials.some((p) => p.xid === t.xid),
       cursor: () => {
         if (i === txns.length - 1) return next;
         const after = union(start, prefix(upTo, t.xid + 1));

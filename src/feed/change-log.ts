@@ -18,6 +18,24 @@ export interface LoggedChange {
   atMs: number;
   /** The change as protocol JSON. */
   json: string;
+  op: 'insert' | 'update' | 'delete';
+  /** The row after the change, as far as views and totals look at it; null for a delete. */
+  row: RowFacts | null;
+  /** The row before it; null for an insert. */
+  old: RowFacts | null;
+}
+
+/**
+ * The fields of a row that views (filter/match.ts) and live totals look at: parsed once per change (not
+ * per client) from its JSON, which is relayed as it is.
+ */
+export interface RowFacts {
+  status: string;
+  customer_name: string;
+  product_name: string;
+  total_cents: number;
+  /** ISO 8601 UTC with microseconds, as order_json() writes it. */
+  created_at: string;
 }
 
 const CHANGE_COLUMNS = `
@@ -34,7 +52,50 @@ interface Row {
   json: string;
 }
 
-const toChange = (r: Row): LoggedChange => ({ xid: r.xid, seq: r.seq, atMs: r.at_ms, json: r.json });
+/**
+ * A change as read. Its facts (op, row, old) are parsed from its JSON on first use, once, and only on
+ * a server that has a filtered view or live totals to serve: computing them in SQL cost every read of
+ * the log, before its sort and limit, for every candidate row.
+ */
+function toChange(r: Row): LoggedChange {
+  // Only the JSON is kept for later: the row object (with the read's other columns) is let go.
+  const json = r.json;
+  let facts: Pick<LoggedChange, 'op' | 'row' | 'old'> | undefined;
+  const read = () => {
+    facts ??= parseFacts(json);
+    return facts;
+  };
+  return {
+    xid: r.xid,
+    seq: r.seq,
+    atMs: r.at_ms,
+    json,
+    get op() {
+      return read().op;
+    },
+    get row() {
+      return read().row;
+    },
+    get old() {
+      return read().old;
+    },
+  };
+}
+
+function rowFacts(o: RowFacts): RowFacts {
+  return {
+    status: o.status,
+    customer_name: o.customer_name,
+    product_name: o.product_name,
+    total_cents: o.total_cents,
+    created_at: o.created_at,
+  };
+}
+
+function parseFacts(json: string): Pick<LoggedChange, 'op' | 'row' | 'old'> {
+  const c = JSON.parse(json) as { op: LoggedChange['op']; order: RowFacts; old: RowFacts | null };
+  return { op: c.op, row: c.op === 'delete' ? null : rowFacts(c.order), old: c.old ? rowFacts(c.old) : null };
+}
 
 /**
  * The candidate rows a cursor may lack, as query parameters: rows at or above its xmax or of a

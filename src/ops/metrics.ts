@@ -55,6 +55,7 @@ const metrics: FastifyPluginAsync<MetricsOptions> = async (app, { db, pool, feed
     });
   };
   totals('ws_frames_sent_total', 'WebSocket frames of changes sent', () => hub.snapshot.framesSent);
+  totals('ws_frames_built_total', 'Broadcast frame builds (one per distinct view per batch)', () => hub.snapshot.framesBuilt);
   totals('ws_changes_sent_total', 'Changes delivered to WebSocket clients (changes × clients)', () => hub.snapshot.changesSent);
   totals('ws_slow_client_closes_total', 'Clients closed with 1013 for falling behind', () => hub.snapshot.slowClosed);
   totals('ws_resets_total', 'Clients sent `reset` (cursor expired, unknown or malformed)', () => hub.snapshot.resets);

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Database, Queryable } from '../db/database.js';
 import { ApiError } from '../errors.js';
+import { EVERYTHING, type Filter, formatFilter, isEverything } from '../filter/filter.js';
+import { type Matchable, matches } from '../filter/match.js';
 import * as repo from './repository.js';
 import type { OrderCreate, OrderUpdate } from './schemas.js';
 import { canMove, NEXT_STATUSES } from './transitions.js';
@@ -91,7 +93,27 @@ async function idempotent(
   });
 }
 
-export async function createOrder(db: Database, input: OrderCreate, idempotency?: Idempotency): Promise<WriteResult> {
+/**
+ * A scoped token (auth/tokens.ts) may only leave orders inside its scope: a write whose result would be
+ * outside it is refused with 403 `outside-scope` (and an order already outside it is not found, 404).
+ */
+function checkInScope(scope: Filter, row: Matchable, id: number | null): void {
+  if (matches(scope, row)) return;
+  throw new ApiError(
+    'outside-scope',
+    `${id === null ? 'The new order' : `Order ${id}`} would be outside this token's scope (${formatFilter(scope)}).`,
+    { scope: formatFilter(scope) },
+  );
+}
+
+export async function createOrder(
+  db: Database,
+  input: OrderCreate,
+  idempotency?: Idempotency,
+  scope: Filter = EVERYTHING,
+): Promise<WriteResult> {
+  if (!isEverything(scope))
+    checkInScope(scope, { status: input.status ?? 'pending', customer_name: input.customer_name, product_name: input.product_name }, null);
   if (!idempotency) return createdResponse(await repo.insertOrder(db, input));
   return idempotent(db, idempotency, input, async (tx) => createdResponse(await repo.insertOrder(tx, input)));
 }
@@ -116,9 +138,15 @@ async function preconditionFailed(db: Parameters<typeof repo.getOrder>[0], id: n
   );
 }
 
-async function updateLocked(tx: Queryable, id: number, patch: OrderUpdate, precondition: Precondition | undefined): Promise<WriteResult> {
+async function updateLocked(
+  tx: Queryable,
+  id: number,
+  patch: OrderUpdate,
+  precondition: Precondition | undefined,
+  scope: Filter,
+): Promise<WriteResult> {
   const current = await repo.lockOrder(tx, id);
-  if (!current) throw new ApiError('not-found', `Order ${id} does not exist.`);
+  if (!current || !matches(scope, current)) throw new ApiError('not-found', `Order ${id} does not exist.`);
   if (!checkPrecondition(current, precondition)) throw await preconditionFailed(tx, id);
   if (patch.status && !canMove(current.status, patch.status)) {
     const allowed = NEXT_STATUSES[current.status];
@@ -130,6 +158,7 @@ async function updateLocked(tx: Queryable, id: number, patch: OrderUpdate, preco
       { current_status: current.status, allowed_next_statuses: allowed },
     );
   }
+  if (!isEverything(scope)) checkInScope(scope, { ...current, ...patch }, id);
   return updatedResponse(await repo.updateOrder(tx, id, patch));
 }
 
@@ -139,28 +168,35 @@ export async function updateOrder(
   patch: OrderUpdate,
   precondition?: Precondition,
   idempotency?: Idempotency,
+  scope: Filter = EVERYTHING,
 ): Promise<WriteResult> {
-  if (!idempotency) return db.transaction((tx) => updateLocked(tx, id, patch, precondition));
+  if (!idempotency) return db.transaction((tx) => updateLocked(tx, id, patch, precondition, scope));
   return idempotent(db, idempotency, { body: patch, precondition: precondition ?? null }, (tx) =>
-    updateLocked(tx, id, patch, precondition),
+    updateLocked(tx, id, patch, precondition, scope),
   );
 }
 
-async function deleteLocked(tx: Queryable, id: number, precondition: Precondition): Promise<WriteResult> {
+async function deleteLocked(tx: Queryable, id: number, precondition: Precondition, scope: Filter): Promise<WriteResult> {
   const current = await repo.lockOrder(tx, id);
-  if (!current) throw new ApiError('not-found', `Order ${id} does not exist.`);
+  if (!current || !matches(scope, current)) throw new ApiError('not-found', `Order ${id} does not exist.`);
   if (!checkPrecondition(current, precondition)) throw await preconditionFailed(tx, id);
   await repo.deleteOrder(tx, id);
   return DELETED;
 }
 
-export async function deleteOrder(db: Database, id: number, precondition?: Precondition, idempotency?: Idempotency): Promise<WriteResult> {
+export async function deleteOrder(
+  db: Database,
+  id: number,
+  precondition?: Precondition,
+  idempotency?: Idempotency,
+  scope: Filter = EVERYTHING,
+): Promise<WriteResult> {
   if (idempotency) {
     return idempotent(db, idempotency, { precondition: precondition ?? null }, (tx) =>
-      deleteLocked(tx, id, precondition ?? { versions: '*' }),
+      deleteLocked(tx, id, precondition ?? { versions: '*' }, scope),
     );
   }
-  if (precondition) return db.transaction((tx) => deleteLocked(tx, id, precondition));
+  if (precondition || !isEverything(scope)) return db.transaction((tx) => deleteLocked(tx, id, precondition ?? { versions: '*' }, scope));
   if (!(await repo.deleteOrder(db, id))) throw new ApiError('not-found', `Order ${id} does not exist.`);
   return DELETED;
 }

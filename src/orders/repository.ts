@@ -1,4 +1,6 @@
 import type { Database, Queryable } from '../db/database.js';
+import { EVERYTHING, type Filter } from '../filter/filter.js';
+import { LOWER, UPPER } from '../filter/fold.js';
 import type { ListQuery, OrderCreate, OrderStatus, OrderUpdate } from './schemas.js';
 import { WRITABLE_FIELDS } from './schemas.js';
 
@@ -24,9 +26,19 @@ export interface OrderPage {
   cursor: string;
 }
 
-function likePattern(q: string): string {
-  return `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+/**
+ * The filter of a view (filter/filter.ts) as SQL on the orders row `o`: $s the statuses (null: any),
+ * $t the terms, already folded, each of which must occur in a name folded the same way (filter/fold.ts:
+ * ASCII letters only, whatever the database's locale). filter/match.ts is the same rule in JavaScript.
+ */
+function filterSql(o: string, s: number, t: number): string {
+  const fold = (col: string) => `translate(${o}.${col}, '${UPPER}', '${LOWER}')`;
+  return `($${s}::text[] IS NULL OR ${o}.status = ANY($${s}::text[]))
+      AND NOT EXISTS (SELECT 1 FROM unnest($${t}::text[]) AS term(t)
+                      WHERE strpos(${fold('customer_name')}, term.t) = 0 AND strpos(${fold('product_name')}, term.t) = 0)`;
 }
+
+const filterParams = (f: Filter): [string[] | null, string[]] => [f.statuses === null ? null : [...f.statuses], [...f.terms]];
 
 // One statement, so the rows and the snapshot (as a feed cursor, migrations/0010) come from the same
 // snapshot: a client that loads this page and streams from the cursor misses nothing and gets nothing twice.
@@ -36,20 +48,17 @@ const LIST_SQL = `
   FROM snap LEFT JOIN LATERAL (
     SELECT o.id, order_json(o)::text AS json
     FROM orders o
-    WHERE ($1::text[] IS NULL OR o.status = ANY($1::text[]))
-      AND ($2::text IS NULL OR o.customer_name ILIKE $2 OR o.product_name ILIKE $2)
+    WHERE ${filterSql('o', 1, 2)}
       AND ($3::bigint IS NULL OR o.id < $3)
     ORDER BY o.id DESC
     LIMIT $4
   ) page ON true`;
 
-export async function listOrders(db: Database, query: ListQuery): Promise<OrderPage> {
-  const statuses = query.status ? [...new Set(query.status.split(','))] : null;
-  const q = query.q ? likePattern(query.q) : null;
+/** A page of the orders `filter` selects (already normalised and intersected with the caller's scope). */
+export async function listOrders(db: Database, query: Pick<ListQuery, 'limit' | 'before'>, filter: Filter): Promise<OrderPage> {
   const read = () =>
     db.query<{ cursor: string | null; id: number | null; json: string | null }>({ name: 'orders_list', text: LIST_SQL }, [
-      statuses,
-      q,
+      ...filterParams(filter),
       query.before ?? null,
       query.limit + 1,
     ]);
@@ -71,8 +80,12 @@ export async function listOrders(db: Database, query: ListQuery): Promise<OrderP
   };
 }
 
-export async function getOrder(db: Queryable, id: number): Promise<OrderText | undefined> {
-  const { rows } = await db.query<OrderText>('SELECT o.id, o.version, order_json(o)::text AS json FROM orders o WHERE o.id = $1', [id]);
+/** One order, if it exists and `scope` (a scoped token's; everything by default) selects it. */
+export async function getOrder(db: Queryable, id: number, scope: Filter = EVERYTHING): Promise<OrderText | undefined> {
+  const { rows } = await db.query<OrderText>(
+    `SELECT o.id, o.version, order_json(o)::text AS json FROM orders o WHERE o.id = $1 AND ${filterSql('o', 2, 3)}`,
+    [id, ...filterParams(scope)],
+  );
   return rows[0];
 }
 
@@ -100,8 +113,15 @@ export async function insertOrder(db: Queryable, input: OrderCreate): Promise<Or
   return rows[0] as OrderText;
 }
 
-export async function lockOrder(tx: Queryable, id: number): Promise<{ status: OrderStatus; version: number } | undefined> {
-  const { rows } = await tx.query<{ status: OrderStatus; version: number }>('SELECT status, version FROM orders WHERE id = $1 FOR UPDATE', [
+export interface LockedOrder {
+  status: OrderStatus;
+  version: number;
+  customer_name: string;
+  product_name: string;
+}
+
+export async function lockOrder(tx: Queryable, id: number): Promise<LockedOrder | undefined> {
+  const { rows } = await tx.query<LockedOrder>('SELECT status, version, customer_name, product_name FROM orders WHERE id = $1 FOR UPDATE', [
     id,
   ]);
   return rows[0];
@@ -152,23 +172,32 @@ export async function deleteProbeOrder(db: Database, id: number): Promise<void> 
 }
 
 /**
- * /orders/stats as JSON text. Sums are numeric (sum(bigint) is numeric; a cast back to bigint overflowed
- * once totals were large) and json_build_object writes numeric with every digit, so the text is exact
- * even past 2^53, where parsing it into a JavaScript number would round. It is sent as it is.
+ * /orders/stats as JSON text, for the orders in `scope` (a scoped token's; everything otherwise), with
+ * the snapshot it was read in as a feed cursor: stats plus the `stats` deltas of every message after
+ * that cursor are exactly the stats of later (realtime/summary.ts). Sums are numeric (sum(bigint) is
+ * numeric; a cast back to bigint overflowed once totals were large) and json_build_object writes
+ * numeric with every digit, so the text is exact even past 2^53, where parsing it into a JavaScript
+ * number would round. It is sent as it is.
  */
-export async function orderStats(db: Database): Promise<string> {
-  const { rows } = await db.query<{ stats: string }>(`
-    WITH by_status AS (
+export async function orderStats(db: Database, scope: Filter): Promise<{ json: string; cursor: string }> {
+  const read = () =>
+    db.query<{ stats: string; cursor: string | null }>(
+      {
+        name: 'orders_stats',
+        text: `
+    WITH scoped AS (
+      SELECT o.status, o.total_cents, o.created_at FROM orders o WHERE ${filterSql('o', 1, 2)}
+    ), by_status AS (
       SELECT status, count(*)::bigint AS count, coalesce(sum(total_cents), 0)::numeric AS total_cents
-      FROM orders GROUP BY status
+      FROM scoped GROUP BY status
     ), minutes AS (
       SELECT generate_series(date_trunc('minute', now()) - interval '59 minutes', date_trunc('minute', now()), interval '1 minute') AS minute
     ), created AS (
       SELECT date_trunc('minute', created_at) AS minute, count(*)::bigint AS count
-      FROM orders WHERE created_at >= date_trunc('minute', now()) - interval '59 minutes'
+      FROM scoped WHERE created_at >= date_trunc('minute', now()) - interval '59 minutes'
       GROUP BY 1
     )
-    SELECT json_build_object(
+    SELECT feed_snapshot_cursor() AS cursor, json_build_object(
       'total_orders', (SELECT coalesce(sum(count), 0) FROM by_status),
       'total_cents', (SELECT coalesce(sum(total_cents), 0) FROM by_status),
       'by_status', (SELECT coalesce(json_object_agg(status, json_build_object('count', count, 'total_cents', total_cents)), '{}') FROM by_status),
@@ -176,8 +205,18 @@ export async function orderStats(db: Database): Promise<string> {
           'minute', to_char(m.minute AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
           'count', coalesce(c.count, 0)) ORDER BY m.minute)
         FROM minutes m LEFT JOIN created c USING (minute))
-    )::text AS stats`);
-  return (rows[0] as { stats: string }).stats;
+    )::text AS stats`,
+      },
+      filterParams(scope),
+    );
+  let { rows } = await read();
+  if (rows[0]?.cursor === null) {
+    // After a crash of PostgreSQL, as in listOrders.
+    await db.query('SELECT feed_start_generation()');
+    ({ rows } = await read());
+  }
+  const row = rows[0] as { stats: string; cursor: string };
+  return { json: row.stats, cursor: row.cursor };
 }
 
 export interface StoredResponse {

@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Database } from '../db/database.js';
 import { ApiError } from '../errors.js';
 import { ProblemSchema } from '../http/problem-schema.js';
+import { requestedView, scopeOf } from '../http/view-filter.js';
 import * as commands from './commands.js';
 import * as repo from './repository.js';
 import {
@@ -79,6 +80,7 @@ function trimNames(body: unknown): void {
 
 const errorResponses = {
   400: ProblemSchema,
+  403: ProblemSchema,
   404: ProblemSchema,
   409: ProblemSchema,
   412: ProblemSchema,
@@ -102,7 +104,7 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
       },
     },
     async (request, reply) => {
-      const page = await repo.listOrders(db, request.query);
+      const page = await repo.listOrders(db, request.query, requestedView(request.query, request.principal));
       reply.header('x-change-cursor', page.cursor);
       if (page.nextBefore !== null) {
         const next = new URLSearchParams();
@@ -123,11 +125,15 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
       schema: {
         summary: 'Counts and totals per status, and orders created per minute over the last hour',
         description:
-          'Sums of `total_cents` are exact JSON integers, written digit for digit by the database; past 2^53 a client must parse them as big numbers to keep every cent.',
+          'Sums of `total_cents` are exact JSON integers, written digit for digit by the database; past 2^53 a client must parse them as big numbers to keep every cent. `X-Change-Cursor` is the feed position of these numbers: add the `stats` of every message of `/ws?after=<cursor>&stats=1` to keep them exact. A scoped token sees the totals of its scope.',
         response: { 200: StatsSchema, 503: ProblemSchema },
       },
     },
-    async (_request, reply) => reply.type(JSON_TYPE).send(preserialized(await repo.orderStats(db))),
+    async (request, reply) => {
+      const stats = await repo.orderStats(db, scopeOf(request.principal));
+      reply.header('x-change-cursor', stats.cursor);
+      return reply.type(JSON_TYPE).send(preserialized(stats.json));
+    },
   );
 
   app.get(
@@ -141,7 +147,7 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
       },
     },
     async (request, reply) => {
-      const order = await repo.getOrder(db, request.params.id);
+      const order = await repo.getOrder(db, request.params.id, scopeOf(request.principal));
       if (!order) throw new ApiError('not-found', `Order ${request.params.id} does not exist.`);
       const etag = `"${order.version}"`;
       reply.header('etag', etag);
@@ -166,7 +172,7 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
     },
     async (request, reply) => {
       const idempotency = idempotencyOf(request, 'POST', '/orders', idempotencyTtlHours);
-      return sendWrite(reply, await commands.createOrder(db, request.body, idempotency), afterWrite);
+      return sendWrite(reply, await commands.createOrder(db, request.body, idempotency, scopeOf(request.principal)), afterWrite);
     },
   );
 
@@ -189,7 +195,11 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
         const { id } = request.params;
         const precondition = parseIfMatch(request.headers['if-match']);
         const idempotency = idempotencyOf(request, method, `/orders/${id}`, idempotencyTtlHours);
-        return sendWrite(reply, await commands.updateOrder(db, id, request.body, precondition, idempotency), afterWrite);
+        return sendWrite(
+          reply,
+          await commands.updateOrder(db, id, request.body, precondition, idempotency, scopeOf(request.principal)),
+          afterWrite,
+        );
       },
     });
   }
@@ -210,7 +220,7 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
       const { id } = request.params;
       const precondition = parseIfMatch(request.headers['if-match']);
       const idempotency = idempotencyOf(request, 'DELETE', `/orders/${id}`, idempotencyTtlHours);
-      return sendWrite(reply, await commands.deleteOrder(db, id, precondition, idempotency), afterWrite);
+      return sendWrite(reply, await commands.deleteOrder(db, id, precondition, idempotency, scopeOf(request.principal)), afterWrite);
     },
   );
 };

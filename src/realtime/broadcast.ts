@@ -2,14 +2,14 @@ import { type Batch, cursorAfter } from '../feed/batches.js';
 import { type Cursor, contains, formatCursor, has, union } from '../feed/cursor.js';
 import type { ChangeFeed } from '../feed/feed.js';
 import type { Client } from './client.js';
-import { changeMessages, type Piece, textFrame } from './frames.js';
+import { changeMessages, countChanges, type Piece, textFrame } from './frames.js';
 
 export interface BroadcastTarget {
   clients(): Iterable<Client>;
   send(client: Client, message: string): boolean;
   /** Writes a prebuilt frame (message is its text, for a socket without a raw stream). */
   sendFrame(client: Client, frame: Buffer, message: string): boolean;
-  stats: { framesSent: number; changesSent: number };
+  stats: { framesSent: number; changesSent: number; framesBuilt: number };
 }
 
 /**
@@ -23,8 +23,11 @@ const COOLDOWN_FACTOR = 1;
 const MAX_COOLDOWN_MS = 50;
 
 /**
- * The live path: each batch from the feed goes out as frames built once and written to every client in
- * step with the feed; a client ahead of it in part gets only what it lacks, in messages of its own.
+ * The live path: each batch from the feed goes out as frames built once per distinct view (view.ts)
+ * and written to every client of that view in step with the feed; a client ahead of it in part gets
+ * only what it lacks, in messages of its own. The work per batch is one build per view that has
+ * clients, plus a buffer check and a write per client: a thousand dashboards on five views cost five
+ * builds.
  */
 export class Broadcaster {
   /** Batches received from the feed but not yet broadcast (coalescing). */
@@ -33,8 +36,6 @@ export class Broadcaster {
   private broadcastHead: Cursor;
   private flushTimer: NodeJS.Timeout | null = null;
   private nextFlushAt = 0;
-  /** When changes last went out (heartbeats are for quiet sockets only). */
-  lastBroadcastAt = Date.now();
 
   constructor(
     private readonly feed: ChangeFeed,
@@ -46,10 +47,6 @@ export class Broadcaster {
   /** What clients in step have: catch-up runs up to here, live takes over after it. */
   get head(): Cursor {
     return this.pending.length > 0 ? this.broadcastHead : this.feed.head;
-  }
-
-  get busy(): boolean {
-    return this.pending.length > 0;
   }
 
   /** Forget what is pending (every client is being reset). */
@@ -87,13 +84,12 @@ export class Broadcaster {
     let count = 0;
     for (const batch of batches) {
       for (const t of batch.txns) {
-        pieces.push({ changes: t.changes, more: t.more, cursor: () => formatCursor(cursorAfter(batch, t.xid)) });
+        const continues = batch.from.partials.some((p) => p.xid === t.xid);
+        pieces.push({ changes: t.changes, more: t.more, continues, cursor: () => formatCursor(cursorAfter(batch, t.xid)) });
         count += t.changes.length;
       }
     }
-    if (count > 0) this.lastBroadcastAt = Date.now();
-    let messages: string[] | null = null;
-    let frames: Buffer[] | null = null;
+    const built = new Map<string, { messages: string[]; frames: Buffer[]; changes: number }>();
     for (const client of this.target.clients()) {
       if (!client.live) continue;
       if (client.ahead) {
@@ -102,11 +98,18 @@ export class Broadcaster {
       }
       if (count === 0) continue;
       client.cursor = toText;
-      messages ??= changeMessages(pieces, toText);
-      frames ??= messages.map(textFrame);
+      let out = built.get(client.view.key);
+      if (!out) {
+        const messages = changeMessages(pieces, toText, client.view);
+        const changes = client.view.filter === null ? count : messages.reduce((n, m) => n + countChanges(m), 0);
+        out = { messages, frames: messages.map(textFrame), changes };
+        built.set(client.view.key, out);
+        this.target.stats.framesBuilt++;
+      }
+      const { frames, messages } = out;
       for (let i = 0; i < frames.length; i++) if (!this.target.sendFrame(client, frames[i] as Buffer, messages[i] as string)) break;
       this.target.stats.framesSent += frames.length;
-      this.target.stats.changesSent += count;
+      this.target.stats.changesSent += out.changes;
     }
     const used = process.cpuUsage(started);
     const took = (used.user + used.system) / 1000;
@@ -122,7 +125,8 @@ export class Broadcaster {
       for (const t of batch.txns) {
         const changes = t.changes.filter((c) => !has(have, c.xid, c.seq));
         if (changes.length === 0) continue;
-        pieces.push({ changes, more: t.more, cursor: () => formatCursor(union(have, cursorAfter(batch, t.xid))) });
+        const continues = have.partials.some((p) => p.xid === t.xid) || batch.from.partials.some((p) => p.xid === t.xid);
+        pieces.push({ changes, more: t.more, continues, cursor: () => formatCursor(union(have, cursorAfter(batch, t.xid))) });
         count += changes.length;
       }
     }
@@ -130,7 +134,7 @@ export class Broadcaster {
     client.ahead = contains(to, now) ? null : now;
     client.cursor = formatCursor(now);
     if (count === 0) return;
-    for (const message of changeMessages(pieces, client.cursor)) {
+    for (const message of changeMessages(pieces, client.cursor, client.view)) {
       if (!this.target.send(client, message)) return;
       this.target.stats.framesSent++;
     }

@@ -3,6 +3,7 @@ import type { WebSocket } from 'ws';
 import type { Cursor } from '../feed/cursor.js';
 import { CLOSE, type ClientErrorCode } from '../protocol.js';
 import { rawSocket } from './frames.js';
+import type { View } from './view.js';
 
 /** One connected WebSocket, as the hub tracks it. */
 export interface Client {
@@ -25,6 +26,10 @@ export interface Client {
   connectedAt: number;
   /** Last cursor sent to this client (for debugging and lag display). */
   cursor: string;
+  /** What it subscribed to: the broadcast builds frames once per distinct view. */
+  view: View;
+  /** When it was last sent a message (a quiet one gets heartbeats, with the cursor it has). */
+  sentAt: number;
 }
 
 export interface ClientInputOptions {

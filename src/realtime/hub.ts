@@ -9,6 +9,7 @@ import { type Client, ClientInput } from './client.js';
 import { rawSocket } from './frames.js';
 import { ConnectionLimits } from './limits.js';
 import { Resume } from './resume.js';
+import { ALL_ROWS, type View } from './view.js';
 
 /**
  * The hub fans the feed out to WebSocket clients. Each batch is serialised once, as the concatenation
@@ -43,11 +44,15 @@ export interface HubOptions {
   /** Of these credential ids, the ones revoked since; their sockets are closed with 1008. */
   revokedPrincipals?: (ids: string[]) => Promise<string[]>;
   revocationCheckMs?: number;
+  /** Distinct views (filter × totals scope) served at once; a socket asking for one more is refused (0: no limit). */
+  maxViews?: number;
 }
 
 export interface HubStats {
   clients: number;
   framesSent: number;
+  /** Broadcast frame builds: one per distinct view per batch. */
+  framesBuilt: number;
   changesSent: number;
   slowClosed: number;
   resets: number;
@@ -57,7 +62,17 @@ export interface HubStats {
 export class Hub {
   readonly serverId = randomUUID();
   private readonly clients = new Set<Client>();
-  private readonly stats: HubStats = { clients: 0, framesSent: 0, changesSent: 0, slowClosed: 0, resets: 0, connectionsTotal: 0 };
+  /** Open sockets per view key. */
+  private readonly views = new Map<string, number>();
+  private readonly stats: HubStats = {
+    clients: 0,
+    framesSent: 0,
+    framesBuilt: 0,
+    changesSent: 0,
+    slowClosed: 0,
+    resets: 0,
+    connectionsTotal: 0,
+  };
   private heartbeatTimer: NodeJS.Timeout;
   private revocationTimer: NodeJS.Timeout;
   private readonly limits: ConnectionLimits;
@@ -125,9 +140,18 @@ export class Hub {
     }));
   }
 
-  /** Why a new socket for this credential and address would be refused, or null if it may open. */
-  refusal(principal: string, remote: string): string | null {
+  /** Why a new socket for this credential, address and view would be refused, or null if it may open. */
+  refusal(principal: string, remote: string, view: View = ALL_ROWS): string | null {
+    const max = this.options.maxViews ?? 0;
+    if (max > 0 && !this.views.has(view.key) && this.views.size >= max) {
+      return `This server already streams ${max} distinct views (filters); use one of them, or no filter.`;
+    }
     return this.limits.refusal(principal, remote);
+  }
+
+  /** Distinct views with open sockets now. */
+  get viewCount(): number {
+    return this.views.size;
   }
 
   private async closeRevoked(): Promise<void> {
@@ -154,7 +178,7 @@ export class Hub {
   }
 
   /** Takes over a freshly upgraded socket. `after` is the raw `after` query parameter, if any. */
-  accept(socket: WebSocket, after: string | undefined, remote: string, principal = 'local'): void {
+  accept(socket: WebSocket, after: string | undefined, remote: string, principal = 'local', view: View = ALL_ROWS): void {
     const client: Client = {
       id: randomUUID(),
       socket,
@@ -169,17 +193,23 @@ export class Hub {
       principal,
       connectedAt: Date.now(),
       cursor: '',
+      view,
+      sentAt: Date.now(),
     };
     if (this.closing) {
       socket.close(CLOSE.RESTART, 'server restarting');
       return;
     }
     this.clients.add(client);
+    this.views.set(view.key, (this.views.get(view.key) ?? 0) + 1);
     this.limits.add(principal, remote);
     this.stats.connectionsTotal++;
     this.options.feed.setDemand(this.clients.size);
     this.input.attach(client);
     socket.on('close', () => {
+      const left = (this.views.get(view.key) ?? 1) - 1;
+      if (left > 0) this.views.set(view.key, left);
+      else this.views.delete(view.key);
       this.limits.remove(principal, remote);
       this.clients.delete(client);
       this.options.feed.setDemand(this.clients.size);
@@ -202,6 +232,7 @@ export class Hub {
       return false;
     }
     client.socket.send(message);
+    client.sentAt = Date.now();
     return true;
   }
 
@@ -216,6 +247,7 @@ export class Hub {
     const raw = rawSocket(ws);
     if (raw) raw.write(frame);
     else ws.send(message);
+    client.sentAt = Date.now();
     return true;
   }
 
@@ -256,18 +288,25 @@ export class Hub {
     this.options.feed.setDemand(this.clients.size);
   }
 
+  /**
+   * A heartbeat to every live socket sent nothing for half a period: an idle feed, or a filtered view
+   * that nothing matched lately (it learns the cursor it has, so a reconnect does not replay the log).
+   */
   private heartbeat(): void {
-    if (Date.now() - this.live.lastBroadcastAt < this.options.heartbeatMs / 2 || this.live.busy) return;
-    const cursor = formatCursor(this.head);
-    const shared = JSON.stringify({ type: 'heartbeat', cursor });
+    const quiet = Date.now() - this.options.heartbeatMs / 2;
+    let shared: { cursor: string; message: string } | null = null;
     for (const client of this.clients) {
-      if (!client.live) continue;
+      if (!client.live || client.sentAt > quiet) continue;
       if (client.ahead) {
         this.send(client, JSON.stringify({ type: 'heartbeat', cursor: formatCursor(client.ahead) }));
         continue;
       }
-      this.send(client, shared);
-      client.cursor = cursor;
+      if (!shared) {
+        const cursor = formatCursor(this.head);
+        shared = { cursor, message: JSON.stringify({ type: 'heartbeat', cursor }) };
+      }
+      this.send(client, shared.message);
+      client.cursor = shared.cursor;
     }
   }
 

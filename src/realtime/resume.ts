@@ -1,10 +1,9 @@
-import { catchUp } from '../feed/catch-up.js';
-import type { LoggedChange } from '../feed/change-log.js';
+import { type CatchUpPiece, catchUp } from '../feed/catch-up.js';
 import { type Cursor, contains, formatCursor, parseCursor } from '../feed/cursor.js';
 import type { ChangeFeed } from '../feed/feed.js';
 import type { ResetReason } from '../protocol.js';
 import type { Client } from './client.js';
-import { changeMessages } from './frames.js';
+import { changeMessages, countChanges } from './frames.js';
 import { Gate } from './gate.js';
 
 /** A catching-up client gets more once its unsent bytes are below this. */
@@ -114,21 +113,20 @@ export class Resume {
   }
 
   /** Sends pieces of transactions to one client, waiting for its socket to drain before each message; false when the client is gone or too slow. */
-  private async sendPieces(
-    client: Client,
-    pieces: { changes: readonly LoggedChange[]; more: boolean; cursor: () => Cursor }[],
-    final: Cursor,
-  ): Promise<boolean> {
+  private async sendPieces(client: Client, pieces: CatchUpPiece[], final: Cursor): Promise<boolean> {
+    // Filtered the same way as the live stream (frames.ts), from memory and from the log alike.
     const messages = changeMessages(
-      pieces.map((p) => ({ changes: p.changes, more: p.more, cursor: () => formatCursor(p.cursor()) })),
+      pieces.map((p) => ({ changes: p.changes, more: p.more, continues: p.continues, cursor: () => formatCursor(p.cursor()) })),
       formatCursor(final),
+      client.view,
     );
     for (const message of messages) {
       if (!(await this.drained(client))) return false;
       if (!this.ctx.send(client, message)) return false;
       this.ctx.stats.framesSent++;
     }
-    for (const p of pieces) this.ctx.stats.changesSent += p.changes.length;
+    if (client.view.filter === null) for (const p of pieces) this.ctx.stats.changesSent += p.changes.length;
+    else for (const m of messages) this.ctx.stats.changesSent += countChanges(m);
     client.cursor = formatCursor(final);
     return true;
   }

@@ -6,7 +6,9 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
 import { ApiError } from '../errors.js';
+import { requestedView, scopeOf } from '../http/view-filter.js';
 import type { Hub } from './hub.js';
+import { makeView, type View } from './view.js';
 
 /**
  * WebSocket support for the whole app. Registered before any hook that can refuse a request (auth,
@@ -42,6 +44,18 @@ function releaseUpgradeRequest(ws: WebSocket, raw: IncomingMessage): void {
   ws.removeAllListeners('error');
 }
 
+interface StreamQuery {
+  after?: string;
+  status?: string;
+  q?: string;
+  stats?: '1' | '0' | 'true' | 'false';
+}
+
+const wantsStats = (q: StreamQuery) => q.stats === '1' || q.stats === 'true';
+
+/** The view each upgrade asked for, from the check before the upgrade to the handler after it. */
+const views = new WeakMap<object, View>();
+
 export interface RealtimeRoutesOptions {
   hub: Hub;
 }
@@ -57,21 +71,38 @@ export const realtimeRoutes: FastifyPluginAsyncTypebox<RealtimeRoutesOptions> = 
         // Stopping: refused as HTTP (not accepted and closed), so that a proxy-level retry or the
         // client's next attempt goes to another instance.
         if (!hub.accepting) throw new ApiError('shutting-down', 'This instance is shutting down; reconnect.', {}, { 'retry-after': '1' });
-        const why = hub.refusal(request.principal?.id ?? 'local', request.ip);
+        const query = request.query as StreamQuery;
+        const view = makeView(requestedView(query, request.principal), wantsStats(query) ? scopeOf(request.principal) : null);
+        views.set(request, view);
+        const why = hub.refusal(request.principal?.id ?? 'local', request.ip, view);
         if (why) throw new ApiError('too-many-requests', why, {}, { 'retry-after': '5' });
       },
       schema: {
         querystring: Type.Object(
-          { after: Type.Optional(Type.String({ maxLength: 20_000, description: 'Resume after this cursor.' })) },
+          {
+            after: Type.Optional(Type.String({ maxLength: 20_000, description: 'Resume after this cursor.' })),
+            status: Type.Optional(
+              Type.String({ maxLength: 100, description: 'Only orders in these statuses (comma-separated), as on GET /orders.' }),
+            ),
+            q: Type.Optional(
+              Type.String({ maxLength: 200, description: 'Only orders whose customer or product name contains this, as on GET /orders.' }),
+            ),
+            stats: Type.Optional(
+              Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')], {
+                description: 'Add live totals (`stats` deltas) to every message.',
+              }),
+            ),
+          },
           { additionalProperties: false },
         ),
       },
     },
     (socket, request) => {
-      const { after } = request.query as { after?: string };
+      const { after } = request.query as StreamQuery;
       const principal = request.principal?.id ?? 'local';
+      const view = views.get(request) as View;
       releaseUpgradeRequest(socket, request.raw);
-      hub.accept(socket, after, request.ip, principal);
+      hub.accept(socket, after, request.ip, principal, view);
     },
   );
 };

@@ -166,8 +166,10 @@ export async function listOrders(query: ListQuery): Promise<OrdersPage> {
   return { orders, cursor: res.headers.get('x-change-cursor') ?? '', nextBefore: next ? Number(next[1]) : null };
 }
 
-export async function fetchStats(): Promise<Stats> {
-  return parseStatsJson(await (await request('GET', '/orders/stats')).text());
+/** /orders/stats (of the token's scope) and the cursor they were read at: stream from it with `stats=1`. */
+export async function fetchStats(): Promise<{ stats: Stats; cursor: string }> {
+  const res = await request('GET', '/orders/stats');
+  return { stats: parseStatsJson(await res.text()), cursor: res.headers.get('x-change-cursor') ?? '' };
 }
 
 export async function createOrder(input: OrderCreate, idempotencyKey: string): Promise<Order> {

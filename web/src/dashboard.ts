@@ -71,6 +71,8 @@ export class Dashboard {
   /** Ids at or above this are all loaded for the current query; null when every page is loaded. */
   floor: number | null = null;
   loading = true;
+  /** Bumped when a view's first page is in: what it shows is not "new" (views/OrdersTable.tsx). */
+  viewLoads = 0;
   loadingMore = false;
   loadError: string | null = null;
   notices: Notice[] = [];
@@ -105,7 +107,8 @@ export class Dashboard {
           () => undefined,
           () => undefined,
         ),
-      onChanges: (changes) => this.store.applyChanges(changes),
+      query: () => viewQuery(this.query),
+      onChanges: (changes, deltas) => this.store.applyChanges(changes, deltas),
       onState: (state) => {
         this.connection = state;
         this.emit();
@@ -183,37 +186,30 @@ export class Dashboard {
   }
 
   /**
-   * The list's first page and /orders/stats, taken at the same database snapshot. Stats carry no cursor
-   * of their own, so they are bracketed: list (cursor A), stats, list again (cursor B). When A equals B
-   * no transaction committed in between, so the stats are exactly at A. Otherwise try again; after a
-   * few busy tries, accept them (the counts may then be off by the few changes of that instant).
+   * The view's snapshot: /orders/stats (with its cursor S), then the first page of the view (at a later
+   * snapshot L). The stream starts at S: totals take every delta after S exactly once; rows are applied
+   * by version, so the changes between S and L that the page already has change nothing. (This replaces
+   * a list/stats/list bracket that, under load, gave up and counted a change twice.)
    */
   private async loadSnapshot(): Promise<string> {
     const generation = ++this.queryGeneration;
     this.loading = true;
     this.emit();
-    for (let attempt = 0; ; attempt++) {
-      const page = await api.listOrders({ statuses: this.query.statuses, q: this.query.q, limit: this.pageSize });
-      const stats = await api.fetchStats();
-      const check = await api.listOrders({ statuses: [], q: '', limit: 1 });
-      if (check.cursor === page.cursor || attempt >= 4) {
-        if (check.cursor !== page.cursor) console.warn('summary taken while busy; counts may be off by a few');
-        if (this.stale) {
-          // Old data is replaced, never merged: an order deleted since must not stay.
-          this.store.clear();
-          this.stale = null;
-        }
-        this.store.putAll(page.orders);
-        this.store.setStats(stats);
-        if (generation === this.queryGeneration) {
-          this.floor = page.nextBefore;
-          this.loading = false;
-          this.loadError = null;
-        }
-        this.emit();
-        return page.cursor;
-      }
-    }
+    const { stats, cursor } = await api.fetchStats();
+    const page = await api.listOrders({ statuses: this.query.statuses, q: this.query.q, limit: this.pageSize });
+    if (generation !== this.queryGeneration) throw new Error('superseded by another view');
+    // Old data (another view's, or the last data kept for offline use) is replaced, never merged: an
+    // order deleted since must not stay.
+    this.store.clear();
+    this.stale = null;
+    this.store.putAll(page.orders);
+    this.store.setStats(stats);
+    this.floor = page.nextBefore;
+    this.loading = false;
+    this.loadError = null;
+    this.viewLoads++;
+    this.emit();
+    return cursor;
   }
 
   /** Views re-render on this, at most once per animation frame. */
@@ -226,27 +222,23 @@ export class Dashboard {
   }
 
   /**
-   * A new filter or search: the first page of that query. The stream goes on as it is: the page is
-   * merged by version like everything else, so changes from before or after its snapshot cannot undo it.
+   * A new filter or search re-subscribes: the old view's socket is dropped, the new view's snapshot is
+   * loaded (stats and first page), and the stream starts again from its cursor with the new filter, so
+   * rows entering the view appear and rows leaving it go. Sorting is local.
    */
   async setQuery(next: Partial<Query>): Promise<void> {
     const before = this.query;
-    this.query = { ...this.query, ...next };
+    this.query = { ...this.query, ...next, ...(next.q === undefined ? {} : { q: next.q.trim() }) };
     this.emit();
     if (before.q === this.query.q && before.statuses.join() === this.query.statuses.join()) return;
-    const generation = ++this.queryGeneration;
-    this.loading = true;
+    this.feed.detach();
     try {
-      const page = await api.listOrders({ statuses: this.query.statuses, q: this.query.q, limit: this.pageSize });
-      if (generation !== this.queryGeneration) return;
-      this.store.putAll(page.orders);
-      this.floor = page.nextBefore;
-      this.loadError = null;
+      const cursor = await this.loadSnapshot();
+      this.feed.resubscribe(cursor);
     } catch (err) {
-      if (generation === this.queryGeneration) this.loadError = (err as Error).message;
-    } finally {
-      if (generation === this.queryGeneration) this.loading = false;
-      this.emit();
+      if ((err as Error).message === 'superseded by another view') return;
+      // Retry the new view's snapshot with backoff, as at start.
+      void this.start();
     }
   }
 
@@ -492,6 +484,15 @@ export function describeAction(item: QueuedAction): string {
   if (item.kind === 'create') return `create the order for ${item.body.customer_name}`;
   if (item.kind === 'delete') return `delete #${item.id}`;
   return `${describePatch(item.patch)} #${item.id}`;
+}
+
+/** The stream's query for a view: the same filter as the list, and live totals. */
+export function viewQuery(query: Query): string {
+  const params = new URLSearchParams();
+  if (query.statuses.length) params.set('status', query.statuses.join(','));
+  if (query.q) params.set('q', query.q);
+  params.set('stats', '1');
+  return params.toString();
 }
 
 export function describePatch(patch: api.OrderPatch): string {

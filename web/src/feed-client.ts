@@ -1,4 +1,7 @@
 import { type Change, CLOSE, type ServerMessage } from '../../src/protocol.ts';
+import { parseStatsDelta } from './money.ts';
+
+export type Delta = NonNullable<ReturnType<typeof parseStatsDelta>>;
 
 /**
  * The connection to `/ws`. It owns one thing the rest of the page relies on: the cursor of the last
@@ -10,6 +13,10 @@ import { type Change, CLOSE, type ServerMessage } from '../../src/protocol.ts';
  * or the tab becomes visible (a sleeping laptop's timers are not to be trusted). A socket can also die
  * without a close event (a NAT forgets it, Wi-Fi changes): the server sends a heartbeat every
  * `heartbeat_ms` when idle, so silence for a few of those means the socket is dead and is replaced.
+ *
+ * The page subscribes to its view: `query()` (status, q, stats=1) goes with every connect, and
+ * `resubscribe` moves to another view at the cursor of a snapshot taken for it (docs/protocol.md). Each
+ * message's live-totals delta (`stats`) is handed over with its changes, exactly once, like them.
  *
  * A `reset` means the cursor cannot be resumed (the log was pruned past it): the page must reload its
  * snapshot and connect with the snapshot's cursor; `onReset` does that and returns the new cursor.
@@ -29,7 +36,9 @@ export type ConnectionState =
 export interface FeedClientOptions {
   /** `/ws` on this origin unless given. */
   url?: string;
-  onChanges: (changes: Change[]) => void;
+  onChanges: (changes: Change[], deltas: Delta[]) => void;
+  /** The view's query parameters besides `after` (e.g. `status=pending&q=lap&stats=1`). */
+  query?: () => string;
   onState: (state: ConnectionState) => void;
   /** Reload the snapshot; resolves to its cursor. */
   onReset: () => Promise<string>;
@@ -48,6 +57,7 @@ export class FeedClient {
   private cursor = '';
   /** The first messages of a transaction that goes on (`more`); dropped on reconnect, which resends it whole. */
   private held: Change[] = [];
+  private heldDeltas: Delta[] = [];
   private attempt = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private watchdog: ReturnType<typeof setTimeout> | undefined;
@@ -66,6 +76,23 @@ export class FeedClient {
   start(cursor: string): void {
     this.cursor = cursor;
     this.connect();
+  }
+
+  /** Another view: forget the socket of the old one and stream the new query from `cursor`. */
+  resubscribe(cursor: string): void {
+    this.detach();
+    this.cursor = cursor;
+    this.attempt = 0;
+    this.connect();
+  }
+
+  /** Drops the current socket without reconnecting (while the page loads a new view's snapshot). */
+  detach(): void {
+    const socket = this.socket;
+    this.socket = null;
+    clearTimeout(this.watchdog);
+    clearTimeout(this.retryTimer);
+    socket?.close(1000, 'changing view');
   }
 
   get lastCursor(): string {
@@ -99,7 +126,12 @@ export class FeedClient {
     let socket: WebSocket;
     try {
       this.held = [];
-      socket = new WebSocket(`${base}?after=${encodeURIComponent(this.cursor)}`, this.options.protocols?.() ?? []);
+      this.heldDeltas = [];
+      const extra = this.options.query?.() ?? '';
+      socket = new WebSocket(
+        `${base}?after=${encodeURIComponent(this.cursor)}${extra ? `&${extra}` : ''}`,
+        this.options.protocols?.() ?? [],
+      );
     } catch (err) {
       // A subprotocol the browser will not send (a token with characters outside RFC 7230's token set).
       this.scheduleRetry((err as Error).message);
@@ -113,7 +145,13 @@ export class FeedClient {
     socket.onmessage = (event) => {
       if (this.socket !== socket) return;
       this.armWatchdog();
-      this.onMessage(JSON.parse(event.data as string) as ServerMessage);
+      const text = event.data as string;
+      const message = JSON.parse(text) as ServerMessage;
+      if (message.type === 'changes' && message.stats) {
+        const delta = parseStatsDelta(text);
+        if (delta) this.heldDeltas.push(delta);
+      }
+      this.onMessage(message);
     };
     socket.onclose = (event) => {
       if (this.socket !== socket) return;
@@ -139,9 +177,11 @@ export class FeedClient {
         this.held.push(...message.changes);
         if (message.more) return;
         const changes = this.held;
+        const deltas = this.heldDeltas;
         this.held = [];
+        this.heldDeltas = [];
         // Hand over first, then advance: a reconnect never resumes past a change the page did not apply.
-        if (changes.length > 0) this.options.onChanges(changes);
+        if (changes.length > 0 || deltas.length > 0) this.options.onChanges(changes, deltas);
         this.cursor = message.cursor;
         return;
       }

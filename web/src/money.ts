@@ -36,3 +36,17 @@ export function parseStatsJson(text: string): Stats {
   const quoted = text.replace(/("total_cents"\s*:\s*)(-?\d+)/g, '$1"$2"');
   return JSON.parse(quoted, (key, value: unknown) => (key === 'total_cents' && typeof value === 'string' ? BigInt(value) : value)) as Stats;
 }
+
+/**
+ * The `stats` of a `changes` message, with exact cents: it is the message's last field, and a quote
+ * inside a name is always escaped, so `,"stats":{"by_status"` can only be the field itself.
+ */
+export function parseStatsDelta(
+  messageText: string,
+): { by_status: Record<string, { count: number; total_cents: bigint }>; per_minute: Record<string, number> } | null {
+  const at = messageText.lastIndexOf(',"stats":{"by_status"');
+  if (at === -1) return null;
+  const text = messageText.slice(at + ',"stats":'.length, -1);
+  const quoted = text.replace(/("total_cents"\s*:\s*)(-?\d+)/g, '$1"$2"');
+  return JSON.parse(quoted, (key, value: unknown) => (key === 'total_cents' && typeof value === 'string' ? BigInt(value) : value));
+}

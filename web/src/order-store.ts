@@ -1,5 +1,6 @@
 import type { Change, Order, OrderStatus } from '../../src/protocol.ts';
 import type { Stats } from './api.ts';
+import type { Delta } from './feed-client.ts';
 
 /**
  * Everything the page knows about orders, and the one rule that keeps it true: an order (from a page of
@@ -9,10 +10,14 @@ import type { Stats } from './api.ts';
  * pages, stream and responses therefore does not matter: once changes stop, the store equals the
  * database for every id it has heard of.
  *
- * The summary (counts, revenue, per-minute chart) is kept from the stream too: a snapshot of
- * /orders/stats taken at the same cursor as the list, then every change after that cursor applied as a
- * delta (remove `old`, add `order`). The server sends each change after a cursor exactly once, so the
- * deltas neither miss nor repeat one.
+ * The store holds the page's view (its status chips and search, streamed filtered by the server): a
+ * change marked `"view":"leave"` removes the row, remembering its version like a tombstone, so an older
+ * change cannot bring it back and a newer one (it enters again) can.
+ *
+ * The summary (counts, revenue, per-minute chart) is the server's: /orders/stats with its own cursor,
+ * plus the `stats` delta of every message after it, which counts every change whatever the view's
+ * filter. The stream starts at that cursor and sends each message once, so the deltas neither miss
+ * nor repeat one, and no list/stats bracket is needed.
  *
  * Views subscribe; notifications are batched to one per animation frame however many changes arrive.
  */
@@ -63,6 +68,8 @@ function describeChange(change: Change): string {
 export class OrderStore {
   readonly orders = new Map<number, Order>();
   private readonly tombstones = new Map<number, number>();
+  /** Rows that left the view: id → the version they left at. */
+  private readonly left = new Map<number, number>();
   summary: Summary = { count: emptyByStatus(), cents: emptyCents(), perMinute: new Map() };
   summaryLoaded = false;
   activity: Activity[] = [];
@@ -92,7 +99,7 @@ export class OrderStore {
 
   /** Held version of an id, counting deletes; 0 when never seen. */
   versionOf(id: number): number {
-    return this.orders.get(id)?.version ?? this.tombstones.get(id) ?? 0;
+    return this.orders.get(id)?.version ?? this.tombstones.get(id) ?? this.left.get(id) ?? 0;
   }
 
   isDeleted(id: number): boolean {
@@ -120,16 +127,21 @@ export class OrderStore {
     this.changed();
   }
 
-  applyChanges(changes: readonly Change[]): void {
+  applyChanges(changes: readonly Change[], deltas: readonly Delta[] = []): void {
     const now = Date.now();
+    for (const d of deltas) this.applyDelta(d);
     for (const change of changes) {
-      this.applySummary(change);
       const { order } = change;
       if (order.version > this.versionOf(order.id)) {
         if (change.op === 'delete') {
           this.orders.delete(order.id);
+          this.left.delete(order.id);
           this.tombstones.set(order.id, order.version);
+        } else if (change.view === 'leave') {
+          this.orders.delete(order.id);
+          this.left.set(order.id, order.version);
         } else {
+          this.left.delete(order.id);
           this.orders.set(order.id, order);
         }
         this.changedAt.set(order.id, now);
@@ -149,17 +161,17 @@ export class OrderStore {
     this.changed();
   }
 
-  private applySummary(change: Change): void {
+  private applyDelta(d: Delta): void {
     const s = this.summary;
-    const bump = (o: Order, sign: 1 | -1) => {
-      s.count[o.status] += sign;
-      s.cents[o.status] += BigInt(sign * o.total_cents);
-      const m = minuteOf(o.created_at);
-      s.perMinute.set(m, (s.perMinute.get(m) ?? 0) + sign);
-    };
-    const before = change.op === 'insert' ? null : (change.old ?? (change.op === 'delete' ? change.order : null));
-    if (before) bump(before, -1);
-    if (change.op !== 'delete') bump(change.order, 1);
+    for (const [status, v] of Object.entries(d.by_status)) {
+      if (!(STATUSES as readonly string[]).includes(status)) continue;
+      s.count[status as OrderStatus] += v.count;
+      s.cents[status as OrderStatus] += v.total_cents;
+    }
+    for (const [minute, n] of Object.entries(d.per_minute)) {
+      const m = minuteOf(minute);
+      s.perMinute.set(m, (s.perMinute.get(m) ?? 0) + n);
+    }
   }
 
   setStats(stats: Stats): void {
@@ -180,6 +192,7 @@ export class OrderStore {
   clear(): void {
     this.orders.clear();
     this.tombstones.clear();
+    this.left.clear();
     this.changedAt.clear();
     this.summaryLoaded = false;
     this.changed();

@@ -1,5 +1,6 @@
 import { memo } from 'preact/compat';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { foldCase } from '../../../src/filter/fold.ts';
 import { NEXT_STATUSES } from '../../../src/orders/transitions.ts';
 import type { Order, OrderStatus } from '../../../src/protocol.ts';
 import type { Dashboard, Query, SortKey } from '../dashboard.ts';
@@ -47,11 +48,15 @@ function compare(key: SortKey): (a: Order, b: Order) => number {
   }
 }
 
+/**
+ * The server streams only the view, but the page's own rows (an optimistic edit, an order it created)
+ * are checked here too, by the server's rule (src/filter/fold.ts: ASCII letters fold, nothing else).
+ */
 function matches(query: Query): (o: Order) => boolean {
-  const q = query.q.trim().toLowerCase();
+  const q = foldCase(query.q);
   const statuses = query.statuses.length ? new Set(query.statuses) : null;
   return (o) =>
-    (!statuses || statuses.has(o.status)) && (!q || o.customer_name.toLowerCase().includes(q) || o.product_name.toLowerCase().includes(q));
+    (!statuses || statuses.has(o.status)) && (!q || foldCase(o.customer_name).includes(q) || foldCase(o.product_name).includes(q));
 }
 
 interface Props {
@@ -92,6 +97,11 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
     if (live) setRevealedTo(Number.POSITIVE_INFINITY);
     else if (revealedTo === Number.POSITIVE_INFINITY) setRevealedTo(maxId);
   }, [live, maxId, revealedTo]);
+
+  // A new view's first page is what the reader asked for, not news: only later arrivals wait.
+  useEffect(() => {
+    setRevealedTo(live ? Number.POSITIVE_INFINITY : maxId);
+  }, [dashboard.viewLoads]);
 
   const held = rows.filter((o) => o.id > revealedTo && !dashboard.ownIds.has(o.id));
   const shown = held.length ? rows.filter((o) => o.id <= revealedTo || dashboard.ownIds.has(o.id)) : rows;
