@@ -171,6 +171,10 @@ async function main(): Promise<number> {
     },
     http5xx: http.byStatus,
     commitToClientOutsideFaults: latency,
+    eventLoopLagP99MsMax: Math.max(0, ...sampler.samples.flatMap((s) => s.instances.map((i) => i.eventLoopLagP99Ms ?? 0))),
+    heapUsedMiBAtEnd: Object.fromEntries(
+      (sampler.samples[sampler.samples.length - 1]?.instances ?? []).map((i) => [`${i.name} pid ${i.pid}`, i.heapUsedMiB]),
+    ),
     slopes,
     thresholds,
     endConnections,
@@ -220,6 +224,9 @@ async function main(): Promise<number> {
     );
   say(
     `resource limits (second half, series ≥ ${thresholds.minSpanSec} s): RSS > ${thresholds.rssMiBPerMin} MiB/min or FDs > ${thresholds.fdsPerMin}/min fails`,
+  );
+  say(
+    `event loop lag p99, worst sample: ${summary.eventLoopLagP99MsMax} ms; heap used at the end: ${JSON.stringify(summary.heapUsedMiBAtEnd)} MiB`,
   );
   say(`connections at the end: ${JSON.stringify(endConnections)}`);
   say(`violations: ${violations.length}`);
