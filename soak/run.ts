@@ -42,6 +42,12 @@ const say = (text: string) => process.stdout.write(`${text}\n`);
 
 async function main(): Promise<number> {
   const topology = new Topology();
+  // Interrupted: stop the instances, nginx and PostgreSQL rather than leave them running.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => {
+      say(`soak: ${signal}: stopping everything (temp folder kept: ${topology.tempDir})`);
+      void topology.stop(true).finally(() => process.exit(130));
+    });
   say(`soak: ${minutes} min, seed ${seed}, ${clientCount} clients; starting PostgreSQL, proxy, 2 instances, nginx...`);
   await topology.start();
   const started = Date.now();
