@@ -97,7 +97,11 @@ async function main(): Promise<number> {
   await workload.stop();
   await faults.finish();
   await joining;
-  await topology.allReady(90_000);
+  // An instance that never comes back is a finding, not a reason to end without a verdict.
+  const notReady = await topology.allReady(90_000).then(
+    () => undefined,
+    (err: Error) => err.message,
+  );
   say('soak: waiting for every client to catch up');
   await population.quiesce();
   clearInterval(progress);
@@ -124,6 +128,7 @@ async function main(): Promise<number> {
       at: e.at,
     })),
   );
+  if (notReady) crashViolations.push({ kind: 'not-ready', detail: `at the end: ${notReady}` });
   const violations = [...clientViolations, ...ackViolations, ...http.violations, ...resourceViolations, ...crashViolations];
 
   // Time to recover: from the fault being lifted to a probe written after it reaching every steady
