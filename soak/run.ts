@@ -119,7 +119,7 @@ async function main(): Promise<number> {
   const endConnections = await connections(topology.admin);
   const secondHalf = Math.round(durationMs / 2);
   const slopes = sampler.slopes(secondHalf);
-  const thresholds: Thresholds = { rssMiBPerMin: 1, fdsPerMin: 2, minSpanSec: 120, poolMax: POOL_MAX };
+  const thresholds: Thresholds = { rssMiBPerMin: 1, fdsPerMin: 2, minSpanSec: 300, poolMax: POOL_MAX };
   const resourceViolations = checkResources(slopes, endConnections, thresholds);
   const crashViolations: Violation[] = topology.instances.flatMap((i) =>
     i.unexpectedExits.map((e) => ({
