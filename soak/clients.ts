@@ -169,8 +169,12 @@ export class Population {
     }
     await sleep(ms);
     for (const sc of victims) {
-      sc.client.resumeReading();
-      sc.paused = false;
+      // Its socket may have been closed meanwhile: resuming must not throw and leave the rest paused.
+      try {
+        sc.client.resumeReading();
+      } finally {
+        sc.paused = false;
+      }
     }
     return victims.length;
   }

@@ -121,6 +121,7 @@ export class FaultRunner {
   private background: Promise<void>[] = [];
   private done: Promise<void> | undefined;
   private probes = 0;
+  private finishing = false;
   private holding: Promise<void> = Promise.resolve();
 
   constructor(
@@ -141,8 +142,10 @@ export class FaultRunner {
   start(schedule: PlannedFault[]): void {
     this.done = (async () => {
       for (const slot of schedule) {
+        // Once the run's time is up, only slots with a kind not injected yet still run (at once).
+        if (this.finishing && slot.kinds.every((k) => this.log.some((f) => f.kind === k))) continue;
         const wait = this.started + slot.at - Date.now();
-        if (wait > 0) await sleep(wait);
+        if (wait > 0 && !this.finishing) await sleep(wait);
         const [a, b] = slot.kinds;
         await Promise.all(
           slot.kinds.map(async (kind, i) => {
@@ -156,10 +159,12 @@ export class FaultRunner {
   }
 
   /**
-   * Waits for the whole schedule (it ends at three quarters of the run, so this is bounded, and it is
-   * what guarantees every kind once) and for the background ones (the long transaction, a burst).
+   * Time is up: the slots left are skipped, except those with a kind that has not occurred yet (this is
+   * what guarantees every kind once); waits for them and for the background ones (the long
+   * transaction, a burst).
    */
   async finish(): Promise<void> {
+    this.finishing = true;
     await this.done;
     await Promise.all(this.background);
   }

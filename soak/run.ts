@@ -42,6 +42,12 @@ const say = (text: string) => process.stdout.write(`${text}\n`);
 
 async function main(): Promise<number> {
   const topology = new Topology();
+  // Interrupted: stop the instances, nginx and PostgreSQL rather than leave them running.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => {
+      say(`soak: ${signal}: stopping everything (temp folder kept: ${topology.tempDir})`);
+      void topology.stop(true).finally(() => process.exit(130));
+    });
   say(`soak: ${minutes} min, seed ${seed}, ${clientCount} clients; starting PostgreSQL, proxy, 2 instances, nginx...`);
   await topology.start();
   const started = Date.now();
@@ -91,7 +97,11 @@ async function main(): Promise<number> {
   await workload.stop();
   await faults.finish();
   await joining;
-  await topology.allReady(90_000);
+  // An instance that never comes back is a finding, not a reason to end without a verdict.
+  const notReady = await topology.allReady(90_000).then(
+    () => undefined,
+    (err: Error) => err.message,
+  );
   say('soak: waiting for every client to catch up');
   await population.quiesce();
   clearInterval(progress);
@@ -109,7 +119,7 @@ async function main(): Promise<number> {
   const endConnections = await connections(topology.admin);
   const secondHalf = Math.round(durationMs / 2);
   const slopes = sampler.slopes(secondHalf);
-  const thresholds: Thresholds = { rssMiBPerMin: 1, fdsPerMin: 2, minSpanSec: 120, poolMax: POOL_MAX };
+  const thresholds: Thresholds = { rssMiBPerMin: 1, fdsPerMin: 2, minSpanSec: 300, poolMax: POOL_MAX };
   const resourceViolations = checkResources(slopes, endConnections, thresholds);
   const crashViolations: Violation[] = topology.instances.flatMap((i) =>
     i.unexpectedExits.map((e) => ({
@@ -118,6 +128,7 @@ async function main(): Promise<number> {
       at: e.at,
     })),
   );
+  if (notReady) crashViolations.push({ kind: 'not-ready', detail: `at the end: ${notReady}` });
   const violations = [...clientViolations, ...ackViolations, ...http.violations, ...resourceViolations, ...crashViolations];
 
   // Time to recover: from the fault being lifted to a probe written after it reaching every steady
@@ -171,6 +182,10 @@ async function main(): Promise<number> {
     },
     http5xx: http.byStatus,
     commitToClientOutsideFaults: latency,
+    eventLoopLagP99MsMax: Math.max(0, ...sampler.samples.flatMap((s) => s.instances.map((i) => i.eventLoopLagP99Ms ?? 0))),
+    heapUsedMiBAtEnd: Object.fromEntries(
+      (sampler.samples[sampler.samples.length - 1]?.instances ?? []).map((i) => [`${i.name} pid ${i.pid}`, i.heapUsedMiB]),
+    ),
     slopes,
     thresholds,
     endConnections,
@@ -220,6 +235,9 @@ async function main(): Promise<number> {
     );
   say(
     `resource limits (second half, series ≥ ${thresholds.minSpanSec} s): RSS > ${thresholds.rssMiBPerMin} MiB/min or FDs > ${thresholds.fdsPerMin}/min fails`,
+  );
+  say(
+    `event loop lag p99, worst sample: ${summary.eventLoopLagP99MsMax} ms; heap used at the end: ${JSON.stringify(summary.heapUsedMiBAtEnd)} MiB`,
   );
   say(`connections at the end: ${JSON.stringify(endConnections)}`);
   say(`violations: ${violations.length}`);

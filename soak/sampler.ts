@@ -10,7 +10,7 @@ import type { Topology } from './topology.js';
  */
 export interface Sample {
   at: number;
-  instances: { name: string; pid: number; rssKiB: number; fds: number }[];
+  instances: { name: string; pid: number; rssKiB: number; fds: number; heapUsedMiB?: number; eventLoopLagP99Ms?: number }[];
   /** `<application_name>/<state>` -> count. */
   connections: Record<string, number>;
   changeLogRows: number;
@@ -32,6 +32,25 @@ function readProc(pid: number): { rssKiB: number; fds: number } | undefined {
     return { rssKiB: Number(m?.[1] ?? 0), fds: readdirSync(`/proc/${pid}/fd`).length };
   } catch {
     return undefined;
+  }
+}
+
+/** Heap used and event-loop lag p99 from the instance's own /metrics (prom-client's defaults). */
+async function readMetrics(url: string): Promise<{ heapUsedMiB?: number; eventLoopLagP99Ms?: number }> {
+  try {
+    const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(1000) })).text();
+    const value = (name: string) => {
+      const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+)$`, 'm').exec(text);
+      return m ? Number(m[1]) : undefined;
+    };
+    const heap = value('nodejs_heap_size_used_bytes');
+    const lag = value('nodejs_eventloop_lag_p99_seconds');
+    return {
+      ...(heap === undefined ? {} : { heapUsedMiB: Math.round((heap / 2 ** 20) * 10) / 10 }),
+      ...(lag === undefined ? {} : { eventLoopLagP99Ms: Math.round(lag * 10_000) / 10 }),
+    };
+  } catch {
+    return {};
   }
 }
 
@@ -70,10 +89,10 @@ export class Sampler {
 
   async sample(): Promise<Sample> {
     const s: Sample = { at: Date.now() - this.started, instances: [], connections: {}, changeLogRows: -1 };
-    for (const { name, pid } of this.topology.pids()) {
+    for (const { name, pid, url } of this.topology.pids()) {
       if (pid === undefined) continue;
       const p = readProc(pid);
-      if (p) s.instances.push({ name, pid, ...p });
+      if (p) s.instances.push({ name, pid, ...p, ...(await readMetrics(url)) });
     }
     try {
       s.connections = await connections(this.topology.admin);

@@ -205,9 +205,10 @@ export class Topology {
     this.postgres = await startEmbeddedPostgres({ dataDir: this.pgRoot, port: this.postgres.port, log });
   }
 
-  pids(): { name: string; pid: number | undefined }[] {
+  pids(): { name: string; pid: number | undefined; url: string }[] {
     return this.instances.map((i) => ({
       name: i.name,
+      url: i.url,
       pid: i.proc.exitCode === null && i.proc.signalCode === null ? i.proc.pid : undefined,
     }));
   }

@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import { isLoopbackAddress } from './auth/hosts.js';
 import { runPrimary, SHUTDOWN_MESSAGE, workerCount } from './cluster.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
+import { DatabaseError } from './db/database.js';
 import { type DatabaseServer, openDatabaseServer } from './db/database-server.js';
 import { createLogger } from './logger.js';
 import { createService, type Service } from './service.js';
@@ -64,6 +65,29 @@ process.on('uncaughtException', (err) => {
   void shutdown('uncaughtException', 1);
 });
 
+/**
+ * An instance started while the database cannot be reached (restarting, a network blip, a failover)
+ * waits for it, retrying with capped backoff, instead of exiting: a rolling restart or a crash restart
+ * during a database outage would otherwise leave the instance dead (found by the soak). Errors the
+ * database answered (a failing migration, a missing privilege) still stop the start.
+ */
+async function startWhenTheDatabaseAnswers(url: string): Promise<Service> {
+  let delay = 500;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await createService(config, log, url);
+    } catch (err) {
+      if (shuttingDown || !(err instanceof DatabaseError) || err.kind !== 'unavailable') throw err;
+      log.warn(
+        { event: 'startup.database_unavailable', reason: err.message, attempt, retryInMs: delay },
+        'the database cannot be reached; starting again when it can',
+      );
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 10_000);
+    }
+  }
+}
+
 async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
@@ -82,7 +106,7 @@ async function main(): Promise<void> {
     );
   database = await openDatabaseServer(config, log);
   const databaseLabel = database.label;
-  service = await createService(config, log, database.url);
+  service = await startWhenTheDatabaseAnswers(database.url);
   const authOn = await service.tokens.authRequired();
   if (
     !isLoopbackAddress(config.HOST) &&

@@ -5,7 +5,7 @@ import { buildApp } from './app.js';
 import { authRequiredFromStart } from './auth/hosts.js';
 import { parseEnvTokens, TokenStore } from './auth/tokens.js';
 import type { Config } from './config.js';
-import { Database } from './db/database.js';
+import { Database, DatabaseError } from './db/database.js';
 import { migrate } from './db/migrate.js';
 import { clientConfig, createPool } from './db/pool.js';
 import { readMark, readNextXid } from './feed/change-log.js';
@@ -41,7 +41,7 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
     if (config.DB_MIGRATE) await migrate(pool, log);
   } catch (err) {
     await pool.end().catch(() => undefined);
-    throw err;
+    throw err instanceof DatabaseError ? err : new DatabaseError(err);
   }
   const listener = new Listener({
     clientConfig: clientConfig({
@@ -110,7 +110,7 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
     await app.close();
     await feed.stop();
     await pool.end().catch(() => undefined);
-    throw err;
+    throw err instanceof DatabaseError ? err : new DatabaseError(err);
   }
 
   let closing: Promise<void> | undefined;

@@ -219,11 +219,11 @@ export class FeedClient {
 
   /** Stops reading from the socket: the server's sends pile up in its buffers. */
   pauseReading(): void {
-    (this.socket as unknown as { _socket: { pause(): void } } | null)?._socket.pause();
+    (this.socket as unknown as { _socket: { pause(): void } | null } | null)?._socket?.pause();
   }
 
   resumeReading(): void {
-    (this.socket as unknown as { _socket: { resume(): void } } | null)?._socket.resume();
+    (this.socket as unknown as { _socket: { resume(): void } | null } | null)?._socket?.resume();
   }
 
   async close(): Promise<void> {
