@@ -1,13 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../src/db/embedded.js';
 import { migrate } from '../src/db/migrate.js';
+import { crashPostgres } from '../test/helpers/crash.js';
+import { freePort } from '../test/helpers/instance.js';
 import { NGINX_PATH, startNginx } from '../test/helpers/nginx.js';
 import { TcpProxy } from '../test/helpers/tcp-proxy.js';
 import { waitFor } from '../test/helpers/wait.js';
@@ -30,17 +31,6 @@ export interface Instance {
   /** Set while the soak itself is stopping or killing it (an exit then is expected). */
   expectingExit: boolean;
   unexpectedExits: { at: number; code: number | null; signal: string | null }[];
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function ready(url: string, timeout = 60_000): Promise<void> {
@@ -186,20 +176,7 @@ export class Topology {
     if (mode === 'fast') {
       await this.postgres.stop();
     } else {
-      const pidFile = path.join(this.postgres.dataDir, 'postmaster.pid');
-      const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-      process.kill(pid, 'SIGQUIT');
-      await waitFor(
-        () => {
-          try {
-            process.kill(pid, 0);
-            return false;
-          } catch {
-            return true;
-          }
-        },
-        { timeout: 20_000, message: 'postmaster gone after SIGQUIT' },
-      );
+      await crashPostgres(this.postgres.dataDir);
     }
     await new Promise((r) => setTimeout(r, downMs));
     this.postgres = await startEmbeddedPostgres({ dataDir: this.pgRoot, port: this.postgres.port, log });

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,6 +9,7 @@ import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/db/embed
 import { migrate } from '../../src/db/migrate.js';
 import { forgetOtherHistory } from '../../src/feed/change-log.js';
 import { formatCursor, has } from '../../src/feed/cursor.js';
+import { crashPostgres } from '../helpers/crash.js';
 import { cleanReports, type FeedClient, openClient, settle } from '../helpers/feed-client.js';
 import { type RunningService, startService } from '../helpers/service.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
@@ -57,22 +57,6 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function crash(): Promise<void> {
-  const pid = Number(readFileSync(path.join(postgres.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  process.kill(pid, 'SIGQUIT');
-  await waitFor(
-    () => {
-      try {
-        process.kill(pid, 0);
-        return false;
-      } catch {
-        return true;
-      }
-    },
-    { timeout: 20_000, message: 'postmaster gone after SIGQUIT' },
-  );
-}
-
 it('does not trust a cursor across a crash that handed out one of its transaction ids again', async () => {
   await insertOrders(sql, 3);
   // Two instances: each notices the crash, and the second must not reset the first one's clients again.
@@ -106,7 +90,7 @@ it('does not trust a cursor across a crash that handed out one of its transactio
   });
   proxy.blackhole();
   proxyB.blackhole();
-  await crash();
+  await crashPostgres(postgres.dataDir);
   postgres = await startEmbeddedPostgres({ dataDir: dir, port: postgres.port, log });
   await sql.end();
   sql = new pg.Pool({ connectionString: postgres.url, max: 4 });
