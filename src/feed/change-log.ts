@@ -55,32 +55,37 @@ interface Row {
 /**
  * A change as read. Its facts (op, row, old) are parsed from its JSON on first use, once, and only on
  * a server that has a filtered view or live totals to serve: computing them in SQL cost every read of
- * the log, before its sort and limit, for every candidate row.
+ * the log, before its sort and limit, for every candidate row. A class, so the lazy getters live on
+ * its prototype rather than as closures in every change (catch-ups read thousands a second).
  */
-function toChange(r: Row): LoggedChange {
-  // Only the JSON is kept for later: the row object (with the read's other columns) is let go.
-  const json = r.json;
-  let facts: Pick<LoggedChange, 'op' | 'row' | 'old'> | undefined;
-  const read = () => {
-    facts ??= parseFacts(json);
-    return facts;
-  };
-  return {
-    xid: r.xid,
-    seq: r.seq,
-    atMs: r.at_ms,
-    json,
-    get op() {
-      return read().op;
-    },
-    get row() {
-      return read().row;
-    },
-    get old() {
-      return read().old;
-    },
-  };
+class ReadChange implements LoggedChange {
+  private facts: Pick<LoggedChange, 'op' | 'row' | 'old'> | undefined;
+
+  constructor(
+    readonly xid: number,
+    readonly seq: number,
+    readonly atMs: number,
+    readonly json: string,
+  ) {}
+
+  get op(): LoggedChange['op'] {
+    this.facts ??= parseFacts(this.json);
+    return this.facts.op;
+  }
+
+  get row(): RowFacts | null {
+    this.facts ??= parseFacts(this.json);
+    return this.facts.row;
+  }
+
+  get old(): RowFacts | null {
+    this.facts ??= parseFacts(this.json);
+    return this.facts.old;
+  }
 }
+
+// Only the JSON is kept for later: the row object (with the read's other columns) is let go.
+const toChange = (r: Row): LoggedChange => new ReadChange(r.xid, r.seq, r.at_ms, r.json);
 
 function rowFacts(o: RowFacts): RowFacts {
   return {

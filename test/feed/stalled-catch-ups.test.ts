@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { has, parseCursor } from '../../src/feed/cursor.js';
 import type { ServerMessage } from '../../src/protocol.js';
@@ -12,8 +12,8 @@ import { sleep, waitFor } from '../helpers/wait.js';
 /**
  * Issue 11, guarantee 9b: catch-ups that never read cost a bounded amount of the server's memory. The
  * service runs as a process of its own (as `npm start` runs it) so its resident memory is its alone; it
- * reads catch-ups from the log (FEED_MEMORY_CHANGES=0). 150, then 500, sockets resume from a cursor
- * older than 20,000 changes (~17 MB of change JSON) and never read a byte.
+ * reads catch-ups from the log (FEED_MEMORY_CHANGES=0). 150 sockets resume from a cursor older than
+ * 20,000 changes (~17 MB of change JSON) and never read a byte.
  */
 const root = path.resolve(import.meta.dirname, '../..');
 let db: TestDatabase;
@@ -100,7 +100,7 @@ function resume(after: string | undefined, stall: boolean) {
   sockets.push(ws);
   const state = { ws, hello: undefined as string | undefined, changes: 0, cursor: undefined as string | undefined, closeCode: 0 };
   ws.on('open', () => {
-    if (stall) (ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    if (stall) ws.pause();
   });
   ws.on('message', (data) => {
     const m = JSON.parse(String(data)) as ServerMessage;
@@ -117,12 +117,20 @@ function resume(after: string | undefined, stall: boolean) {
   return state;
 }
 
-// KNOWN DEFECT, open (found at the end of session 3, after issue 13's merge): in about 2 of 5 clean
-// runs the reading client stops at 700 of 19,001 changes (a stall, not slowness), and the 150-stalled
-// peak lands at 157 MiB against the 150 MiB bound (84–160 MiB across runs). Retried meanwhile so the
-// suite can land; the assertions are unchanged and the cause is the next session's first task.
-describe('guarantee 9b: catch-ups that never read', { retry: 2 }, () => {
-  it('cost a bounded amount of memory each, and a fresh client stays live among them', { timeout: 60_000 }, async () => {
+describe('guarantee 9b: catch-ups that never read', () => {
+  afterEach(() => {
+    for (const s of sockets.splice(0)) s.terminate();
+  });
+
+  /**
+   * A socket that never reads is not stalled at once: on loopback here the kernel's buffers (the
+   * server's send buffer and the client's receive buffer) take about 4 MB of it first, ~50 pages of
+   * the log, and only then do its unsent bytes grow in the service. The service waits for them to
+   * drain before each message, so it then holds at most a page and a message for it, and closes it as
+   * too slow 10 s later. 150 such catch-ups pump ~600 MB through the service (about 7,000 reads of the
+   * log, 16 at a time): what bounds its memory meanwhile is that it keeps nothing it has sent.
+   */
+  it('cost bounded memory, are closed as too slow, and leave a fresh client live', { timeout: 90_000 }, async () => {
     // Warm-up: one reading client catches up from the log through all of it (and sets the baseline).
     let t0 = Date.now();
     const warm = resume(old, false);
@@ -131,50 +139,59 @@ describe('guarantee 9b: catch-ups that never read', { retry: 2 }, () => {
     warm.ws.close();
     await sleep(500);
     const before = rssKiB();
+    const metric = async (name: string) =>
+      Number(new RegExp(`^${name} (\\d+)`, 'm').exec(await (await fetch(`${url}/metrics`)).text())?.[1]);
+    const framesSent = () => metric('ws_frames_sent_total');
+    const slowClosedBefore = await metric('ws_slow_client_closes_total');
 
-    const stalled = (n: number) => Array.from({ length: n }, () => resume(old, true));
-    const peakOver = async (ms: number) => {
-      let peak = 0;
-      const until = Date.now() + ms;
-      while (Date.now() < until) {
-        peak = Math.max(peak, rssKiB());
-        await sleep(100);
-      }
-      return peak;
-    };
+    const stalled = Array.from({ length: 150 }, () => resume(old, true));
+    await waitFor(() => stalled.every((s) => s.ws.readyState === WebSocket.OPEN), { timeout: 10_000, message: '150 upgrades' });
+    const framesAtStart = await framesSent();
+    t0 = Date.now();
 
-    const first = stalled(150);
-    await waitFor(() => first.every((s) => s.ws.readyState === WebSocket.OPEN), { timeout: 10_000, message: '150 upgrades' });
-    const peak150 = await peakOver(4000);
-
-    // Meanwhile a normal client: one from a fresh snapshot (no catch-up) is live at once, and one that
-    // resumes from the same old cursor reads everything.
+    // Meanwhile, while the service reads the log for them, a client from a fresh snapshot (no catch-up)
+    // is live at once.
     const fresh = resume((await fetch(`${url}/orders?limit=1`)).headers.get('x-change-cursor') as string, false);
     await waitFor(() => fresh.hello, { timeout: 2000, message: 'a fresh client says hello' });
     await db.sql.query("UPDATE orders SET notes = 'live' WHERE id = 1");
-    t0 = Date.now();
+    const t1 = Date.now();
     await waitFor(() => fresh.changes === 1, { timeout: 2000, message: 'a fresh client gets a live change' });
-    const liveMs = Date.now() - t0;
+    const liveMs = Date.now() - t1;
 
-    const more = stalled(350);
-    await waitFor(() => more.every((s) => s.ws.readyState === WebSocket.OPEN), { timeout: 10_000, message: '500 upgrades' });
-    const peak500 = await peakOver(4000);
-    const stalledOpen = [...first, ...more].filter((s) => s.closeCode === 0).length;
+    // Until every stalled socket is full (no frame sent for a second), then until they are closed.
+    let peak = 0;
+    let frames = await framesSent();
+    let quietSince = Date.now();
+    while (Date.now() - quietSince < 1000) {
+      if (Date.now() - t0 > 60_000) throw new Error('the stalled catch-ups still take frames after 60 s');
+      peak = Math.max(peak, rssKiB());
+      await sleep(100);
+      const now = await framesSent();
+      if (now !== frames) quietSince = Date.now();
+      frames = now;
+    }
+    const stormMs = Date.now() - t0 - 1000;
+    const perSocket = (frames - framesAtStart - 1) / 150;
+    // The service closes them (1013; they never read the close frame, so only the service knows).
+    await waitFor(async () => (await metric('ws_slow_client_closes_total')) - slowClosedBefore === 150, {
+      timeout: 14_000,
+      message: 'the stalled catch-ups closed as too slow',
+    });
+    const open = Number(/^ws_clients (\d+)/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1]);
 
     console.log(
       'stalled catch-ups (service as its own process, FEED_MEMORY_CHANGES=0, 20,000 changes ≈ 17 MB behind):\n' +
-        `  RSS before ${mib(before)}; with 150 stalled: peak ${mib(peak150)} (+${mib(peak150 - before)}, ` +
-        `${((peak150 - before) / 150).toFixed(0)} KiB each); with 500: peak ${mib(peak500)} (+${mib(peak500 - before)}, ` +
-        `${((peak500 - before) / 500).toFixed(0)} KiB each); ${stalledOpen} of 500 still open\n` +
+        `  150 stalled: ${perSocket.toFixed(0)} messages into each before it filled, over ${stormMs} ms; ` +
+        `RSS before ${mib(before)}, peak ${mib(peak)} (+${mib(peak - before)}, ${((peak - before) / 150).toFixed(0)} KiB each); ` +
+        `all closed as too slow; ${open} client open after\n` +
         `  one reading catch-up alone: ${alone} ms; a fresh client's live change among them: ${liveMs} ms`,
     );
-    // Measured on 2 cores: +104 MiB for 150, +148 MiB for 500 (each stalled one holds at most a page of
-    // 100 changes and what its socket buffers, until it is closed as too slow after 10 s; at most 16 read
-    // the log at once). Bounds with some room.
-    expect(peak150 - before).toBeLessThan(150 * 1024); // < 1 MiB per stalled catch-up
-    expect(peak500 - before).toBeLessThan(250 * 1024); // < 500 KiB per stalled catch-up
+    // Measured on 2 cores: +120 MiB at the peak (the collector's slack while ~600 MB passes through;
+    // +162 MiB when every change read carried its own closures). A service that kept a catch-up's
+    // history (17 MB each) would need 2.5 GB, one that kept what the kernel took ~600 MB.
+    expect(peak - before).toBeLessThan(200 * 1024);
+    expect(open).toBe(1); // the fresh one
     expect(liveMs).toBeLessThan(1000);
-    for (const s of sockets.splice(0)) s.terminate();
   });
 
   /**

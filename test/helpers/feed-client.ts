@@ -217,13 +217,16 @@ export class FeedClient {
     return this.closes[this.closes.length - 1]?.code ?? 0;
   }
 
-  /** Stops reading from the socket: the server's sends pile up in its buffers. */
+  /**
+   * Stops reading from the socket: the server's sends pile up in its buffers. ws.pause(), not a pause
+   * of the TCP socket, which ws resumes by itself as soon as its parser drains a large message.
+   */
   pauseReading(): void {
-    (this.socket as unknown as { _socket: { pause(): void } | null } | null)?._socket?.pause();
+    this.socket?.pause();
   }
 
   resumeReading(): void {
-    (this.socket as unknown as { _socket: { resume(): void } | null } | null)?._socket?.resume();
+    this.socket?.resume();
   }
 
   async close(): Promise<void> {
