@@ -5,6 +5,7 @@ import { NEXT_STATUSES } from '../../../src/orders/transitions.ts';
 import type { Order, OrderStatus } from '../../../src/protocol.ts';
 import type { Dashboard, Query, SortKey } from '../dashboard.ts';
 import { formatCents, formatCount, relativeTime, STATUS_LABEL } from '../format.ts';
+import { orderHref } from '../history-route.ts';
 import { STATUSES } from '../order-store.ts';
 import { askToCancel } from './ConfirmCancel.tsx';
 import { useNow } from './hooks.ts';
@@ -280,7 +281,9 @@ const Row = memo(function Row({ order, pending, changedAt, rolledBackAt, dashboa
   return (
     <tr class={`row ${flash} ${pending ? 'pending' : ''}`} data-id={order.id} data-testid="order-row" aria-busy={pending}>
       <td data-label="Order" class="num id">
-        #{order.id}
+        <a href={orderHref(order.id)} aria-label={`Open order #${order.id} and its timeline`}>
+          #{order.id}
+        </a>
       </td>
       <td data-label="Customer" class="customer">
         {order.customer_name}
