@@ -20,12 +20,15 @@ export function ActivityFeed({ dashboard, names }: { dashboard: Dashboard; names
         <ol class="activity-list" data-testid="activity">
           {items.map((a) => {
             const by = names.get(a.key);
+            // Entries refilled from the history after a reload know the customer only from the rows.
+            const customer = a.customer || dashboard.store.orders.get(a.id)?.customer_name;
             const iso = new Date(a.at).toISOString();
             const t = exactTimes(iso);
             return (
               <li key={a.key}>
                 <a class="activity-what" href={orderHref(a.id)}>
-                  #{a.id} {a.customer}: {a.text}
+                  #{a.id}
+                  {customer ? ` ${customer}` : ''}: {a.text}
                 </a>
                 <span class="activity-when">
                   {' · '}

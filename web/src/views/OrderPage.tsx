@@ -201,18 +201,22 @@ function TimelineEntry({ entry }: { entry: HistoryEntry }) {
         <ExactTime iso={entry.at} />
         <span class="muted"> · version {entry.version}</span>
       </p>
-      {fields.length > 0 && (
+      {entry.op === 'insert' && fields.length > 0 && (
+        <p class="timeline-created">
+          {fields.map(([field, , after], i) => (
+            <span key={field}>
+              {i > 0 && ' · '}
+              <span class="change-field">{fieldLabel(field)}:</span> {fieldValue(field, after)}
+            </span>
+          ))}
+        </p>
+      )}
+      {entry.op === 'update' && fields.length > 0 && (
         <ul class="timeline-changes">
           {fields.map(([field, before, after]) => (
             <li key={field}>
-              <span class="field">{fieldLabel(field)}:</span>{' '}
-              {entry.op === 'insert' ? (
-                <span>{fieldValue(field, after)}</span>
-              ) : (
-                <>
-                  <del>{fieldValue(field, before)}</del> → <ins>{fieldValue(field, after)}</ins>
-                </>
-              )}
+              <span class="change-field">{fieldLabel(field)}:</span> <del>{fieldValue(field, before)}</del> →{' '}
+              <ins>{fieldValue(field, after)}</ins>
             </li>
           ))}
         </ul>
