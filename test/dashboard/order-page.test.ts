@@ -183,6 +183,10 @@ describe('the order page', () => {
       });
       expect(overflow).toBeLessThanOrEqual(0);
       expect(await audit(p)).toEqual([]);
+      // Nor bulk controls in the list.
+      await p.page.getByRole('link', { name: '← All orders' }).click();
+      await p.row(id).waitFor();
+      expect(await p.page.getByRole('checkbox', { name: /^Select / }).count()).toBe(0);
       if (process.env.SCREENSHOTS_DIR)
         await p.page.screenshot({ path: `${process.env.SCREENSHOTS_DIR}/order-phone-${colorScheme}.png`, fullPage: true });
     }
