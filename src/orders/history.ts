@@ -1,6 +1,6 @@
 import type { Database } from '../db/database.js';
 import { type Filter, isEverything } from '../filter/filter.js';
-import { LOWER, UPPER } from '../filter/fold.js';
+import { filterParams, filterSql } from './repository.js';
 
 /**
  * Reading orders' histories (migrations/0013). Who made a change is decided here, in one place: a
@@ -111,29 +111,16 @@ export async function recentHistory(
   scope: Filter,
   query: { limit: number; before?: number | undefined; after?: number | undefined },
 ): Promise<HistoryPage> {
-  const fold = (col: string) => `translate(o.${col}, '${UPPER}', '${LOWER}')`;
   const everything = isEverything(scope);
   const { rows } = await db.query<Row>(
     `SELECT ${ENTRY_COLUMNS} FROM order_history h
      ${everything ? '' : 'JOIN orders o ON o.id = h.order_id'}
      WHERE ($1::bigint IS NULL OR h.id < $1) AND ($2::bigint IS NULL OR h.id > $2)
-     ${
-       everything
-         ? ''
-         : `AND ($4::text[] IS NULL OR o.status = ANY($4::text[]))
-            AND NOT EXISTS (SELECT 1 FROM unnest($5::text[]) AS term(t)
-                            WHERE strpos(${fold('customer_name')}, term.t) = 0 AND strpos(${fold('product_name')}, term.t) = 0)`
-     }
+     ${everything ? '' : `AND ${filterSql('o', 4, 5)}`}
      ORDER BY h.id DESC LIMIT $3`,
     everything
       ? [query.before ?? null, query.after ?? null, query.limit + 1]
-      : [
-          query.before ?? null,
-          query.after ?? null,
-          query.limit + 1,
-          scope.statuses === null ? null : [...scope.statuses],
-          [...scope.terms],
-        ],
+      : [query.before ?? null, query.after ?? null, query.limit + 1, ...filterParams(scope)],
   );
   return page(rows, query.limit);
 }

@@ -31,14 +31,14 @@ export interface OrderPage {
  * $t the terms, already folded, each of which must occur in a name folded the same way (filter/fold.ts:
  * ASCII letters only, whatever the database's locale). filter/match.ts is the same rule in JavaScript.
  */
-function filterSql(o: string, s: number, t: number): string {
+export function filterSql(o: string, s: number, t: number): string {
   const fold = (col: string) => `translate(${o}.${col}, '${UPPER}', '${LOWER}')`;
   return `($${s}::text[] IS NULL OR ${o}.status = ANY($${s}::text[]))
       AND NOT EXISTS (SELECT 1 FROM unnest($${t}::text[]) AS term(t)
                       WHERE strpos(${fold('customer_name')}, term.t) = 0 AND strpos(${fold('product_name')}, term.t) = 0)`;
 }
 
-const filterParams = (f: Filter): [string[] | null, string[]] => [f.statuses === null ? null : [...f.statuses], [...f.terms]];
+export const filterParams = (f: Filter): [string[] | null, string[]] => [f.statuses === null ? null : [...f.statuses], [...f.terms]];
 
 // One statement, so the rows and the snapshot (as a feed cursor, migrations/0010) come from the same
 // snapshot: a client that loads this page and streams from the cursor misses nothing and gets nothing twice.
