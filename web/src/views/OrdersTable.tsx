@@ -172,6 +172,19 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
         loading={dashboard.loading}
         count={shown.length}
       />
+      {selectable && visible.length > 0 && (
+        // Above the table, not in its header: on a phone the header is hidden (rows become cards).
+        <label class="select-all">
+          <input
+            type="checkbox"
+            class="select-row"
+            checked={allPicked}
+            indeterminate={selected.length > 0 && !allPicked}
+            onChange={(e) => setPicked(e.currentTarget.checked ? new Set(visible.map((o) => o.id)) : new Set())}
+          />
+          Select all orders shown
+        </label>
+      )}
       {selectable && <BulkBar dashboard={dashboard} selected={selected} onClear={() => setPicked(new Set())} />}
       <table class="orders-table" aria-busy={dashboard.loading} aria-describedby="orders-count">
         <thead>
@@ -183,16 +196,6 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
                 class={c.numeric ? 'num' : undefined}
                 aria-sort={query.sort === c.key ? (query.dir === 'asc' ? 'ascending' : 'descending') : undefined}
               >
-                {selectable && c.key === 'id' && (
-                  <input
-                    type="checkbox"
-                    class="select-row"
-                    aria-label="Select all orders shown"
-                    checked={allPicked}
-                    indeterminate={selected.length > 0 && !allPicked}
-                    onChange={(e) => setPicked(e.currentTarget.checked ? new Set(visible.map((o) => o.id)) : new Set())}
-                  />
-                )}
                 <button type="button" class="sort" onClick={() => setSort(c.key)}>
                   {c.label}
                   <span aria-hidden="true" class="sort-mark">
