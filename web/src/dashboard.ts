@@ -114,10 +114,9 @@ export class Dashboard {
         this.emit();
         if (state.kind === 'live') void this.flushQueue();
       },
-      onReset: async () => {
-        this.store.clear();
-        return this.loadSnapshot();
-      },
+      // loadSnapshot replaces the store only once the new snapshot is in: a failed reload leaves the
+      // page as it was (issue 14, item 10).
+      onReset: () => this.loadSnapshot(),
     });
     this.healthWatch = new HealthWatch((health) => {
       this.health = health;
@@ -496,6 +495,6 @@ export function viewQuery(query: Query): string {
 }
 
 export function describePatch(patch: api.OrderPatch): string {
-  if (patch.status && Object.keys(patch).length === 1) return `change the status to ${patch.status} for`;
+  if (patch.status && Object.keys(patch).every((k) => k === 'status' || k === 'reason')) return `change the status to ${patch.status} for`;
   return 'edit';
 }
