@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { checkHttp, judgeClient, violationsFrom } from '../soak/checker.js';
 import type { SoakClient } from '../soak/clients.js';
 import type { FaultRecord } from '../soak/faults.js';
-import type { Order } from '../src/protocol.js';
+import type { Order } from '../src/contract/protocol.js';
 import { FeedClient, type LoggedChange } from './helpers/feed-client.js';
 
 /**

@@ -1,8 +1,9 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { allows } from '../contract/roles.js';
 import { ApiError } from '../errors.js';
 import { hostAllowed } from './hosts.js';
-import { type AuthRequirement, allows, type Principal } from './roles.js';
+import type { AuthRequirement, Principal } from './roles.js';
 import type { TokenStore } from './tokens.js';
 
 declare module 'fastify' {

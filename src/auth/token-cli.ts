@@ -1,12 +1,12 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config.js';
+import { isRole, ROLES } from '../contract/roles.js';
 import { Database } from '../db/database.js';
 import { openDatabaseServer } from '../db/database-server.js';
 import { migrate } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
 import { formatFilter, parseScope } from '../filter/filter.js';
 import { createLogger } from '../logger.js';
-import { isRole, ROLES } from './roles.js';
 import { generateToken, hashToken, parseExpiry } from './tokens.js';
 
 /**

@@ -1,8 +1,9 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
+import { isRole, type Role } from '../contract/roles.js';
 import type { Database } from '../db/database.js';
 import { parseScope } from '../filter/filter.js';
-import { isRole, type Principal, type Role } from './roles.js';
+import type { Principal } from './roles.js';
 
 /**
  * Credentials: random bearer tokens, known to the service only by their SHA-256. They come from the

@@ -1,11 +1,10 @@
 import { type Static, Type } from '@sinclair/typebox';
+import { ORDER_STATUSES } from '../contract/statuses.js';
 
 /**
  * The API's request and response shapes: one source for validation (Fastify/Ajv), TypeScript types and
  * the OpenAPI description. Limits mirror the CHECK constraints in migrations/0001_orders.sql and 0005.
  */
-export const ORDER_STATUSES = ['pending', 'processing', 'shipped', 'delivered', 'cancelled'] as const;
-export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
 export const OrderStatusSchema = Type.Union(
   ORDER_STATUSES.map((s) => Type.Literal(s)),

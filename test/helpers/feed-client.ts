@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import WebSocket from 'ws';
+import type { Change, Order, ServerMessage } from '../../src/contract/protocol.js';
 import { has, parseCursor } from '../../src/feed/cursor.js';
-import type { Change, Order, ServerMessage } from '../../src/protocol.js';
 import { waitFor } from './wait.js';
 
 /**

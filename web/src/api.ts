@@ -1,5 +1,6 @@
-import type { Role } from '../../src/auth/roles.ts';
-import type { Order, OrderStatus } from '../../src/protocol.ts';
+import type { Order } from '../../src/contract/protocol.ts';
+import type { Role } from '../../src/contract/roles.ts';
+import type { OrderStatus } from '../../src/contract/statuses.ts';
 import { parseStatsJson, type Stats } from './money.ts';
 
 export type { Role };

@@ -1,5 +1,6 @@
-import { allows, type Role } from '../../src/auth/roles.ts';
-import type { Order, OrderStatus } from '../../src/protocol.ts';
+import type { Order } from '../../src/contract/protocol.ts';
+import { allows, type Role } from '../../src/contract/roles.ts';
+import type { OrderStatus } from '../../src/contract/statuses.ts';
 import * as api from './api.ts';
 import { databaseAnswers, type Health, HealthWatch } from './api-health.ts';
 import { type ConnectionState, FeedClient } from './feed-client.ts';

@@ -1,4 +1,4 @@
-import { type Change, CLOSE, type ServerMessage } from '../../src/protocol.ts';
+import { type Change, CLOSE, type ServerMessage } from '../../src/contract/protocol.ts';
 import { parseStatsDelta } from './money.ts';
 
 export type Delta = NonNullable<ReturnType<typeof parseStatsDelta>>;
