@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { backoffDelay } from '../contract/backoff.js';
 
 /**
  * The LISTEN connection: a dedicated client, never from the pool (a pooled connection goes back to
@@ -45,11 +46,6 @@ interface ListenerEvents {
 /** node-postgres does not expose a way to destroy a client's socket; a dead peer never ends it. */
 function destroySocket(client: pg.Client): void {
   (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
-}
-
-export function backoffDelay(attempt: number, minMs: number, maxMs: number, random = Math.random): number {
-  const capped = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
-  return Math.round(capped / 2 + random() * (capped / 2));
 }
 
 export class Listener extends EventEmitter<ListenerEvents> {
@@ -178,7 +174,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
     const reason = err instanceof Error ? err.message : String(err);
     const wasConnected = this.state.status === 'connected';
     this.state.lastError = reason;
-    const delay = backoffDelay(this.attempt++, this.options.backoffMinMs, this.options.backoffMaxMs);
+    const delay = backoffDelay(this.attempt++, { minMs: this.options.backoffMinMs, maxMs: this.options.backoffMaxMs });
     this.state.reconnects++;
     this.state.nextAttemptAt = Date.now() + delay;
     this.setStatus('waiting');

@@ -1,3 +1,4 @@
+import { backoffDelay } from '../../src/contract/backoff.ts';
 import * as api from './api.ts';
 import { Dashboard } from './dashboard.ts';
 import { forgetLastData } from './last-data.ts';
@@ -151,7 +152,7 @@ export class Session {
 }
 
 function retryDelay(attempt: number): Promise<void> {
-  const delay = Math.min(30_000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2);
+  const delay = backoffDelay(attempt, { minMs: 500, maxMs: 30_000 });
   return new Promise<void>((resolve) => {
     const done = () => {
       clearTimeout(timer);
