@@ -27,7 +27,7 @@ export interface AuthOptions {
 }
 
 /** When no credential is configured at all (local use on loopback), everyone acts as this. */
-export const LOCAL_PRINCIPAL: Principal = { id: 'local', name: 'local (authentication off)', role: 'admin' };
+const LOCAL_PRINCIPAL: Principal = { id: 'local', name: 'local (authentication off)', role: 'admin' };
 
 /** Paths whose routes must say who may call them; forgetting is a startup error, not an open door. */
 const GUARDED = /^\/(orders|ws|metrics|debug|me)(\/|$)/;

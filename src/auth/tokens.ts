@@ -12,7 +12,7 @@ import { activeTokenIds, findActiveToken, tokensPresent } from './token-reposito
  * AUTH_TOKENS (`role=<sha256 hex>` pairs). Lookups are cached for a few seconds, which bounds how long a
  * revoked token keeps working (and how often the database is asked).
  */
-export const TOKEN_PREFIX = 'ord_';
+const TOKEN_PREFIX = 'ord_';
 
 export function generateToken(): string {
   return `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;

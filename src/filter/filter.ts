@@ -19,7 +19,7 @@ export interface Filter {
 export const EVERYTHING: Filter = { statuses: null, terms: [] };
 
 /** At most this many characters in `q` (the length of a name: a longer term can match nothing). */
-export const MAX_TERM_LENGTH = 200;
+const MAX_TERM_LENGTH = 200;
 
 export interface FilterError {
   field: 'status' | 'q';

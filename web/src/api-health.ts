@@ -32,7 +32,7 @@ interface Readiness {
   checks?: Record<string, { ok?: boolean }>;
 }
 
-export async function fetchHealth(): Promise<Health> {
+async function fetchHealth(): Promise<Health> {
   let res: Response;
   try {
     res = await fetch('/readyz', { cache: 'no-store', headers: { accept: 'application/json' } });

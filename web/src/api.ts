@@ -150,7 +150,7 @@ export async function whoAmI(): Promise<Me> {
   return (await (await request('GET', '/me')).json()) as Me;
 }
 
-export function listPath(query: ListQuery): string {
+function listPath(query: ListQuery): string {
   const params = new URLSearchParams();
   if (query.statuses.length) params.set('status', query.statuses.join(','));
   if (query.q) params.set('q', query.q);

@@ -32,7 +32,7 @@ const STORAGE_KEY = 'orders-dashboard.session.v1';
 /** What a browser can send both as a bearer token and as a WebSocket subprotocol (RFC 7230 tchar). */
 const TOKEN_SHAPE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-export const REVOKED_MESSAGE = 'Your access token is no longer accepted: it was revoked or removed. Sign in again with a valid token.';
+const REVOKED_MESSAGE = 'Your access token is no longer accepted: it was revoked or removed. Sign in again with a valid token.';
 
 export class Session {
   state: SessionState = { kind: 'checking', detail: null };

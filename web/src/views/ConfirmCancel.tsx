@@ -18,7 +18,7 @@ export function askToCancel(order: Order): void {
 
 const MAX_NOTES = 10_000;
 
-export function cancelPatch(order: Order, reason: string): { status: 'cancelled'; notes?: string } {
+function cancelPatch(order: Order, reason: string): { status: 'cancelled'; notes?: string } {
   const why = reason.trim();
   if (!why) return { status: 'cancelled' };
   const line = `Cancelled: ${why}`;
