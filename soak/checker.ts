@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Order } from '../src/protocol.js';
+import type { Order } from '../src/contract/protocol.js';
 import { checkClient, isClean, type LoggedChange, type Report, readHistory, readTable, settle } from '../test/helpers/feed-client.js';
 import type { SoakClient } from './clients.js';
 import { DATABASE_FAULTS, FAULT_KINDS, type FaultRecord, INSTANCE_FAULTS } from './faults.js';

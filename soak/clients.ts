@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { FeedClient } from '../test/helpers/feed-client.js';
+import { TestFeedClient } from '../test/helpers/feed-client.js';
 import { between, fork, pick, type Random, sleep } from './random.js';
 
 /**
@@ -12,7 +12,7 @@ import { between, fork, pick, type Random, sleep } from './random.js';
 export type Role = 'steady' | 'slow' | 'flaky' | 'leaver';
 
 export interface SoakClient {
-  client: FeedClient;
+  client: TestFeedClient;
   role: Role;
   joinedAt: number;
   leftAt?: number;
@@ -54,7 +54,7 @@ export class Population {
   async add(random: Random): Promise<void> {
     const base = pick(random, this.entry);
     const name = `c${this.clients.length}`;
-    const client = new FeedClient({ http: base, ws: `${base.replace('http', 'ws')}/ws`, name, autoResync: true });
+    const client = new TestFeedClient({ http: base, ws: `${base.replace('http', 'ws')}/ws`, name, autoResync: true });
     const sc: SoakClient = {
       client,
       role: this.roleFor(random),
@@ -70,7 +70,7 @@ export class Population {
     this.loops.push(this.supervise(sc, random));
   }
 
-  private resyncing(c: FeedClient): Promise<void> | null {
+  private resyncing(c: TestFeedClient): Promise<void> | null {
     return (c as unknown as { resyncing: Promise<void> | null }).resyncing;
   }
 

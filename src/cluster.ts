@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
+import { backoffDelay } from './contract/backoff.js';
 import { openDatabaseServer } from './db/database-server.js';
 import { serveClusterMetrics } from './ops/cluster-metrics.js';
 
@@ -38,7 +39,7 @@ export async function runPrimary(config: Config, log: Logger, count: number): Pr
     worker.once('exit', (code, signal) => {
       if (stopping) return;
       quickDeaths = Date.now() - startedAt < 10_000 ? quickDeaths + 1 : 0;
-      const delay = Math.min(MAX_RESTART_DELAY_MS, 500 * 2 ** quickDeaths);
+      const delay = backoffDelay(quickDeaths, { minMs: 500, maxMs: MAX_RESTART_DELAY_MS, jitter: 0 });
       log.error({ event: 'worker.died', worker: worker.id, code, signal, restartInMs: delay }, 'a worker died; starting another');
       setTimeout(() => stopping || start(), delay).unref();
     });

@@ -3,7 +3,7 @@
  * RFC 9457 problem details (`application/problem+json`); `type` is `/problems/<code>`, documented in
  * docs/api.md. Nothing else in the code base invents error responses.
  */
-export const PROBLEMS = {
+const PROBLEMS = {
   'validation-failed': { status: 400, title: 'The request is not valid' },
   'malformed-json': { status: 400, title: 'The request body is not valid JSON' },
   'malformed-request': { status: 400, title: 'The request is not valid HTTP' },

@@ -27,7 +27,7 @@ export function createLogger(level: string, pretty = process.stdout.isTTY === tr
 const SECRET_PARAMS = /^(token|access_token|id_token|refresh_token|api_key|apikey|key|secret|password|passwd|auth|authorization|bearer)$/;
 
 /** A URL for a log line: the value of every secret-named query parameter replaced, however its name is encoded. */
-export function redactQuery(url: string): string {
+function redactQuery(url: string): string {
   const q = url.indexOf('?');
   if (q < 0) return url;
   const pairs = url

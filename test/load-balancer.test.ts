@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { cleanReports, type FeedClient, openClient, settle } from './helpers/feed-client.js';
+import { cleanReports, openClient, settle, type TestFeedClient } from './helpers/feed-client.js';
 import { startNginx } from './helpers/nginx.js';
 import { http } from './helpers/service.js';
 import { waitFor } from './helpers/wait.js';
@@ -20,7 +20,7 @@ let db: TestDatabase;
 let dir: string;
 let nginx: ChildProcess | undefined;
 const instances: { proc: ChildProcess; port: number; url: string }[] = [];
-const clients: FeedClient[] = [];
+const clients: TestFeedClient[] = [];
 let lbUrl: string;
 
 function freePort(): Promise<number> {

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { cleanReports, type FeedClient, openClient, settle } from './helpers/feed-client.js';
+import { cleanReports, openClient, settle, type TestFeedClient } from './helpers/feed-client.js';
 import { http, type RunningService, startService } from './helpers/service.js';
 import { waitFor } from './helpers/wait.js';
 import { steadyWriter } from './helpers/writes.js';
@@ -8,7 +8,7 @@ import { steadyWriter } from './helpers/writes.js';
 /** What the people running the service see and do: health, metrics, debug tools, rolling restarts. */
 let db: TestDatabase;
 let svc: RunningService;
-const clients: FeedClient[] = [];
+const clients: TestFeedClient[] = [];
 const extra: RunningService[] = [];
 
 beforeAll(async () => {
@@ -161,7 +161,7 @@ describe('rolling restart', () => {
     clients.push(...onA, ...onB);
     const writer = steadyWriter(db.sql, { perSecond: 100, durationMs: 6000 });
 
-    const restart = async (old: RunningService, moving: FeedClient[], to: RunningService): Promise<RunningService> => {
+    const restart = async (old: RunningService, moving: TestFeedClient[], to: RunningService): Promise<RunningService> => {
       await new Promise((r) => setTimeout(r, 1000));
       const closing = old.close();
       const codes = await Promise.all(moving.map((c) => c.waitClosed()));

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { NEXT_STATUSES } from '../src/orders/transitions.js';
+import { NEXT_STATUSES } from '../src/contract/statuses.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { http, type RunningService, startService } from './helpers/service.js';
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { cleanReports, FeedClient, settle } from './helpers/feed-client.js';
+import { cleanReports, settle, TestFeedClient } from './helpers/feed-client.js';
 import { freePort, InstanceProcess } from './helpers/instance.js';
 import { startNginx } from './helpers/nginx.js';
 import { sleep } from './helpers/wait.js';
@@ -25,7 +25,7 @@ let dir: string;
 let nginx: ChildProcess | undefined;
 let lbUrl: string;
 const instances: InstanceProcess[] = [];
-const clients: FeedClient[] = [];
+const clients: TestFeedClient[] = [];
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -75,13 +75,13 @@ it('a SIGTERM rolling restart behind nginx: no 502/504, every graceful stop in t
   let stopping = false;
 
   for (let i = 0; i < 16; i++) {
-    const c = new FeedClient({ http: lbUrl, ws: `${lbUrl.replace('http', 'ws')}/ws`, name: `r${i}` });
+    const c = new TestFeedClient({ http: lbUrl, ws: `${lbUrl.replace('http', 'ws')}/ws`, name: `r${i}` });
     await c.loadSnapshot();
     await c.connect();
     clients.push(c);
   }
   // A client that reconnects whenever closed, resuming from its cursor, retrying every 100 ms to 1 s.
-  const supervise = async (c: FeedClient) => {
+  const supervise = async (c: TestFeedClient) => {
     let downSince: number | undefined;
     let delay = 100;
     while (!stopping) {

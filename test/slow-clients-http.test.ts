@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '../src/auth/tokens.js';
 import { createLogger } from '../src/logger.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { cleanReports, type FeedClient, openClient, settle } from './helpers/feed-client.js';
+import { cleanReports, openClient, settle, type TestFeedClient } from './helpers/feed-client.js';
 import { type RunningService, startService } from './helpers/service.js';
 import { sleep, waitFor } from './helpers/wait.js';
 import { insertOrders } from './helpers/writes.js';
@@ -26,7 +26,7 @@ const SLACK_MS = 1000;
 let db: TestDatabase;
 let svc: RunningService;
 const sockets: net.Socket[] = [];
-const feeds: FeedClient[] = [];
+const feeds: TestFeedClient[] = [];
 const services: RunningService[] = [];
 const lines: string[] = [];
 

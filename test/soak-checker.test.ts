@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { checkHttp, judgeClient, violationsFrom } from '../soak/checker.js';
 import type { SoakClient } from '../soak/clients.js';
 import type { FaultRecord } from '../soak/faults.js';
-import type { Order } from '../src/protocol.js';
-import { FeedClient, type LoggedChange } from './helpers/feed-client.js';
+import type { Order } from '../src/contract/protocol.js';
+import { type LoggedChange, TestFeedClient } from './helpers/feed-client.js';
 
 /**
  * The soak's verdict is only as good as its checker, so the checker is tested on histories made up here
@@ -30,7 +30,7 @@ const table = new Map<number, Order>([
 
 /** A client that received `keys` (in this order) and shows `table` (so only the stream itself is judged). */
 function fakeClient(name: string, keys: string[], leftAt?: number): SoakClient {
-  const client = new FeedClient({ http: 'http://127.0.0.1:1', ws: 'ws://127.0.0.1:1/ws', name });
+  const client = new TestFeedClient({ http: 'http://127.0.0.1:1', ws: 'ws://127.0.0.1:1/ws', name });
   client.epochs.push({
     base: '100:100:',
     received: keys.map((key) => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import type { ServerMessage } from '../src/protocol.js';
+import type { ServerMessage } from '../src/contract/protocol.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { type MainProcess, mainProcesses, startMain } from './helpers/main-process.js';
 import { http } from './helpers/service.js';

@@ -13,7 +13,7 @@ export function isLoopbackAddress(host: string): boolean {
 }
 
 /** The host name of a Host header, lower-cased, without its port; undefined when it is not a valid one. */
-export function hostName(header: string | undefined): string | undefined {
+function hostName(header: string | undefined): string | undefined {
   if (!header || header.length > 255) return undefined;
   const m = /^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::(\d{1,5}))?$/i.exec(header);
   return m?.[1]?.toLowerCase();

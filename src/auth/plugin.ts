@@ -1,8 +1,9 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { allows } from '../contract/roles.js';
 import { ApiError } from '../errors.js';
 import { hostAllowed } from './hosts.js';
-import { type AuthRequirement, allows, type Principal } from './roles.js';
+import type { AuthRequirement, Principal } from './roles.js';
 import type { TokenStore } from './tokens.js';
 
 declare module 'fastify' {
@@ -26,7 +27,7 @@ export interface AuthOptions {
 }
 
 /** When no credential is configured at all (local use on loopback), everyone acts as this. */
-export const LOCAL_PRINCIPAL: Principal = { id: 'local', name: 'local (authentication off)', role: 'admin' };
+const LOCAL_PRINCIPAL: Principal = { id: 'local', name: 'local (authentication off)', role: 'admin' };
 
 /** Paths whose routes must say who may call them; forgetting is a startup error, not an open door. */
 const GUARDED = /^\/(orders|ws|metrics|debug|me)(\/|$)/;

@@ -1,12 +1,12 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config.js';
+import { isRole, ROLES } from '../contract/roles.js';
+import { withCliDatabase } from '../db/cli-database.js';
 import { Database } from '../db/database.js';
-import { openDatabaseServer } from '../db/database-server.js';
 import { migrate } from '../db/migrate.js';
-import { createPool } from '../db/pool.js';
 import { formatFilter, parseScope } from '../filter/filter.js';
 import { createLogger } from '../logger.js';
-import { isRole, ROLES } from './roles.js';
+import { countActiveTokens, insertToken, listTokens, revokeToken } from './token-repository.js';
 import { generateToken, hashToken, parseExpiry } from './tokens.js';
 
 /**
@@ -38,19 +38,8 @@ async function run(): Promise<void> {
   if (!['create', 'list', 'revoke'].includes(command ?? '')) throw new Error(USAGE);
   const config = loadConfig();
   const log = createLogger('warn', false);
-  const server = await openDatabaseServer(config, log, { shareRunning: true });
-  const pool = createPool(
-    {
-      connectionString: server.url,
-      max: 1,
-      connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
-      queryTimeoutMs: 60_000,
-      applicationName: 'orders-token',
-    },
-    log,
-  );
-  const db = new Database(pool);
-  try {
+  await withCliDatabase(config, log, { applicationName: 'orders-token', queryTimeoutMs: 60_000 }, async (pool) => {
+    const db = new Database(pool);
     await migrate(pool, log);
     if (command === 'create') {
       if (!isRole(values.role) || values.name === '') throw new Error(USAGE);
@@ -64,23 +53,12 @@ async function run(): Promise<void> {
       }
       const name = values.name ?? (scope ? `${values.role} ${scope}` : values.role);
       const token = generateToken();
-      const { rows } = await db.query<{ id: number }>(
-        'INSERT INTO api_tokens (name, role, token_hash, expires_at, scope) VALUES ($1, $2, $3, $4, $5) RETURNING id',
-        [name, values.role, hashToken(token), expires, scope],
-      );
+      const id = await insertToken(db, { name, role: values.role, hash: hashToken(token), expires, scope });
       const until = expires ? `, expires ${expires.toISOString()}` : '';
       const scoped = scope ? `, scope ${scope}` : '';
-      process.stdout.write(`created token ${rows[0]?.id} (${values.role}, ${name}${until}${scoped}); it is shown only now:\n${token}\n`);
+      process.stdout.write(`created token ${id} (${values.role}, ${name}${until}${scoped}); it is shown only now:\n${token}\n`);
     } else if (command === 'list') {
-      const { rows } = await db.query<{
-        id: number;
-        name: string;
-        role: string;
-        created_at: Date;
-        expires_at: Date | null;
-        revoked_at: Date | null;
-        scope: string | null;
-      }>('SELECT id, name, role, created_at, expires_at, revoked_at, scope FROM api_tokens ORDER BY id');
+      const rows = await listTokens(db);
       const now = Date.now();
       for (const r of rows) {
         const expiry = r.expires_at ? `\t${r.expires_at.getTime() <= now ? 'expired' : 'expires'} ${r.expires_at.toISOString()}` : '';
@@ -92,19 +70,13 @@ async function run(): Promise<void> {
     } else {
       const id = Number(arg);
       if (!Number.isInteger(id)) throw new Error(USAGE);
-      const { rowCount } = await db.query('UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL', [id]);
-      process.stdout.write(rowCount ? `revoked token ${id}\n` : `no active token ${id}\n`);
-      const { rows } = await db.query<{ n: number }>(
-        'SELECT count(*)::int AS n FROM api_tokens WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())',
-      );
-      if (rowCount && rows[0]?.n === 0 && !config.AUTH_TOKENS) {
+      const revoked = await revokeToken(db, id);
+      process.stdout.write(revoked ? `revoked token ${id}\n` : `no active token ${id}\n`);
+      if (revoked && (await countActiveTokens(db)) === 0 && !config.AUTH_TOKENS) {
         process.stdout.write('no active token is left: every request is refused (401) until you create one (authentication stays on)\n');
       }
     }
-  } finally {
-    await pool.end();
-    await server.stop();
-  }
+  });
 }
 
 run().catch((err: unknown) => {

@@ -1,8 +1,10 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
+import { isRole, type Role } from '../contract/roles.js';
 import type { Database } from '../db/database.js';
 import { parseScope } from '../filter/filter.js';
-import { isRole, type Principal, type Role } from './roles.js';
+import type { Principal } from './roles.js';
+import { activeTokenIds, findActiveToken, tokensPresent } from './token-repository.js';
 
 /**
  * Credentials: random bearer tokens, known to the service only by their SHA-256. They come from the
@@ -10,7 +12,7 @@ import { isRole, type Principal, type Role } from './roles.js';
  * AUTH_TOKENS (`role=<sha256 hex>` pairs). Lookups are cached for a few seconds, which bounds how long a
  * revoked token keeps working (and how often the database is asked).
  */
-export const TOKEN_PREFIX = 'ord_';
+const TOKEN_PREFIX = 'ord_';
 
 export function generateToken(): string {
   return `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
@@ -104,11 +106,7 @@ export class TokenStore {
   async authRequired(): Promise<boolean> {
     const now = Date.now();
     if (this.checkedUntil > now) return this.on;
-    const { rows } = await this.options.db.query<{ ever: boolean; active: boolean }>(
-      `SELECT EXISTS (SELECT 1 FROM api_tokens) AS ever,
-              EXISTS (SELECT 1 FROM api_tokens WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())) AS active`,
-    );
-    const { ever = false, active = false } = rows[0] ?? {};
+    const { ever, active } = await tokensPresent(this.options.db);
     if (ever && !this.on) this.options.log.info({ event: 'auth.on' }, 'a credential exists: authentication is on from now on');
     this.on ||= ever;
     this.everExisted = ever || this.options.envTokens.length > 0;
@@ -150,18 +148,7 @@ export class TokenStore {
     const now = Date.now();
     const cached = this.cache.get(hash);
     if (cached && cached.until > now) return cached.principal;
-    const { rows } = await this.options.db.query<{
-      id: number;
-      name: string;
-      role: Role;
-      expires_in_ms: number | null;
-      scope: string | null;
-    }>(
-      `SELECT id, name, role, scope, (extract(epoch FROM expires_at - now()) * 1000)::float8 AS expires_in_ms
-         FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
-      [hash],
-    );
-    const row = rows[0];
+    const row = await findActiveToken(this.options.db, hash);
     const principal = row ? toPrincipal(row, this.options.log) : null;
     if (this.cache.size > 10_000) this.cache.clear();
     // A cached answer never outlives the token's expiry.
@@ -178,11 +165,7 @@ export class TokenStore {
     if (ids.includes('local') && (await this.authRequired())) gone.add('local');
     const dbIds = ids.filter((id) => id.startsWith('db:')).map((id) => Number(id.slice(3)));
     if (dbIds.length > 0) {
-      const { rows } = await this.options.db.query<{ id: number }>(
-        'SELECT id FROM api_tokens WHERE id = ANY($1) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())',
-        [dbIds],
-      );
-      const active = new Set(rows.map((r) => `db:${r.id}`));
+      const active = new Set((await activeTokenIds(this.options.db, dbIds)).map((id) => `db:${id}`));
       for (const id of ids) if (id.startsWith('db:') && !active.has(id)) gone.add(id);
     }
     return [...gone];

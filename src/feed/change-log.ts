@@ -3,7 +3,7 @@ import { type Cursor, cursor, has, parseCursor, parseSnapshot, type Snapshot } f
 
 /**
  * Reads of the change log (migrations/0002_change_feed.sql). Changes leave the database already
- * serialised as the protocol's JSON (`Change` in protocol.ts), so the service relays them without
+ * serialised as the protocol's JSON (`Change` in contract/protocol.ts), so the service relays them without
  * parsing: the hub concatenates these strings into frames.
  *
  * Every read names what the reader already has (a cursor, feed/cursor.ts) and asks for the rows it

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { backoffDelay } from '../contract/backoff.js';
 
 /**
  * The LISTEN connection: a dedicated client, never from the pool (a pooled connection goes back to
@@ -47,18 +48,13 @@ function destroySocket(client: pg.Client): void {
   (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }
 
-export function backoffDelay(attempt: number, minMs: number, maxMs: number, random = Math.random): number {
-  const capped = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
-  return Math.round(capped / 2 + random() * (capped / 2));
-}
-
 export class Listener extends EventEmitter<ListenerEvents> {
   private client: pg.Client | null = null;
   private generation = 0;
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | null = null;
   private keepaliveTimer: NodeJS.Timeout | null = null;
-  private readonly state: ListenerState = {
+  private readonly current: ListenerState = {
     status: 'stopped',
     since: Date.now(),
     reconnects: 0,
@@ -71,12 +67,12 @@ export class Listener extends EventEmitter<ListenerEvents> {
     super();
   }
 
-  get snapshot(): Readonly<ListenerState> {
-    return { ...this.state };
+  get state(): Readonly<ListenerState> {
+    return { ...this.current };
   }
 
   start(): void {
-    if (this.state.status !== 'stopped') return;
+    if (this.current.status !== 'stopped') return;
     this.attempt = 0;
     void this.connect();
   }
@@ -92,8 +88,8 @@ export class Listener extends EventEmitter<ListenerEvents> {
   }
 
   private setStatus(status: ListenerStatus): void {
-    if (this.state.status !== status) this.state.since = Date.now();
-    this.state.status = status;
+    if (this.current.status !== status) this.current.since = Date.now();
+    this.current.status = status;
   }
 
   private clearTimers(): void {
@@ -101,7 +97,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
     if (this.keepaliveTimer) clearTimeout(this.keepaliveTimer);
     this.retryTimer = null;
     this.keepaliveTimer = null;
-    this.state.nextAttemptAt = null;
+    this.current.nextAttemptAt = null;
   }
 
   private async endClient(client: pg.Client): Promise<void> {
@@ -114,14 +110,14 @@ export class Listener extends EventEmitter<ListenerEvents> {
   private async connect(): Promise<void> {
     const generation = ++this.generation;
     this.setStatus('connecting');
-    this.state.nextAttemptAt = null;
+    this.current.nextAttemptAt = null;
     const client = new pg.Client(this.options.clientConfig);
     this.client = client;
     client.on('error', (err) => this.fail(generation, client, err));
     client.on('end', () => this.fail(generation, client, new Error('connection ended')));
     client.on('notification', (msg) => {
       if (generation !== this.generation || msg.channel !== CHANNEL) return;
-      this.state.notifications++;
+      this.current.notifications++;
       this.emit('notify');
     });
     try {
@@ -133,9 +129,9 @@ export class Listener extends EventEmitter<ListenerEvents> {
     }
     if (generation !== this.generation) return;
     this.attempt = 0;
-    this.state.lastError = null;
+    this.current.lastError = null;
     this.setStatus('connected');
-    this.options.log.info({ event: 'listener.connected', reconnects: this.state.reconnects }, 'listener connected');
+    this.options.log.info({ event: 'listener.connected', reconnects: this.current.reconnects }, 'listener connected');
     this.emit('connected');
     this.scheduleKeepalive(generation, client);
   }
@@ -176,11 +172,11 @@ export class Listener extends EventEmitter<ListenerEvents> {
     destroySocket(client);
     void client.end().catch(() => undefined);
     const reason = err instanceof Error ? err.message : String(err);
-    const wasConnected = this.state.status === 'connected';
-    this.state.lastError = reason;
-    const delay = backoffDelay(this.attempt++, this.options.backoffMinMs, this.options.backoffMaxMs);
-    this.state.reconnects++;
-    this.state.nextAttemptAt = Date.now() + delay;
+    const wasConnected = this.current.status === 'connected';
+    this.current.lastError = reason;
+    const delay = backoffDelay(this.attempt++, { minMs: this.options.backoffMinMs, maxMs: this.options.backoffMaxMs });
+    this.current.reconnects++;
+    this.current.nextAttemptAt = Date.now() + delay;
     this.setStatus('waiting');
     this.options.log.warn(
       { event: wasConnected ? 'listener.lost' : 'listener.connect_failed', reason, retryInMs: delay, attempt: this.attempt },

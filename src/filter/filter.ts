@@ -1,5 +1,5 @@
-import { ORDER_STATUSES, type OrderStatus } from '../orders/schemas.js';
-import { foldCase } from './fold.js';
+import { foldCase } from '../contract/fold.js';
+import { ORDER_STATUSES, type OrderStatus } from '../contract/statuses.js';
 
 /**
  * A view of the orders: which rows a client looks at. The same filter parameters as `GET /orders`
@@ -7,7 +7,7 @@ import { foldCase } from './fold.js';
  * have the same key (the hub groups sockets by it, and builds one frame per group).
  *
  * `terms` are all required (AND): a scoped token's `q` and the client's own `q` both apply. Each term
- * is already case-folded (fold.ts), so matching needs no folding of the term again.
+ * is already case-folded (contract/fold.ts), so matching needs no folding of the term again.
  */
 export interface Filter {
   /** Statuses a row may have; null: any. An empty list matches nothing (an empty intersection). */
@@ -19,7 +19,7 @@ export interface Filter {
 export const EVERYTHING: Filter = { statuses: null, terms: [] };
 
 /** At most this many characters in `q` (the length of a name: a longer term can match nothing). */
-export const MAX_TERM_LENGTH = 200;
+const MAX_TERM_LENGTH = 200;
 
 export interface FilterError {
   field: 'status' | 'q';

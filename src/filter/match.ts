@@ -1,5 +1,5 @@
+import { foldCase } from '../contract/fold.js';
 import type { Filter } from './filter.js';
-import { foldCase } from './fold.js';
 
 /** The fields of an order a filter looks at. */
 export interface Matchable {

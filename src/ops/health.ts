@@ -48,7 +48,7 @@ export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (app, { db,
     } else {
       await checkDatabase(checks);
     }
-    const l = listener.snapshot;
+    const l = listener.state;
     const f = feed.state;
     checks.listener = {
       ok: l.status === 'connected' || f.idle,

@@ -63,8 +63,8 @@ const metrics: FastifyPluginAsync<MetricsOptions> = async (app, { db, pool, feed
   totals('feed_reads_total', 'Reads of the change log (queries; each instance reads after every burst)', () => feed.state.reads);
   totals('feed_changes_read_total', 'Changes read from the change log', () => feed.state.changesRead);
   totals('feed_read_errors_total', 'Failed reads of the change log', () => feed.state.readErrors);
-  totals('listener_notifications_total', 'NOTIFY doorbells heard on the LISTEN connection', () => listener.snapshot.notifications);
-  totals('listener_reconnects_total', 'LISTEN connection failures followed by a reconnect attempt', () => listener.snapshot.reconnects);
+  totals('listener_notifications_total', 'NOTIFY doorbells heard on the LISTEN connection', () => listener.state.notifications);
+  totals('listener_reconnects_total', 'LISTEN connection failures followed by a reconnect attempt', () => listener.state.reconnects);
 
   new Gauge({
     name: 'ws_clients',
@@ -88,7 +88,7 @@ const metrics: FastifyPluginAsync<MetricsOptions> = async (app, { db, pool, feed
     help: '1 when the LISTEN connection is up (or deliberately idle), else 0',
     registers: [registry],
     collect() {
-      this.set(listener.snapshot.status === 'connected' || feed.state.idle ? 1 : 0);
+      this.set(listener.state.status === 'connected' || feed.state.idle ? 1 : 0);
     },
   });
   new Gauge({

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
+import { canMove, NEXT_STATUSES } from '../contract/statuses.js';
 import type { Database, Queryable } from '../db/database.js';
 import { ApiError } from '../errors.js';
 import { EVERYTHING, type Filter, formatFilter, isEverything } from '../filter/filter.js';
 import { type Matchable, matches } from '../filter/match.js';
 import * as repo from './repository.js';
 import type { OrderCreate, OrderUpdate } from './schemas.js';
-import { canMove, NEXT_STATUSES } from './transitions.js';
 
 /** The write paths of the orders API: each one transaction, with the checks that must hold inside it. */
 

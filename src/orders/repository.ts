@@ -1,7 +1,8 @@
+import { LOWER, UPPER } from '../contract/fold.js';
+import type { OrderStatus } from '../contract/statuses.js';
 import type { Database, Queryable } from '../db/database.js';
 import { EVERYTHING, type Filter } from '../filter/filter.js';
-import { LOWER, UPPER } from '../filter/fold.js';
-import type { ListQuery, OrderCreate, OrderStatus, OrderUpdate } from './schemas.js';
+import type { ListQuery, OrderCreate, OrderUpdate } from './schemas.js';
 import { WRITABLE_FIELDS } from './schemas.js';
 
 /**
@@ -28,7 +29,7 @@ export interface OrderPage {
 
 /**
  * The filter of a view (filter/filter.ts) as SQL on the orders row `o`: $s the statuses (null: any),
- * $t the terms, already folded, each of which must occur in a name folded the same way (filter/fold.ts:
+ * $t the terms, already folded, each of which must occur in a name folded the same way (contract/fold.ts:
  * ASCII letters only, whatever the database's locale). filter/match.ts is the same rule in JavaScript.
  */
 export function filterSql(o: string, s: number, t: number): string {

@@ -1,13 +1,12 @@
 import { type Static, Type } from '@sinclair/typebox';
+import { ORDER_STATUSES } from '../contract/statuses.js';
 
 /**
  * The API's request and response shapes: one source for validation (Fastify/Ajv), TypeScript types and
  * the OpenAPI description. Limits mirror the CHECK constraints in migrations/0001_orders.sql and 0005.
  */
-export const ORDER_STATUSES = ['pending', 'processing', 'shipped', 'delivered', 'cancelled'] as const;
-export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
-export const OrderStatusSchema = Type.Union(
+const OrderStatusSchema = Type.Union(
   ORDER_STATUSES.map((s) => Type.Literal(s)),
   { description: 'Lifecycle: pending → processing | shipped | cancelled; processing → shipped | cancelled; shipped → delivered.' },
 );
@@ -30,7 +29,7 @@ const Quantity = Type.Integer({ minimum: 1, maximum: 100_000, description: 'Unit
  * constraint for every other writer (migrations/0005). Far below 2^53, so an order's total is always an
  * exact JSON number; sums of it (/orders/stats) are numeric in SQL and rendered digit for digit.
  */
-export const MAX_TOTAL_CENTS = 1_000_000_000_000;
+const MAX_TOTAL_CENTS = 1_000_000_000_000;
 const TotalCents = Type.Integer({
   minimum: 0,
   maximum: MAX_TOTAL_CENTS,

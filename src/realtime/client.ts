@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
+import { CLOSE, type ClientErrorCode } from '../contract/protocol.js';
 import type { Cursor } from '../feed/cursor.js';
-import { CLOSE, type ClientErrorCode } from '../protocol.js';
 import { rawSocket } from './frames.js';
 import type { View } from './view.js';
 

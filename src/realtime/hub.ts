@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
+import { CLOSE, type ResetReason } from '../contract/protocol.js';
 import { type Cursor, formatCursor } from '../feed/cursor.js';
 import type { ChangeFeed } from '../feed/feed.js';
-import { CLOSE, type ResetReason } from '../protocol.js';
 import { Broadcaster } from './broadcast.js';
 import { type Client, ClientInput } from './client.js';
 import { rawSocket } from './frames.js';

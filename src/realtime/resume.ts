@@ -1,7 +1,7 @@
+import type { ResetReason } from '../contract/protocol.js';
 import { type CatchUpPiece, catchUp } from '../feed/catch-up.js';
 import { type Cursor, contains, formatCursor, parseCursor } from '../feed/cursor.js';
 import type { ChangeFeed } from '../feed/feed.js';
-import type { ResetReason } from '../protocol.js';
 import type { Client } from './client.js';
 import { changeMessages, countChanges } from './frames.js';
 import { Gate } from './gate.js';

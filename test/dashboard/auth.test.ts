@@ -1,11 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { BrowserContext, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { generateToken, hashToken } from '../../src/auth/tokens.js';
-import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { type RunningService, startService } from '../helpers/service.js';
+import { useBrowser, useService } from '../helpers/fixtures.js';
 import { sleep } from '../helpers/wait.js';
 import { type DashboardPage, openPage, signIn } from './page.js';
 
@@ -14,12 +12,6 @@ import { type DashboardPage, openPage, signIn } from './page.js';
  * the role may do (and a server that refuses the rest anyway), revocation, and an offline queue that
  * never sends one person's actions with another's token.
  */
-let db: TestDatabase;
-let svc: RunningService;
-let browser: TestBrowser;
-let context: BrowserContext | undefined;
-const pages: DashboardPage[] = [];
-
 const tokens = {
   viewer: generateToken(),
   operator: generateToken(),
@@ -30,6 +22,21 @@ const SESSION_KEY = 'orders-dashboard.session.v1';
 /** Every control that changes an order, found in the DOM whether visible or not. */
 const EDIT_CONTROLS = 'button.new-order, [aria-label*="change status of order"], [aria-label^="Edit order"], td.row-actions, dialog';
 const DELETE_CONTROLS = '[aria-label^="Delete order"]';
+
+// The cache off, so a revoked token is refused at once (the socket sweep then runs every second).
+const { db, svc } = useService(
+  { AUTH_CACHE_MS: '0', WS_HEARTBEAT_MS: '2000' },
+  {
+    emptyEachTest: true,
+    beforeStart: async () => {
+      await addToken('Vera (viewer)', 'viewer', tokens.viewer);
+      await addToken('Otto (operator)', 'operator', tokens.operator);
+      await addToken('Night shift', 'operator', tokens.nightShift);
+    },
+  },
+);
+const web = useBrowser();
+const { browser } = web;
 
 async function addToken(
   name: string,
@@ -54,8 +61,7 @@ async function dbOrders(): Promise<{ id: number; customer_name: string; status: 
 }
 
 async function open(): Promise<DashboardPage> {
-  const p = await openPage(context as BrowserContext, svc.url);
-  pages.push(p);
+  const p = web.watch(await openPage(web.context, svc.url));
   await p.page.getByTestId('sign-in').waitFor();
   return p;
 }
@@ -72,35 +78,6 @@ const stored = (page: Page) =>
     const g = globalThis as any;
     return { tab: g.sessionStorage.getItem(key) !== null, device: g.localStorage.getItem(key) !== null };
   }, SESSION_KEY);
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  await addToken('Vera (viewer)', 'viewer', tokens.viewer);
-  await addToken('Otto (operator)', 'operator', tokens.operator);
-  await addToken('Night shift', 'operator', tokens.nightShift);
-  // The cache off, so a revoked token is refused at once (the socket sweep then runs every second).
-  svc = await startService(db.url, { AUTH_CACHE_MS: '0', WS_HEARTBEAT_MS: '2000' });
-  browser = await launchBrowser();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await svc?.close();
-  await db?.drop();
-});
-
-beforeEach(async () => {
-  await db.sql.query("SELECT set_config('orders.allow_truncate', 'on', true); TRUNCATE orders RESTART IDENTITY");
-  context = await browser.newContext();
-});
-
-afterEach(async () => {
-  const errors = pages.flatMap((p) => p.errors);
-  pages.length = 0;
-  await context?.close();
-  context = undefined;
-  expect(errors).toEqual([]);
-});
 
 describe('sign-in', () => {
   it('asks for a token, refuses a wrong one, is keyboard usable and passes axe', async () => {
@@ -245,14 +222,14 @@ describe('revocation', () => {
 describe('offline queue', () => {
   it('holds actions queued by one sign-in until it returns, never sending them as someone else', async () => {
     const p = await openSignedIn(tokens.operator);
-    await context?.setOffline(true);
+    await web.context.setOffline(true);
     await p.state.filter({ hasText: /^Offline$/ }).waitFor();
     await p.createOrder({ customer: 'Held Harry', product: 'Parcel' });
     await expect.poll(() => p.page.getByTestId('queue-count').textContent()).toBe('1 queued');
     await p.page.getByRole('button', { name: 'Sign out' }).click();
     await p.page.getByTestId('sign-in').waitFor();
 
-    await context?.setOffline(false);
+    await web.context.setOffline(false);
     await signIn(p.page, tokens.nightShift);
     await p.waitLive();
     const held = p.page.getByTestId('held-queue');

@@ -1,23 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { BrowserContext } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { http, type RunningService, startService } from '../helpers/service.js';
+import { describe, expect, it } from 'vitest';
+import { useBrowser, useService } from '../helpers/fixtures.js';
+import { http } from '../helpers/service.js';
 import { type DashboardPage, openDashboard } from './page.js';
 
-let db: TestDatabase;
-let svc: RunningService;
-let browser: TestBrowser;
-let context: BrowserContext | undefined;
-let other: BrowserContext | undefined;
-const pages: DashboardPage[] = [];
+const { db, svc } = useService({ WS_HEARTBEAT_MS: '2000' }, { emptyEachTest: true });
+const web = useBrowser();
+const { browser } = web;
 
-async function open(ctx: BrowserContext): Promise<DashboardPage> {
-  const p = await openDashboard(ctx, svc.url);
-  pages.push(p);
-  return p;
+async function open(ctx: BrowserContext = web.context): Promise<DashboardPage> {
+  return web.watch(await openDashboard(ctx, svc.url));
 }
 
 async function dbOrders(where = 'true'): Promise<{ id: number; customer_name: string; status: string; version: number }[]> {
@@ -25,38 +19,10 @@ async function dbOrders(where = 'true'): Promise<{ id: number; customer_name: st
   return rows;
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  svc = await startService(db.url, { WS_HEARTBEAT_MS: '2000' });
-  browser = await launchBrowser();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await svc?.close();
-  await db?.drop();
-});
-
-beforeEach(async () => {
-  await db.sql.query("SELECT set_config('orders.allow_truncate', 'on', true); TRUNCATE orders RESTART IDENTITY");
-  context = await browser.newContext();
-});
-
-afterEach(async () => {
-  const errors = pages.flatMap((p) => p.errors);
-  pages.length = 0;
-  await context?.close();
-  await other?.close();
-  context = other = undefined;
-  // A CSP violation or an exception in the page is a failure of whichever test caused it.
-  expect(errors).toEqual([]);
-});
-
 describe('two dashboards', () => {
   it('see each other’s create, status change and delete within a second', async () => {
-    const a = await open(context as BrowserContext);
-    other = await browser.newContext();
-    const b = await open(other);
+    const a = await open();
+    const b = await open(await web.newContext());
 
     await a.createOrder({ customer: 'Ada Lovelace', product: 'Analytical Engine', total: '1234.50' });
     let started = Date.now();
@@ -88,7 +54,7 @@ describe('two dashboards', () => {
 
 describe('changes made outside the dashboard', () => {
   it('shows an order inserted and then updated by raw SQL', async () => {
-    const a = await open(context as BrowserContext);
+    const a = await open();
     const { rows } = await db.sql.query(
       "INSERT INTO orders (customer_name, product_name, quantity, total_cents) VALUES ('Grace Hopper', 'Compiler', 2, 9900) RETURNING id",
     );
@@ -105,7 +71,7 @@ describe('changes made outside the dashboard', () => {
 
 describe('actions', () => {
   it('shows the API’s message under a missing field and creates nothing', async () => {
-    const a = await open(context as BrowserContext);
+    const a = await open();
     await a.createOrder({ product: 'Widget' });
     const error = a.page.getByTestId('error-customer_name');
     await error.waitFor();
@@ -122,7 +88,7 @@ describe('actions', () => {
   it('rolls a refused status change back visibly and offers to reapply on a 412', async () => {
     const created = await http(svc.url, 'POST', '/orders', { customer_name: 'Linus', product_name: 'Kernel' });
     const id = created.body.id as number;
-    const a = await open(context as BrowserContext);
+    const a = await open();
     await a.row(id).waitFor();
     // Someone else cancels the order while our request is on its way: the server must refuse ours.
     let intercepted = false;
@@ -153,7 +119,7 @@ describe('actions', () => {
   it('offers only the allowed next statuses and edits an order', async () => {
     const created = await http(svc.url, 'POST', '/orders', { customer_name: 'Barbara', product_name: 'CLU', status: 'shipped' });
     const id = created.body.id as number;
-    const a = await open(context as BrowserContext);
+    const a = await open();
     const select = a.page.getByLabel(`Change status of order #${id}`);
     await select.waitFor();
     await select.click();
@@ -175,7 +141,7 @@ describe('safety', () => {
 
   it('renders an XSS customer name as text and runs no script', async () => {
     await http(svc.url, 'POST', '/orders', { customer_name: XSS, product_name: '<script>alert(2)</script>' });
-    const a = await open(context as BrowserContext);
+    const a = await open();
     await a.createOrder({ customer: `${XSS} 2`, product: 'x' });
     await a.rowNamed(`${XSS} 2`).waitFor();
     const names = await a.page.locator('td.customer').allTextContents();

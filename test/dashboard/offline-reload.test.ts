@@ -1,49 +1,21 @@
-import type { BrowserContext } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { http, type RunningService, startService } from '../helpers/service.js';
-import { type DashboardPage, openDashboard } from './page.js';
+import { expect, it } from 'vitest';
+import { useBrowser, useService } from '../helpers/fixtures.js';
+import { http, startService } from '../helpers/service.js';
+import { openDashboard } from './page.js';
 
 /**
  * A reload while the network is gone (issue 14, item 9): the service worker serves the page, which shows
  * its queued actions and the last data it saw, marked stale; nothing from the API is ever served from a
  * cache. The network is cut for the browser and the service is stopped too, so nothing can answer.
  */
-let db: TestDatabase;
-let svc: RunningService;
-let port: number;
-let browser: TestBrowser;
-let context: BrowserContext | undefined;
-const pages: DashboardPage[] = [];
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  svc = await startService(db.url, { WS_HEARTBEAT_MS: '1000' });
-  port = svc.port;
-  browser = await launchBrowser();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await svc?.close();
-  await db?.drop();
-});
-
-afterEach(async () => {
-  const errors = pages.flatMap((p) => p.errors);
-  pages.length = 0;
-  await context?.close();
-  context = undefined;
-  expect(errors).toEqual([]);
-});
+const { db, svc } = useService({ WS_HEARTBEAT_MS: '1000' });
+const web = useBrowser();
 
 it('opens after a reload without network, with the queue and the last data marked stale, then catches up', async () => {
   const kept = (await http(svc.url, 'POST', '/orders', { customer_name: 'Shelly Shell', product_name: 'Cache' })).body.id as number;
   const gone = (await http(svc.url, 'POST', '/orders', { customer_name: 'Gone Gary', product_name: 'Cache' })).body.id as number;
-  context = await browser.newContext();
-  const p = await openDashboard(context, svc.url);
-  pages.push(p);
+  const { context } = web;
+  const p = web.watch(await openDashboard(context, svc.url));
   await p.row(gone).waitFor();
   // The worker controls the page, and the page has written down what it saw.
   await expect
@@ -89,7 +61,7 @@ it('opens after a reload without network, with the queue and the last data marke
   expect(cached).toContain('/');
   expect(cached.filter((u) => u !== '/' && !u.startsWith('/assets/'))).toEqual([]);
 
-  svc = await startService(db.url, { WS_HEARTBEAT_MS: '1000', PORT: String(port) });
+  Object.assign(svc, await startService(db.url, { WS_HEARTBEAT_MS: '1000', PORT: String(svc.port) }));
   await context.setOffline(false);
   await p.waitLive(20_000);
   await p.rowNamed('Queued Quentin').waitFor();

@@ -1,43 +1,11 @@
-import type { BrowserContext } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { type RunningService, startService } from '../helpers/service.js';
+import { describe, expect, it } from 'vitest';
+import { useBrowser, useService } from '../helpers/fixtures.js';
+import { startService } from '../helpers/service.js';
 import { type DashboardPage, openDashboard } from './page.js';
 
-let db: TestDatabase;
-let svc: RunningService;
-let port: number;
-let browser: TestBrowser;
-let context: BrowserContext | undefined;
-const pages: DashboardPage[] = [];
 const SETTINGS = { WS_HEARTBEAT_MS: '1000' };
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  svc = await startService(db.url, SETTINGS);
-  port = svc.port;
-  browser = await launchBrowser();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await svc?.close();
-  await db?.drop();
-});
-
-beforeEach(async () => {
-  await db.sql.query("SELECT set_config('orders.allow_truncate', 'on', true); TRUNCATE orders RESTART IDENTITY");
-  context = await browser.newContext();
-});
-
-afterEach(async () => {
-  const errors = pages.flatMap((p) => p.errors);
-  pages.length = 0;
-  await context?.close();
-  context = undefined;
-  expect(errors).toEqual([]);
-});
+const { db, svc } = useService(SETTINGS, { emptyEachTest: true });
+const web = useBrowser();
 
 /** What the table shows: id → [customer, status], failing if an id appears twice. */
 async function shownOrders(p: DashboardPage): Promise<Map<number, string>> {
@@ -68,8 +36,7 @@ async function dbOrders(): Promise<Map<number, string>> {
 describe('service restart', () => {
   it('shows reconnecting, then live, with every change from the outage exactly once', async () => {
     await db.sql.query("INSERT INTO orders (customer_name, product_name) VALUES ('Before One', 'P'), ('Before Two', 'P')");
-    const p = await openDashboard(context as BrowserContext, svc.url);
-    pages.push(p);
+    const p = web.watch(await openDashboard(web.context, svc.url));
     await p.rowNamed('Before Two').waitFor();
 
     await svc.close();
@@ -82,7 +49,7 @@ describe('service restart', () => {
     await db.sql.query("DELETE FROM orders WHERE customer_name = 'Before Two'");
     await db.sql.query("UPDATE orders SET status = 'processing' WHERE customer_name = 'During Two'");
 
-    svc = await startService(db.url, { ...SETTINGS, PORT: String(port) });
+    Object.assign(svc, await startService(db.url, { ...SETTINGS, PORT: String(svc.port) }));
     await p.waitLive(15_000);
     const expected = await dbOrders();
     await expect.poll(() => shownOrders(p), { timeout: 5000 }).toEqual(expected);
@@ -108,15 +75,14 @@ describe('service restart', () => {
 
 describe('offline', () => {
   it('queues a create while offline and sends it once when back', async () => {
-    const p = await openDashboard(context as BrowserContext, svc.url);
-    pages.push(p);
-    await context?.setOffline(true);
+    const p = web.watch(await openDashboard(web.context, svc.url));
+    await web.context.setOffline(true);
     await p.state.filter({ hasText: /^Offline$/ }).waitFor();
     await p.createOrder({ customer: 'Queued Quinn', product: 'Parcel', total: '10' });
     await expect.poll(() => p.page.getByTestId('queue-count').textContent()).toBe('1 queued');
     expect((await dbOrders()).size).toBe(0);
 
-    await context?.setOffline(false);
+    await web.context.setOffline(false);
     await p.waitLive();
     await p.rowNamed('Queued Quinn').waitFor();
     await p.page.getByTestId('queue-count').waitFor({ state: 'detached' });
@@ -125,9 +91,8 @@ describe('offline', () => {
   });
 
   it('keeps a queued create across a reload and lands it once, even when the first answer was lost', async () => {
-    const p = await openDashboard(context as BrowserContext, svc.url);
-    pages.push(p);
-    await context?.setOffline(true);
+    const p = web.watch(await openDashboard(web.context, svc.url));
+    await web.context.setOffline(true);
     await p.state.filter({ hasText: /^Offline$/ }).waitFor();
     await p.createOrder({ customer: 'Reload Rita', product: 'Parcel' });
     await expect.poll(() => p.page.getByTestId('queue-count').textContent()).toBe('1 queued');
@@ -140,7 +105,7 @@ describe('offline', () => {
       lost++;
       await route.abort('connectionreset');
     });
-    await context?.setOffline(false);
+    await web.context.setOffline(false);
     await expect.poll(() => lost).toBeGreaterThan(0);
     expect((await dbOrders()).size).toBe(1);
     expect(await p.page.getByTestId('queue-count').textContent()).toBe('1 queued');

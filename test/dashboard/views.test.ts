@@ -1,8 +1,6 @@
-import type { BrowserContext } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
-import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { http, type RunningService, startService } from '../helpers/service.js';
+import { expect, it } from 'vitest';
+import { useBrowser, useService } from '../helpers/fixtures.js';
+import { http } from '../helpers/service.js';
 import { waitFor } from '../helpers/wait.js';
 import { type DashboardPage, openDashboard } from './page.js';
 
@@ -12,34 +10,9 @@ import { type DashboardPage, openDashboard } from './page.js';
  * it go, the "new orders" button counts only matching ones, and the cards are the server's totals
  * (GET /orders/stats + deltas), not sums of the rows the page holds.
  */
-let db: TestDatabase;
-let svc: RunningService;
-let browser: TestBrowser;
-let context: BrowserContext | undefined;
+const { db, svc } = useService({ WS_HEARTBEAT_MS: '2000' });
+const web = useBrowser();
 let dash: DashboardPage | undefined;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  svc = await startService(db.url, { WS_HEARTBEAT_MS: '2000' });
-  browser = await launchBrowser();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await svc?.close();
-  await db?.drop();
-});
-
-beforeEach(async () => {
-  context = await browser.newContext();
-});
-
-afterEach(async () => {
-  const errors = dash?.errors ?? [];
-  await context?.close();
-  context = dash = undefined;
-  expect(errors).toEqual([]);
-});
 
 async function serverCounts(): Promise<Record<string, number>> {
   const stats = (await http(svc.url, 'GET', '/orders/stats')).body as { by_status: Record<string, { count: number }> };
@@ -60,7 +33,7 @@ it('re-subscribes on a status chip: rows enter and leave, the banner counts only
   );
   const [ada, bob, cy] = rows.map((r) => Number(r.id)) as [number, number, number];
   const sockets: string[] = [];
-  dash = await openDashboard(context as BrowserContext, svc.url);
+  dash = web.watch(await openDashboard(web.context, svc.url));
   dash.page.on('websocket', (ws) => sockets.push(ws.url()));
   await dash.row(cy).waitFor();
 
@@ -96,7 +69,7 @@ it('re-subscribes on a search, and keeps the cards exact under writes', async ()
   await db.sql.query(
     "INSERT INTO orders (customer_name, product_name, status) SELECT 'Zed ' || g, 'Gadget', 'pending' FROM generate_series(1, 20) g",
   );
-  dash = await openDashboard(context as BrowserContext, svc.url);
+  dash = web.watch(await openDashboard(web.context, svc.url));
   await dash.page.getByPlaceholder('Search customer or product').fill('LAPTOP');
   await expect.poll(async () => dash?.page.getByTestId('order-row').count(), { timeout: 10_000 }).toBe(1);
   await dash.waitLive();

@@ -1,51 +1,16 @@
-import type { BrowserContext, BrowserContextOptions } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { http, type RunningService, startService } from '../helpers/service.js';
+import type { BrowserContextOptions } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { useBrowser, useService } from '../helpers/fixtures.js';
+import { http } from '../helpers/service.js';
 import { sleep } from '../helpers/wait.js';
 import { type DashboardPage, openDashboard, openPage } from './page.js';
 
 /** What an operator runs into during a working day (issue 14, items 3 to 8 and 12). */
-let db: TestDatabase;
-let svc: RunningService;
-let browser: TestBrowser;
-const contexts: BrowserContext[] = [];
-const pages: DashboardPage[] = [];
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  svc = await startService(db.url, { WS_HEARTBEAT_MS: '2000' });
-  browser = await launchBrowser();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await svc?.close();
-  await db?.drop();
-});
-
-beforeEach(async () => {
-  await db.sql.query("SELECT set_config('orders.allow_truncate', 'on', true); TRUNCATE orders RESTART IDENTITY");
-});
-
-afterEach(async () => {
-  const errors = pages.flatMap((p) => p.errors);
-  pages.length = 0;
-  for (const c of contexts.splice(0)) await c.close();
-  expect(errors).toEqual([]);
-});
-
-async function newContext(options: BrowserContextOptions = {}): Promise<BrowserContext> {
-  const c = await browser.newContext(options);
-  contexts.push(c);
-  return c;
-}
+const { db, svc } = useService({ WS_HEARTBEAT_MS: '2000' }, { emptyEachTest: true });
+const web = useBrowser({ contextEachTest: false });
 
 async function open(options: BrowserContextOptions = {}): Promise<DashboardPage> {
-  const p = await openDashboard(await newContext(options), svc.url);
-  pages.push(p);
-  return p;
+  return web.watch(await openDashboard(await web.newContext(options), svc.url));
 }
 
 async function insert(n: number, prefix = 'Bulk'): Promise<void> {
@@ -169,7 +134,7 @@ describe('status moves (item 4)', () => {
 describe('loading (item 5)', () => {
   it('shows skeletons, not 0 orders and $0.00, while the first load is slow', async () => {
     await http(svc.url, 'POST', '/orders', { customer_name: 'Slow Sam', product_name: 'Snail', total_cents: 500 });
-    const context = await newContext();
+    const context = await web.newContext();
     let release: () => void = () => undefined;
     const gate = new Promise<void>((r) => {
       release = r;
@@ -178,8 +143,7 @@ describe('loading (item 5)', () => {
       await gate;
       await route.continue();
     });
-    const p = await openPage(context, svc.url);
-    pages.push(p);
+    const p = web.watch(await openPage(context, svc.url));
     await p.page.locator('.summary').waitFor();
     await sleep(500);
     const summary = (await p.page.locator('.summary').textContent()) ?? '';
@@ -290,7 +254,7 @@ describe('screen readers (item 8)', () => {
 
 describe('Dashboard.start (item 12)', () => {
   it('does not pile up "online" listeners while the first load keeps failing', async () => {
-    const context = await newContext();
+    const context = await web.newContext();
     let attempts = 0;
     await context.route(/\/orders(\?.*)?$/, async (route) => {
       attempts++;
@@ -373,7 +337,7 @@ describe('keyboard and alerts (issue 14, "what operators expect next")', () => {
 
 describe('new-order alerts', () => {
   it('plays a sound and shows a desktop notification only once turned on, asking permission only then', async () => {
-    const context = await newContext();
+    const context = await web.newContext();
     // Record what the page asks of the browser (headless Chromium has no notification centre or speaker).
     await context.addInitScript(() => {
       const g = globalThis as any;
@@ -400,8 +364,7 @@ describe('new-order alerts', () => {
       };
     });
     await insert(1, 'First');
-    const p = await openDashboard(context, svc.url);
-    pages.push(p);
+    const p = web.watch(await openDashboard(context, svc.url));
     await p.rowNamed('First 1').waitFor();
     const plain = await p.page.title();
     const setVisibility = (state: 'hidden' | 'visible') =>

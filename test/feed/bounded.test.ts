@@ -2,11 +2,11 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import type { ServerMessage } from '../../src/contract/protocol.js';
 import { has, MAX_CURSOR_LENGTH, MAX_XIP, parseCursor } from '../../src/feed/cursor.js';
 import { pruneChanges } from '../../src/feed/retention.js';
-import type { ServerMessage } from '../../src/protocol.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { cleanReports, FeedClient, openClient, readHistory, settle } from '../helpers/feed-client.js';
+import { cleanReports, openClient, readHistory, settle, TestFeedClient } from '../helpers/feed-client.js';
 import { type RunningService, startService } from '../helpers/service.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { insertOrders, steadyWriter } from '../helpers/writes.js';
@@ -16,13 +16,13 @@ import { insertOrders, steadyWriter } from '../helpers/writes.js';
  * release (guarantee 4), hostile cursors (guarantees 6 and 9a). Stalled catch-ups (9b) are in
  * stalled-catch-ups.test.ts, which runs the service as a process of its own to measure its memory.
  */
-const clients: FeedClient[] = [];
+const clients: TestFeedClient[] = [];
 const sockets: WebSocket[] = [];
 const services: RunningService[] = [];
 const databases: TestDatabase[] = [];
 const open: pg.Client[] = [];
 
-const track = (c: FeedClient) => {
+const track = (c: TestFeedClient) => {
   clients.push(c);
   return c;
 };
@@ -58,8 +58,8 @@ async function feedHasRead(db: TestDatabase, s: RunningService): Promise<void> {
 }
 
 type Hook = (message: ServerMessage) => void;
-/** Runs `hook` after the client has handled each message, in order (FeedClient has no event of its own). */
-function onEveryMessage(c: FeedClient, hook: Hook): void {
+/** Runs `hook` after the client has handled each message, in order (TestFeedClient has no event of its own). */
+function onEveryMessage(c: TestFeedClient, hook: Hook): void {
   const inner = c as unknown as { onMessage(m: ServerMessage, session: number): void };
   const original = inner.onMessage.bind(c);
   inner.onMessage = (m, session) => {
@@ -72,7 +72,7 @@ function onEveryMessage(c: FeedClient, hook: Hook): void {
  * Cuts the client's connection at the first `more: true` message (in the middle of a large transaction)
  * and remembers the last cursor it was given, `more` or not: the one a client keeps to resume.
  */
-function cutInsideTransaction(c: FeedClient): { readonly last: string | undefined; readonly cut: boolean } {
+function cutInsideTransaction(c: TestFeedClient): { readonly last: string | undefined; readonly cut: boolean } {
   const state = { last: undefined as string | undefined, cut: false };
   onEveryMessage(c, (m) => {
     if (m.type !== 'changes') return;
@@ -89,7 +89,7 @@ function cutInsideTransaction(c: FeedClient): { readonly last: string | undefine
  * The large transaction reached the client in one run (no other change between its pieces, across a
  * resume too), and every message carrying it but the last says `more`, ending inside it.
  */
-function expectWhole(c: FeedClient, big: Set<string>, minMessages: number): void {
+function expectWhole(c: TestFeedClient, big: Set<string>, minMessages: number): void {
   const keys = c.epochs.flatMap((e) => e.received.map((r) => r.key));
   const at = keys.flatMap((k, i) => (big.has(k) ? [i] : []));
   expect(at.length, `${c.name}: changes of the large transaction received`).toBe(big.size);
@@ -133,9 +133,9 @@ describe('guarantee 3: a transaction larger than a read arrives whole, in pieces
     const liveCut = track(await openClient({ http: live.url, ws: live.wsUrl, name: 'live-cut' }));
     const liveCutState = cutInsideTransaction(liveCut);
     // Catch-up clients: snapshot now, connect once everything has happened (FEED_MEMORY_CHANGES=0: the log).
-    const behind = track(new FeedClient({ http: fromLog.url, ws: fromLog.wsUrl, name: 'log-catch-up' }));
+    const behind = track(new TestFeedClient({ http: fromLog.url, ws: fromLog.wsUrl, name: 'log-catch-up' }));
     await behind.loadSnapshot();
-    const behindCut = track(new FeedClient({ http: fromLog.url, ws: fromLog.wsUrl, name: 'log-cut' }));
+    const behindCut = track(new TestFeedClient({ http: fromLog.url, ws: fromLog.wsUrl, name: 'log-cut' }));
     await behindCut.loadSnapshot();
     const behindCutState = cutInsideTransaction(behindCut);
 
@@ -180,7 +180,7 @@ describe('guarantee 3: a transaction larger than a read arrives whole, in pieces
     const all = [...watchers, liveCut, behind, behindCut];
     expect(await settle(db.sql, all, 30_000)).toEqual(cleanReports(all));
     for (const c of [...watchers.slice(0, 2), liveCut, behind, behindCut]) expectWhole(c, big, 3);
-    expectWhole(watchers[2] as FeedClient, big, 2);
+    expectWhole(watchers[2] as TestFeedClient, big, 2);
     // The resumed clients got the rest of it once: the checker above saw no duplicate, and the second
     // session starts inside the large transaction.
     for (const c of [liveCut, behindCut]) {
@@ -201,7 +201,7 @@ describe('guarantee 3: a transaction of exactly k reads', () => {
     const db = await database();
     await insertOrders(db.sql, 5);
     const s = await serviceOn(db, settings);
-    const c = track(new FeedClient({ http: s.url, ws: s.wsUrl, name: 'exact' }));
+    const c = track(new TestFeedClient({ http: s.url, ws: s.wsUrl, name: 'exact' }));
     await c.loadSnapshot();
     if (!resume) await c.connect();
     const large = await connection(db);
@@ -292,10 +292,10 @@ describe('guarantee 4: cursors from the previous release', () => {
     await feedHasRead(db, mem);
     await feedHasRead(db, log);
 
-    const resumed: { c: FeedClient; text: string }[] = [];
+    const resumed: { c: TestFeedClient; text: string }[] = [];
     for (const [name, text] of Object.entries(legacy)) {
       for (const s of [mem, log]) {
-        const c = track(new FeedClient({ http: s.url, ws: s.wsUrl, name: `${name} (${s === mem ? 'memory' : 'log'})` }));
+        const c = track(new TestFeedClient({ http: s.url, ws: s.wsUrl, name: `${name} (${s === mem ? 'memory' : 'log'})` }));
         c.cursor = text;
         await c.connect();
         expect(c.resets, c.name).toEqual([]);
@@ -319,11 +319,11 @@ describe('guarantee 4: cursors from the previous release', () => {
     // an instance that still holds them in memory may serve them instead, exactly.
     expect(await pruneChanges(log.service.db, { maxAgeHours: 0, maxRows: 1 })).toBeGreaterThan(0);
     const text = legacy['inside a transaction'];
-    const fromLog = track(new FeedClient({ http: log.url, ws: log.wsUrl, name: 'pruned (log)' }));
+    const fromLog = track(new TestFeedClient({ http: log.url, ws: log.wsUrl, name: 'pruned (log)' }));
     fromLog.cursor = text;
     await fromLog.connect();
     expect(fromLog.resets).toMatchObject([{ type: 'reset', reason: 'cursor-expired' }]);
-    const fromMemory = track(new FeedClient({ http: mem.url, ws: mem.wsUrl, name: 'pruned (memory)' }));
+    const fromMemory = track(new TestFeedClient({ http: mem.url, ws: mem.wsUrl, name: 'pruned (memory)' }));
     fromMemory.cursor = text;
     await fromMemory.connect();
     expect(fromMemory.resets).toEqual([]);

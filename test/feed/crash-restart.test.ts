@@ -10,7 +10,7 @@ import { migrate } from '../../src/db/migrate.js';
 import { forgetOtherHistory } from '../../src/feed/change-log.js';
 import { formatCursor, has } from '../../src/feed/cursor.js';
 import { crashPostgres } from '../helpers/crash.js';
-import { cleanReports, type FeedClient, openClient, settle } from '../helpers/feed-client.js';
+import { cleanReports, openClient, settle, type TestFeedClient } from '../helpers/feed-client.js';
 import { type RunningService, startService } from '../helpers/service.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { waitFor } from '../helpers/wait.js';
@@ -33,7 +33,7 @@ let sql: pg.Pool;
 let proxy: TcpProxy;
 let proxyB: TcpProxy;
 const services: RunningService[] = [];
-const clients: FeedClient[] = [];
+const clients: TestFeedClient[] = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'orders-feed-crash-'));
@@ -118,7 +118,7 @@ it('does not trust a cursor across a crash that handed out one of its transactio
   });
   proxyB.cut();
   proxyB.pass();
-  await waitFor(() => services.every((x) => x.service.listener.snapshot.status === 'connected'), {
+  await waitFor(() => services.every((x) => x.service.listener.state.status === 'connected'), {
     timeout: 15_000,
     message: 'the listeners reconnected',
   });

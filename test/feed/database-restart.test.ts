@@ -6,7 +6,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { migrate } from '../../src/db/migrate.js';
-import { cleanReports, type FeedClient, openClient, settle } from '../helpers/feed-client.js';
+import { cleanReports, openClient, settle, type TestFeedClient } from '../helpers/feed-client.js';
 import { type RunningService, startService } from '../helpers/service.js';
 import { waitFor } from '../helpers/wait.js';
 import { insertOrders, steadyWriter } from '../helpers/writes.js';
@@ -20,7 +20,7 @@ let dir: string;
 let postgres: EmbeddedPostgres;
 let sql: pg.Pool;
 let svc: RunningService | undefined;
-const clients: FeedClient[] = [];
+const clients: TestFeedClient[] = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'orders-feed-restart-'));
@@ -56,8 +56,8 @@ it('delivers every committed change when the database is stopped and restarted m
   await waitFor(() => writer.writes > writesAtRestart + 100, { timeout: 15_000, message: 'writes after the restart' });
   await writer.stop();
   expect(writer.failures).toBeGreaterThan(0);
-  await waitFor(() => s.service.listener.snapshot.status === 'connected', { message: 'the listener reconnected' });
-  expect(s.service.listener.snapshot.reconnects).toBeGreaterThanOrEqual(1);
+  await waitFor(() => s.service.listener.state.status === 'connected', { message: 'the listener reconnected' });
+  expect(s.service.listener.state.reconnects).toBeGreaterThanOrEqual(1);
   // The clients' WebSockets never dropped: the service rode out the restart.
   for (const c of clients) expect(c.connected).toBe(true);
   // A clean restart keeps the history (unlike a crash, test/feed/crash-restart.test.ts): nobody resets.

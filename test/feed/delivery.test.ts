@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { cleanReports, type FeedClient, openClient, settle } from '../helpers/feed-client.js';
+import { cleanReports, openClient, settle, type TestFeedClient } from '../helpers/feed-client.js';
 import { http, type RunningService, startService } from '../helpers/service.js';
 import { waitFor } from '../helpers/wait.js';
 import { insertOrders, steadyWriter } from '../helpers/writes.js';
@@ -9,7 +9,7 @@ import { insertOrders, steadyWriter } from '../helpers/writes.js';
 /** Delivery to connected clients: every committed change, from any writer, once, in feed order. */
 let db: TestDatabase;
 let svc: RunningService;
-const clients: FeedClient[] = [];
+const clients: TestFeedClient[] = [];
 const open: pg.Client[] = [];
 
 const client = async (name: string) => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { cleanReports, type FeedClient, openClient, settle } from '../helpers/feed-client.js';
+import { cleanReports, openClient, settle, type TestFeedClient } from '../helpers/feed-client.js';
 import { http, type RunningService, startService } from '../helpers/service.js';
 import { waitFor } from '../helpers/wait.js';
 import { insertOrders } from '../helpers/writes.js';
@@ -12,7 +12,7 @@ import { insertOrders } from '../helpers/writes.js';
  */
 let db: TestDatabase;
 let svc: RunningService;
-const clients: FeedClient[] = [];
+const clients: TestFeedClient[] = [];
 
 const serviceConnections = async () =>
   (
@@ -59,7 +59,7 @@ it('disconnects from the database when no client is connected, and catches up wh
   await db.sql.query("UPDATE orders SET status = 'processing' WHERE id = (SELECT min(id) FROM orders)");
 
   await first.connect();
-  await waitFor(() => svc.service.listener.snapshot.status === 'connected', { message: 'the listener is back' });
+  await waitFor(() => svc.service.listener.state.status === 'connected', { message: 'the listener is back' });
   const fresh = await openClient({ http: svc.url, ws: svc.wsUrl, name: 'after-sleep' });
   clients.push(fresh);
   await insertOrders(db.sql, 1);

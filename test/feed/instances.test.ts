@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { cleanReports, type FeedClient, openClient, settle } from '../helpers/feed-client.js';
+import { cleanReports, openClient, settle, type TestFeedClient } from '../helpers/feed-client.js';
 import { http, type RunningService, startService } from '../helpers/service.js';
 import { waitFor } from '../helpers/wait.js';
 import { insertOrders, steadyWriter } from '../helpers/writes.js';
@@ -8,7 +8,7 @@ import { insertOrders, steadyWriter } from '../helpers/writes.js';
 /** Several instances on one database: any of them serves any client, and a client can move between them. */
 let db: TestDatabase;
 const services: RunningService[] = [];
-const clients: FeedClient[] = [];
+const clients: TestFeedClient[] = [];
 
 beforeAll(async () => {
   db = await createTestDatabase();

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { cleanReports, type FeedClient, openClient, settle } from '../helpers/feed-client.js';
+import { cleanReports, openClient, settle, type TestFeedClient } from '../helpers/feed-client.js';
 import { http, type RunningService, startService } from '../helpers/service.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { sleep, waitFor } from '../helpers/wait.js';
@@ -8,7 +8,7 @@ import { insertOrders, steadyWriter } from '../helpers/writes.js';
 
 /** The LISTEN connection failing for real: killed backends, a blackholed network. Nothing may be lost. */
 let db: TestDatabase;
-const clients: FeedClient[] = [];
+const clients: TestFeedClient[] = [];
 const services: RunningService[] = [];
 const proxies: TcpProxy[] = [];
 
@@ -20,7 +20,7 @@ async function serviceWith(settings: Record<string, string>): Promise<RunningSer
   return s;
 }
 
-async function clientsOf(s: RunningService, n: number): Promise<FeedClient[]> {
+async function clientsOf(s: RunningService, n: number): Promise<TestFeedClient[]> {
   const made = await Promise.all(Array.from({ length: n }, (_, i) => openClient({ http: s.url, ws: s.wsUrl, name: `client-${i}` })));
   clients.push(...made);
   return made;
@@ -99,7 +99,7 @@ describe('listener failures', () => {
     expect((await readyz(s)).reconnects).toBeGreaterThan(before);
     // Still blackholed: reconnect attempts hang and time out; the feed keeps moving on its timer.
     await sleep(1000);
-    expect(s.service.listener.snapshot.status).not.toBe('connected');
+    expect(s.service.listener.state.status).not.toBe('connected');
     proxy.pass();
     await waitFor(async () => (await readyz(s)).status === 'connected', { timeout: 10_000, message: 'recovered after the blackhole' });
     await writer.done;
@@ -107,10 +107,10 @@ describe('listener failures', () => {
     // Notifications flow again: a write reaches clients well before the 1 s safety-net read would.
     const [id] = (await insertOrders(db.sql, 1)) as [number];
     await waitFor(() => all.every((c) => c.view.has(id)), { message: 'the new order' });
-    const heard = s.service.listener.snapshot.notifications;
+    const heard = s.service.listener.state.notifications;
     await db.sql.query("UPDATE orders SET notes = 'after recovery' WHERE id = $1", [id]);
     await waitFor(() => all.every((c) => c.view.get(id)?.order.notes === 'after recovery'), { message: 'the change after recovery' });
-    await waitFor(() => s.service.listener.snapshot.notifications > heard, { message: 'the listener hears NOTIFY again' });
+    await waitFor(() => s.service.listener.state.notifications > heard, { message: 'the listener hears NOTIFY again' });
   });
 
   it('loses nothing when every connection to the database is cut and then blackholed', async () => {
@@ -136,6 +136,6 @@ describe('listener failures', () => {
     proxy.pass();
     await writer.done;
     expect(await settle(db.sql, all, 20_000)).toEqual(cleanReports(all));
-    expect(s.service.listener.snapshot.reconnects).toBeGreaterThanOrEqual(2);
+    expect(s.service.listener.state.reconnects).toBeGreaterThanOrEqual(2);
   });
 });

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatCursor, has } from '../../src/feed/cursor.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { cleanReports, FeedClient, type LoggedChange, openClient, readHistory, settle } from '../helpers/feed-client.js';
+import { cleanReports, type LoggedChange, openClient, readHistory, settle, TestFeedClient } from '../helpers/feed-client.js';
 import { http, type RunningService, startService } from '../helpers/service.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { insertOrders } from '../helpers/writes.js';
@@ -108,7 +108,7 @@ interface World {
   db: TestDatabase;
   services: RunningService[];
   sessions: Session[];
-  clients: FeedClient[];
+  clients: TestFeedClient[];
   /** Prepared and not resolved yet, oldest first. */
   prepared: string[];
   /** API writes still running (one may wait for a row lock a prepared transaction holds). */
@@ -125,7 +125,7 @@ let world: World | undefined;
  * that says so is followed by the rest of that transaction. A socket closed mid-transaction may end on
  * `more: true`; the client's last socket, once settled, may not.
  */
-function splitTransactions(client: FeedClient, history: LoggedChange[]): string[] {
+function splitTransactions(client: TestFeedClient, history: LoggedChange[]): string[] {
   const xidOf = new Map(history.map((h) => [h.key, h.xid]));
   const problems: string[] = [];
   const lastSession = client.messages[client.messages.length - 1]?.session;
@@ -280,7 +280,7 @@ async function resolve(w: World, pick: number, commit: boolean): Promise<void> {
 
 const instance = (w: World, i: number) => w.services[i % w.services.length] as RunningService;
 
-async function reconnect(c: FeedClient, svc: RunningService): Promise<void> {
+async function reconnect(c: TestFeedClient, svc: RunningService): Promise<void> {
   if (c.connected) return;
   c.http = svc.url;
   c.wsUrl = svc.wsUrl;
@@ -344,7 +344,7 @@ async function run(sc: Scenario): Promise<World> {
         await w.clients[st.c % w.clients.length]?.disconnect();
         break;
       case 'reconnect':
-        await reconnect(w.clients[st.c % w.clients.length] as FeedClient, instance(w, st.instance));
+        await reconnect(w.clients[st.c % w.clients.length] as TestFeedClient, instance(w, st.instance));
         break;
       case 'pause':
         await sleep(st.ms);
@@ -458,7 +458,7 @@ describe('found by the model', () => {
     await lower.query('COMMIT');
     // The feed has finished the large transaction and handed out the lower one since.
     await waitFor(() => has(svc.service.feed.head, lowerXid, Number.MAX_SAFE_INTEGER), { message: 'the feed read both' });
-    const c = new FeedClient({ http: svc.url, ws: svc.wsUrl, name: 'midway' });
+    const c = new TestFeedClient({ http: svc.url, ws: svc.wsUrl, name: 'midway' });
     cleanup.push(() => c.close());
     c.cursor = midway;
     c.epochs.push({ base: midway, received: [] });

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { type FeedClient, isClean, openClient, settle } from '../helpers/feed-client.js';
+import { isClean, openClient, settle, type TestFeedClient } from '../helpers/feed-client.js';
 import { type RunningService, startService } from '../helpers/service.js';
 import { waitFor } from '../helpers/wait.js';
 import { insertOrders, randomWrite } from '../helpers/writes.js';
@@ -63,7 +63,7 @@ it('every client ends equal to the table, whatever the interleaving', { timeout:
         state = (Math.imul(state, 1_103_515_245) + 12_345) | 0;
         return ((state >>> 8) & 0xffff) / 0x10000;
       };
-      const clients: FeedClient[] = [];
+      const clients: TestFeedClient[] = [];
       try {
         for (let i = 0; i < 3; i++) clients.push(await openClient({ http: svc.url, ws: svc.wsUrl, name: `client-${i}`, autoResync: true }));
         for (const a of actions) {
@@ -71,7 +71,7 @@ it('every client ends equal to the table, whatever the interleaving', { timeout:
           else if (a.kind === 'late-commit') await lateCommit();
           else if (a.kind === 'disconnect') await clients[a.client]?.disconnect();
           else if (a.kind === 'resume') {
-            const c = clients[a.client] as FeedClient;
+            const c = clients[a.client] as TestFeedClient;
             if (!c.connected) await c.connect();
           } else {
             await db.sql.query(

@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { has, parseCursor } from '../../src/feed/cursor.js';
 import { pruneChanges } from '../../src/feed/retention.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { cleanReports, FeedClient, openClient, readHistory, settle } from '../helpers/feed-client.js';
+import { cleanReports, openClient, readHistory, settle, TestFeedClient } from '../helpers/feed-client.js';
 import { type RunningService, startService } from '../helpers/service.js';
 import { waitFor } from '../helpers/wait.js';
 import { insertOrders, randomWrite, steadyWriter } from '../helpers/writes.js';
@@ -11,12 +11,12 @@ import { insertOrders, randomWrite, steadyWriter } from '../helpers/writes.js';
 /** Resuming: a client that was away gets exactly what it missed, or a reset, never a gap. */
 let db: TestDatabase;
 let svc: RunningService;
-const clients: FeedClient[] = [];
+const clients: TestFeedClient[] = [];
 const services: RunningService[] = [];
 const databases: TestDatabase[] = [];
 const open: pg.Client[] = [];
 
-const track = (c: FeedClient) => {
+const track = (c: TestFeedClient) => {
   clients.push(c);
   return c;
 };
@@ -122,7 +122,7 @@ describe('resume with ?after=', () => {
       [`${next + 1000}:${next + 2000}:`, 'cursor-unknown'],
     ] as const;
     for (const [cursor, reason] of cases) {
-      const c = track(new FeedClient({ http: svc.url, ws: svc.wsUrl, name: cursor }));
+      const c = track(new TestFeedClient({ http: svc.url, ws: svc.wsUrl, name: cursor }));
       c.cursor = cursor;
       await c.connect();
       expect(c.resets, cursor).toMatchObject([{ type: 'reset', reason }]);
@@ -135,7 +135,7 @@ describe('resume with ?after=', () => {
 describe('snapshot then stream', () => {
   it('snapshot plus stream equals the table, with nothing from the snapshot delivered again, while writes run', async () => {
     const writer = steadyWriter(db.sql, { perSecond: 150, durationMs: 3000, workers: 3 });
-    const all: FeedClient[] = [];
+    const all: TestFeedClient[] = [];
     for (let i = 0; i < 4; i++) {
       all.push(track(await openClient({ http: svc.url, ws: svc.wsUrl, name: `snap-${i}` })));
       await waitFor(() => writer.writes >= (i + 1) * 80, { message: 'writes between snapshots' });

@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { Database, Queryable } from '../../src/db/database.js';
 import { pruneChanges } from '../../src/feed/retention.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { cleanReports, type FeedClient, openClient, settle } from '../helpers/feed-client.js';
+import { cleanReports, openClient, settle, type TestFeedClient } from '../helpers/feed-client.js';
 import { type RunningService, startService } from '../helpers/service.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { insertOrders } from '../helpers/writes.js';
@@ -15,7 +15,7 @@ import { insertOrders } from '../helpers/writes.js';
  */
 let db: TestDatabase;
 let svc: RunningService;
-const clients: FeedClient[] = [];
+const clients: TestFeedClient[] = [];
 const open: pg.Client[] = [];
 
 beforeAll(async () => {

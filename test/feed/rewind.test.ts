@@ -10,7 +10,7 @@ import { migrate } from '../../src/db/migrate.js';
 import { parseCursor } from '../../src/feed/cursor.js';
 import { pruneChanges } from '../../src/feed/retention.js';
 import { createTestDatabase, databaseUrl, type TestDatabase } from '../helpers/db.js';
-import { cleanReports, FeedClient, openClient, settle } from '../helpers/feed-client.js';
+import { cleanReports, openClient, settle, TestFeedClient } from '../helpers/feed-client.js';
 import { type RunningService, startService } from '../helpers/service.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { sleep, waitFor } from '../helpers/wait.js';
@@ -32,7 +32,7 @@ let proxy: TcpProxy;
 let viaProxy: pg.Pool;
 let sqlB: pg.Pool;
 const services: RunningService[] = [];
-const clients: FeedClient[] = [];
+const clients: TestFeedClient[] = [];
 const pools: pg.Pool[] = [];
 const proxies: TcpProxy[] = [];
 const databases: TestDatabase[] = [];
@@ -324,7 +324,7 @@ it('a pre-restore cursor is still reset once the restored cluster has written pa
   await waitFor(() => cursorXmax(svc.service.feed.state.head) > cursorXmax(old), { message: 'the feed passed the old head' });
   // The cursor says it has everything below A's head; B's changes from the rewind up to there it never
   // saw (it had A's lost commits instead). Resuming it would be a silent gap: it must be reset.
-  const c = new FeedClient({ http: svc.url, ws: svc.wsUrl, name: 'late-sleeper' });
+  const c = new TestFeedClient({ http: svc.url, ws: svc.wsUrl, name: 'late-sleeper' });
   c.cursor = old;
   c.epochs.push({ base: old, received: [] });
   clients.push(c);

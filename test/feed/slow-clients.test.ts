@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { cleanReports, type FeedClient, openClient, settle } from '../helpers/feed-client.js';
+import { cleanReports, openClient, settle, type TestFeedClient } from '../helpers/feed-client.js';
 import { type RunningService, startService } from '../helpers/service.js';
 import { waitFor } from '../helpers/wait.js';
 import { insertOrders } from '../helpers/writes.js';
@@ -10,11 +10,11 @@ import { insertOrders } from '../helpers/writes.js';
 /** Clients that misbehave: never read, flood, send garbage. The server and the other clients are unhurt. */
 let db: TestDatabase;
 let svc: RunningService;
-const clients: FeedClient[] = [];
+const clients: TestFeedClient[] = [];
 const sockets: net.Socket[] = [];
 const MAX_BUFFERED = 64 * 1024;
 
-const track = (c: FeedClient) => {
+const track = (c: TestFeedClient) => {
   clients.push(c);
   return c;
 };

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ORDER_STATUSES } from '../../src/contract/statuses.js';
 import { type Filter, intersect, normalise, parseFilter } from '../../src/filter/filter.js';
 import { matches } from '../../src/filter/match.js';
-import { ORDER_STATUSES } from '../../src/orders/schemas.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { http, type RunningService, startService } from '../helpers/service.js';
 

@@ -43,7 +43,7 @@ function newestSource(dir: string): number {
   return newest;
 }
 
-/** Builds web/dist when it is missing or older than a source in web/ (or src/protocol.ts, which web/ imports). */
+/** Builds web/dist when it is missing or older than a source in web/ (or src/contract/, which web/ imports). */
 export function ensureDashboardBuilt(): void {
   const built = path.join(WEB_DIST, 'index.html');
   if (existsSync(built)) {
@@ -51,7 +51,7 @@ export function ensureDashboardBuilt(): void {
       newestSource(path.join(WEB, 'src')),
       statSync(path.join(WEB, 'index.html')).mtimeMs,
       statSync(path.join(WEB, 'vite.config.ts')).mtimeMs,
-      statSync(path.resolve(WEB, '../src/protocol.ts')).mtimeMs,
+      newestSource(path.resolve(WEB, '../src/contract')),
     );
     if (statSync(built).mtimeMs >= sources) return;
   }

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import WebSocket from 'ws';
+import type { Change, Order, ServerMessage } from '../../src/contract/protocol.js';
 import { has, parseCursor } from '../../src/feed/cursor.js';
-import type { Change, Order, ServerMessage } from '../../src/protocol.js';
 import { waitFor } from './wait.js';
 
 /**
@@ -34,7 +34,7 @@ interface ViewEntry {
   order: Order;
 }
 
-export interface FeedClientOptions {
+export interface TestFeedClientOptions {
   /** Base URLs; functions so a client can move to another instance. */
   http: string;
   ws: string;
@@ -43,7 +43,7 @@ export interface FeedClientOptions {
   autoResync?: boolean;
 }
 
-export class FeedClient {
+export class TestFeedClient {
   readonly name: string;
   http: string;
   wsUrl: string;
@@ -66,7 +66,7 @@ export class FeedClient {
   private closed = false;
   private readonly autoResync: boolean;
 
-  constructor(options: FeedClientOptions) {
+  constructor(options: TestFeedClientOptions) {
     this.http = options.http;
     this.wsUrl = options.ws;
     this.name = options.name ?? 'client';
@@ -237,8 +237,8 @@ export class FeedClient {
 }
 
 /** Opens a client the way a dashboard does: snapshot, then stream from its cursor. */
-export async function openClient(options: FeedClientOptions): Promise<FeedClient> {
-  const client = new FeedClient(options);
+export async function openClient(options: TestFeedClientOptions): Promise<TestFeedClient> {
+  const client = new TestFeedClient(options);
   await client.loadSnapshot();
   await client.connect();
   return client;
@@ -287,7 +287,7 @@ export interface Report {
  * in the same read go out in xid order, which need not be their commit order, so one order's versions
  * may arrive falling: the view applies by version, and must end equal to the table.)
  */
-export function checkClient(client: FeedClient, history: LoggedChange[], table: Map<number, Order>, pruned = false): Report {
+export function checkClient(client: TestFeedClient, history: LoggedChange[], table: Map<number, Order>, pruned = false): Report {
   const report: Report = { client: client.name, lost: [], duplicated: [], outOfOrder: [], unknown: [], viewMismatches: [] };
   const byKey = new Map(history.map((h) => [h.key, h]));
   client.epochs.forEach((epoch, i) => {
@@ -336,7 +336,7 @@ export function isClean(r: Report): boolean {
  * caller asserts they are clean, so a failure prints what was lost or duplicated). Reading history and
  * table in one REPEATABLE READ transaction keeps them consistent with each other.
  */
-export async function settle(sql: pg.Pool, clients: FeedClient[], timeout = 15_000): Promise<Report[]> {
+export async function settle(sql: pg.Pool, clients: TestFeedClient[], timeout = 15_000): Promise<Report[]> {
   let reports: Report[] = [];
   const read = async () => {
     const conn = await sql.connect();
@@ -374,6 +374,6 @@ export async function settle(sql: pg.Pool, clients: FeedClient[], timeout = 15_0
 }
 
 /** What `settle` must return: a clean report per client (a failing diff names the client and changes). */
-export function cleanReports(clients: FeedClient[]): Report[] {
+export function cleanReports(clients: TestFeedClient[]): Report[] {
   return clients.map((c) => clean(c.name));
 }

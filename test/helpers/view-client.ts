@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import type { Order } from '../../src/protocol.js';
+import type { Order } from '../../src/contract/protocol.js';
 import { waitFor } from './wait.js';
 
 /**

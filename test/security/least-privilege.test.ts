@@ -5,7 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { FeedClient } from '../helpers/feed-client.js';
+import { TestFeedClient } from '../helpers/feed-client.js';
 import { http, type RunningService, startService } from '../helpers/service.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -59,7 +59,7 @@ it('serves the API and the feed as orders_app, with writes by a program that may
   expect(who).toEqual({ u: 'orders_app', su: 'off' });
   await waitFor(async () => (await http(svc.url, 'GET', '/readyz')).status === 200, { message: 'ready as orders_app' });
 
-  const client = new FeedClient({ http: svc.url, ws: svc.wsUrl });
+  const client = new TestFeedClient({ http: svc.url, ws: svc.wsUrl });
   await client.loadSnapshot();
   await client.connect();
 

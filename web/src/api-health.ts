@@ -1,3 +1,5 @@
+import { backoffDelay } from '../../src/contract/backoff.ts';
+
 /**
  * Whether the API can do its job now, from `GET /readyz` (public; each check's `ok` for anyone).
  *
@@ -30,7 +32,7 @@ interface Readiness {
   checks?: Record<string, { ok?: boolean }>;
 }
 
-export async function fetchHealth(): Promise<Health> {
+async function fetchHealth(): Promise<Health> {
   let res: Response;
   try {
     res = await fetch('/readyz', { cache: 'no-store', headers: { accept: 'application/json' } });
@@ -107,7 +109,7 @@ export class HealthWatch {
         ? hidden
           ? HIDDEN_EVERY_MS
           : READY_EVERY_MS
-        : Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.max(0, this.failures - 1)) * (0.75 + Math.random() / 4);
+        : backoffDelay(this.failures - 1, { minMs: RETRY_MIN_MS, maxMs: RETRY_MAX_MS, jitter: 0.25 });
     this.schedule(next);
   }
 }

@@ -1,5 +1,6 @@
-import type { Role } from '../../src/auth/roles.ts';
-import type { Order, OrderStatus } from '../../src/protocol.ts';
+import type { Order } from '../../src/contract/protocol.ts';
+import type { Role } from '../../src/contract/roles.ts';
+import type { OrderStatus } from '../../src/contract/statuses.ts';
 import { parseStatsJson, type Stats } from './money.ts';
 
 export type { Role };
@@ -150,7 +151,7 @@ export async function whoAmI(): Promise<Me> {
   return (await (await request('GET', '/me')).json()) as Me;
 }
 
-export function listPath(query: ListQuery): string {
+function listPath(query: ListQuery): string {
   const params = new URLSearchParams();
   if (query.statuses.length) params.set('status', query.statuses.join(','));
   if (query.q) params.set('q', query.q);

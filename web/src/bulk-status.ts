@@ -1,5 +1,5 @@
-import { canMove } from '../../src/orders/transitions.ts';
-import type { Order, OrderStatus } from '../../src/protocol.ts';
+import type { Order } from '../../src/contract/protocol.ts';
+import { canMove, type OrderStatus } from '../../src/contract/statuses.ts';
 import * as api from './api.ts';
 
 /**

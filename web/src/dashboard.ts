@@ -1,5 +1,7 @@
-import { allows, type Role } from '../../src/auth/roles.ts';
-import type { Order, OrderStatus } from '../../src/protocol.ts';
+import { backoffDelay } from '../../src/contract/backoff.ts';
+import type { Order } from '../../src/contract/protocol.ts';
+import { allows, type Role } from '../../src/contract/roles.ts';
+import type { OrderStatus } from '../../src/contract/statuses.ts';
 import * as api from './api.ts';
 import { databaseAnswers, type Health, HealthWatch } from './api-health.ts';
 import { type ConnectionState, FeedClient } from './feed-client.ts';
@@ -147,7 +149,7 @@ export class Dashboard {
         this.feed.start(cursor);
         return;
       } catch (err) {
-        const delay = Math.min(30_000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2);
+        const delay = backoffDelay(attempt, { minMs: 500, maxMs: 30_000 });
         this.loadError = (err as Error).message;
         if (attempt === 0) this.showLastData();
         this.connection = navigator.onLine

@@ -1,4 +1,5 @@
-import { type Change, CLOSE, type ServerMessage } from '../../src/protocol.ts';
+import { backoffDelay } from '../../src/contract/backoff.ts';
+import { type Change, CLOSE, type ServerMessage } from '../../src/contract/protocol.ts';
 import { parseStatsDelta } from './money.ts';
 
 export type Delta = NonNullable<ReturnType<typeof parseStatsDelta>>;
@@ -8,8 +9,8 @@ export type Delta = NonNullable<ReturnType<typeof parseStatsDelta>>;
  * change (or heartbeat) it handed over, so that every reconnect resumes exactly where the page is and
  * the server sends each later change once.
  *
- * Reconnects use capped exponential backoff with full jitter, so a fleet of dashboards does not come
- * back in lockstep after a server restart; they happen at once when the browser says it is online again
+ * Reconnects use capped exponential backoff with jitter (src/contract/backoff.ts), so a fleet of
+ * dashboards does not come back in lockstep after a server restart; they happen at once when the browser says it is online again
  * or the tab becomes visible (a sleeping laptop's timers are not to be trusted). A socket can also die
  * without a close event (a NAT forgets it, Wi-Fi changes): the server sends a heartbeat every
  * `heartbeat_ms` when idle, so silence for a few of those means the socket is dead and is replaced.
@@ -251,11 +252,7 @@ export class FeedClient {
   }
 
   private scheduleRetry(reason: string): void {
-    const min = this.options.backoffMinMs ?? 500;
-    const max = this.options.backoffMaxMs ?? 30_000;
-    const ceiling = Math.min(max, min * 2 ** this.attempt);
-    // "Equal jitter": at least half the ceiling, so a dead server is not hammered, the rest random.
-    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    const delay = backoffDelay(this.attempt, { minMs: this.options.backoffMinMs ?? 500, maxMs: this.options.backoffMaxMs ?? 30_000 });
     this.attempt++;
     this.setState({ kind: 'reconnecting', attempt: this.attempt, nextAttemptAt: Date.now() + delay, reason });
     this.retryTimer = setTimeout(() => this.resume(), delay);

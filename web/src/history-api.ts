@@ -1,4 +1,4 @@
-import type { Order } from '../../src/protocol.ts';
+import type { Order } from '../../src/contract/protocol.ts';
 import { request } from './api.ts';
 
 /** The orders' history as GET /orders/:id/history and GET /orders/history return it (README, The API). */

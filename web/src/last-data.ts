@@ -1,6 +1,7 @@
-import type { Order } from '../../src/protocol.ts';
+import type { Order } from '../../src/contract/protocol.ts';
+import { ORDER_STATUSES } from '../../src/contract/statuses.ts';
 import type { Stats } from './api.ts';
-import { type OrderStore, STATUSES } from './order-store.ts';
+import type { OrderStore } from './order-store.ts';
 
 /**
  * The last orders and summary this tab saw, so that a reload while offline (the service worker serves
@@ -61,7 +62,7 @@ export function keepLastData(store: OrderStore, owner: string, isFresh: () => bo
       savedAt: Date.now(),
       orders,
       stats: {
-        by_status: Object.fromEntries(STATUSES.map((st) => [st, { count: s.count[st], total_cents: String(s.cents[st]) }])),
+        by_status: Object.fromEntries(ORDER_STATUSES.map((st) => [st, { count: s.count[st], total_cents: String(s.cents[st]) }])),
         per_minute: [...s.perMinute].map(([m, count]) => ({ minute: new Date(m).toISOString(), count })),
       },
     };

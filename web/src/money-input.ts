@@ -16,7 +16,7 @@ interface Separators {
   group: string;
 }
 
-export function separators(locale?: string): Separators {
+function separators(locale?: string): Separators {
   const parts = new Intl.NumberFormat(locale, { useGrouping: true }).formatToParts(12345.6);
   return {
     decimal: parts.find((p) => p.type === 'decimal')?.value ?? '.',

@@ -34,7 +34,7 @@ export function ownerOf(me: Me): string {
   return me.authentication ? `${me.role}:${me.name}` : LOCAL_OWNER;
 }
 
-export function newKey(): string {
+function newKey(): string {
   return crypto.randomUUID();
 }
 

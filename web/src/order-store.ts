@@ -1,4 +1,5 @@
-import type { Change, Order, OrderStatus } from '../../src/protocol.ts';
+import type { Change, Order } from '../../src/contract/protocol.ts';
+import { ORDER_STATUSES, type OrderStatus } from '../../src/contract/statuses.ts';
 import type { Stats } from './api.ts';
 import type { Delta } from './feed-client.ts';
 
@@ -21,7 +22,6 @@ import type { Delta } from './feed-client.ts';
  *
  * Views subscribe; notifications are batched to one per animation frame however many changes arrive.
  */
-export const STATUSES: readonly OrderStatus[] = ['pending', 'processing', 'shipped', 'delivered', 'cancelled'];
 
 export interface Activity {
   key: string;
@@ -164,7 +164,7 @@ export class OrderStore {
   private applyDelta(d: Delta): void {
     const s = this.summary;
     for (const [status, v] of Object.entries(d.by_status)) {
-      if (!(STATUSES as readonly string[]).includes(status)) continue;
+      if (!(ORDER_STATUSES as readonly string[]).includes(status)) continue;
       s.count[status as OrderStatus] += v.count;
       s.cents[status as OrderStatus] += v.total_cents;
     }
@@ -177,7 +177,7 @@ export class OrderStore {
   setStats(stats: Stats): void {
     const count = emptyByStatus();
     const cents = emptyCents();
-    for (const status of STATUSES) {
+    for (const status of ORDER_STATUSES) {
       count[status] = stats.by_status[status]?.count ?? 0;
       cents[status] = stats.by_status[status]?.total_cents ?? 0n;
     }

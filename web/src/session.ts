@@ -1,3 +1,4 @@
+import { backoffDelay } from '../../src/contract/backoff.ts';
 import * as api from './api.ts';
 import { Dashboard } from './dashboard.ts';
 import { forgetLastData } from './last-data.ts';
@@ -31,7 +32,7 @@ const STORAGE_KEY = 'orders-dashboard.session.v1';
 /** What a browser can send both as a bearer token and as a WebSocket subprotocol (RFC 7230 tchar). */
 const TOKEN_SHAPE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-export const REVOKED_MESSAGE = 'Your access token is no longer accepted: it was revoked or removed. Sign in again with a valid token.';
+const REVOKED_MESSAGE = 'Your access token is no longer accepted: it was revoked or removed. Sign in again with a valid token.';
 
 export class Session {
   state: SessionState = { kind: 'checking', detail: null };
@@ -151,7 +152,7 @@ export class Session {
 }
 
 function retryDelay(attempt: number): Promise<void> {
-  const delay = Math.min(30_000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2);
+  const delay = backoffDelay(attempt, { minMs: 500, maxMs: 30_000 });
   return new Promise<void>((resolve) => {
     const done = () => {
       clearTimeout(timer);

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import type { Order } from '../../../src/protocol.ts';
+import type { Order } from '../../../src/contract/protocol.ts';
 import type { Dashboard } from '../dashboard.ts';
 import { useActivityNames } from '../history-activity.ts';
 import { useOrderRoute } from '../history-route.ts';

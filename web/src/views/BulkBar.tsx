@@ -1,10 +1,9 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { canMove } from '../../../src/orders/transitions.ts';
-import type { Order, OrderStatus } from '../../../src/protocol.ts';
+import type { Order } from '../../../src/contract/protocol.ts';
+import { canMove, ORDER_STATUSES, type OrderStatus } from '../../../src/contract/statuses.ts';
 import { type BulkOutcome, bulkTargets, moveAll } from '../bulk-status.ts';
 import type { Dashboard } from '../dashboard.ts';
 import { STATUS_LABEL } from '../format.ts';
-import { STATUSES } from '../order-store.ts';
 import { MAX_REASON } from './ConfirmCancel.tsx';
 
 /**
@@ -13,7 +12,7 @@ import { MAX_REASON } from './ConfirmCancel.tsx';
  * that may change orders; the server refuses the others anyway.
  */
 export function BulkBar({ dashboard, selected, onClear }: { dashboard: Dashboard; selected: Order[]; onClear: () => void }) {
-  const targets = bulkTargets(selected, STATUSES);
+  const targets = bulkTargets(selected, ORDER_STATUSES);
   const [to, setTo] = useState<OrderStatus | ''>('');
   const [asking, setAsking] = useState<{ orders: Order[]; to: OrderStatus } | null>(null);
   const choice = to && targets.includes(to) ? to : '';

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { Order } from '../../../src/protocol.ts';
+import type { Order } from '../../../src/contract/protocol.ts';
 import type { Dashboard } from '../dashboard.ts';
 import { focusInRow } from './StatusMenu.tsx';
 
@@ -19,7 +19,7 @@ export function askToCancel(order: Order): void {
 /** The server takes a reason of up to 500 characters. */
 export const MAX_REASON = 500;
 
-export function cancelPatch(reason: string): { status: 'cancelled'; reason?: string } {
+function cancelPatch(reason: string): { status: 'cancelled'; reason?: string } {
   const why = reason.trim();
   return why ? { status: 'cancelled', reason: why.slice(0, MAX_REASON) } : { status: 'cancelled' };
 }

@@ -1,4 +1,4 @@
-import { canMove } from '../../../src/orders/transitions.ts';
+import { canMove } from '../../../src/contract/statuses.ts';
 import type { Dashboard } from '../dashboard.ts';
 import { STATUS_LABEL } from '../format.ts';
 

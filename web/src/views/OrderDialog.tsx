@@ -1,10 +1,10 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { Order, OrderStatus } from '../../../src/protocol.ts';
+import type { Order } from '../../../src/contract/protocol.ts';
+import { ORDER_STATUSES, type OrderStatus } from '../../../src/contract/statuses.ts';
 import type { FieldError, OrderCreate, OrderPatch } from '../api.ts';
 import type { Dashboard } from '../dashboard.ts';
 import { STATUS_LABEL } from '../format.ts';
 import { formatMoneyInput, parseMoneyInput } from '../money-input.ts';
-import { STATUSES } from '../order-store.ts';
 
 /**
  * Create and edit in one modal <dialog> (focus is trapped and restored by the browser). Messages come
@@ -189,7 +189,7 @@ export function OrderDialog({ dashboard, target, onClose }: Props) {
             'status',
             'status',
             <select {...aria('status', 'status')} value={fields.status} onChange={set('status')}>
-              {STATUSES.map((s) => (
+              {ORDER_STATUSES.map((s) => (
                 <option key={s} value={s}>
                   {STATUS_LABEL[s]}
                 </option>

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { NEXT_STATUSES } from '../../../src/orders/transitions.ts';
-import type { Order, OrderStatus } from '../../../src/protocol.ts';
+import type { Order } from '../../../src/contract/protocol.ts';
+import { NEXT_STATUSES, type OrderStatus } from '../../../src/contract/statuses.ts';
 import { ApiProblem } from '../api.ts';
 import type { Dashboard } from '../dashboard.ts';
 import { formatCents, formatCount, STATUS_LABEL } from '../format.ts';

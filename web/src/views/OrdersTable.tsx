@@ -1,12 +1,11 @@
 import { memo } from 'preact/compat';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { foldCase } from '../../../src/filter/fold.ts';
-import { NEXT_STATUSES } from '../../../src/orders/transitions.ts';
-import type { Order, OrderStatus } from '../../../src/protocol.ts';
+import { foldCase } from '../../../src/contract/fold.ts';
+import type { Order } from '../../../src/contract/protocol.ts';
+import { NEXT_STATUSES, ORDER_STATUSES, type OrderStatus } from '../../../src/contract/statuses.ts';
 import type { Dashboard, Query, SortKey } from '../dashboard.ts';
 import { formatCents, formatCount, relativeTime, STATUS_LABEL } from '../format.ts';
 import { orderHref } from '../history-route.ts';
-import { STATUSES } from '../order-store.ts';
 import { BulkBar } from './BulkBar.tsx';
 import { askToCancel } from './ConfirmCancel.tsx';
 import { useNow } from './hooks.ts';
@@ -42,7 +41,7 @@ function compare(key: SortKey): (a: Order, b: Order) => number {
     case 'product_name':
       return (a, b) => collator.compare(a[key], b[key]) || b.id - a.id;
     case 'status':
-      return (a, b) => STATUSES.indexOf(a.status) - STATUSES.indexOf(b.status) || b.id - a.id;
+      return (a, b) => ORDER_STATUSES.indexOf(a.status) - ORDER_STATUSES.indexOf(b.status) || b.id - a.id;
     case 'updated_at':
       return (a, b) => (a.updated_at < b.updated_at ? -1 : a.updated_at > b.updated_at ? 1 : 0) || a.id - b.id;
     default:
@@ -52,7 +51,7 @@ function compare(key: SortKey): (a: Order, b: Order) => number {
 
 /**
  * The server streams only the view, but the page's own rows (an optimistic edit, an order it created)
- * are checked here too, by the server's rule (src/filter/fold.ts: ASCII letters fold, nothing else).
+ * are checked here too, by the server's rule (src/contract/fold.ts: ASCII letters fold, nothing else).
  */
 function matches(query: Query): (o: Order) => boolean {
   const q = foldCase(query.q);
@@ -269,7 +268,7 @@ function Filters({ dashboard }: { dashboard: Dashboard }) {
   const toggle = (s: OrderStatus) => {
     const on = query.statuses.includes(s);
     void dashboard.setQuery({
-      statuses: on ? query.statuses.filter((x) => x !== s) : STATUSES.filter((x) => x === s || query.statuses.includes(x)),
+      statuses: on ? query.statuses.filter((x) => x !== s) : ORDER_STATUSES.filter((x) => x === s || query.statuses.includes(x)),
     });
   };
   return (
@@ -280,7 +279,7 @@ function Filters({ dashboard }: { dashboard: Dashboard }) {
       </label>
       <fieldset class="status-filter">
         <legend class="visually-hidden">Show statuses</legend>
-        {STATUSES.map((s) => (
+        {ORDER_STATUSES.map((s) => (
           <label key={s} class={`chip ${query.statuses.includes(s) ? 'on' : ''}`}>
             <input type="checkbox" checked={query.statuses.includes(s)} onChange={() => toggle(s)} />
             <span class={`dot dot-${s}`} aria-hidden="true" />

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { Order } from '../../../src/protocol.ts';
+import type { Order } from '../../../src/contract/protocol.ts';
 import type { Dashboard } from '../dashboard.ts';
 
 /**
@@ -10,7 +10,7 @@ import type { Dashboard } from '../dashboard.ts';
  * visually hidden line at the top of the page says it exists. `aria-keyshortcuts` names the keys on the
  * controls they reach.
  */
-export const SHORTCUTS: readonly [string, string][] = [
+const SHORTCUTS: readonly [string, string][] = [
   ['/', 'Search orders'],
   ['n', 'New order'],
   ['j', 'Next order'],

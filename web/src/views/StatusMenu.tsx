@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { OrderStatus } from '../../../src/protocol.ts';
+import type { OrderStatus } from '../../../src/contract/statuses.ts';
 import { STATUS_LABEL } from '../format.ts';
 
 /**

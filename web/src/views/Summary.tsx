@@ -1,9 +1,9 @@
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
+import { ORDER_STATUSES } from '../../../src/contract/statuses.ts';
 import 'uplot/dist/uPlot.min.css';
 import type { Dashboard } from '../dashboard.ts';
 import { formatCents, formatCount, STATUS_LABEL } from '../format.ts';
-import { STATUSES } from '../order-store.ts';
 import { useDarkMode, useNow } from './hooks.ts';
 import { Skeleton } from './Skeleton.tsx';
 
@@ -12,9 +12,9 @@ const MINUTE = 60_000;
 /** Cards per status with revenue, the status mix, and orders per minute over the last hour. */
 export function Summary({ dashboard }: { dashboard: Dashboard }) {
   const { summary, summaryLoaded } = dashboard.store;
-  const total = STATUSES.reduce((n, s) => n + summary.count[s], 0);
+  const total = ORDER_STATUSES.reduce((n, s) => n + summary.count[s], 0);
   // Revenue counts what is not cancelled.
-  const revenue = STATUSES.filter((s) => s !== 'cancelled').reduce((n, s) => n + summary.cents[s], 0n);
+  const revenue = ORDER_STATUSES.filter((s) => s !== 'cancelled').reduce((n, s) => n + summary.cents[s], 0n);
   return (
     <section class="summary" aria-label="Summary" aria-busy={!summaryLoaded}>
       <div class="cards">
@@ -29,7 +29,7 @@ export function Summary({ dashboard }: { dashboard: Dashboard }) {
           )}
           <span class="card-sub">{summaryLoaded ? `Revenue ${formatCents(revenue)}` : <Skeleton width="70%" />}</span>
         </div>
-        {STATUSES.map((s) => (
+        {ORDER_STATUSES.map((s) => (
           <div key={s} class={`card card-${s}`}>
             <span class="card-label">
               <span class={`dot dot-${s}`} aria-hidden="true" />
@@ -63,15 +63,15 @@ export function Summary({ dashboard }: { dashboard: Dashboard }) {
 function StatusMix({ counts, total }: { counts: Record<string, number>; total: number }) {
   return (
     <div>
-      <div class="mix-bar" role="img" aria-label={STATUSES.map((s) => `${STATUS_LABEL[s]} ${counts[s]}`).join(', ')}>
-        {STATUSES.map((s) =>
+      <div class="mix-bar" role="img" aria-label={ORDER_STATUSES.map((s) => `${STATUS_LABEL[s]} ${counts[s]}`).join(', ')}>
+        {ORDER_STATUSES.map((s) =>
           counts[s] ? (
             <span key={s} class={`mix-seg dot-${s}`} style={{ width: `${((counts[s] ?? 0) / Math.max(1, total)) * 100}%` }} />
           ) : null,
         )}
       </div>
       <ul class="mix-legend">
-        {STATUSES.map((s) => (
+        {ORDER_STATUSES.map((s) => (
           <li key={s}>
             <span class={`dot dot-${s}`} aria-hidden="true" />
             {STATUS_LABEL[s]} <strong>{total ? Math.round(((counts[s] ?? 0) / total) * 100) : 0}%</strong>

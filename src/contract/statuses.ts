@@ -1,4 +1,6 @@
-import type { OrderStatus } from './schemas.js';
+/** An order's lifecycle, the same on the server (validation, the API's 409) and in the dashboard (the status menu). */
+export const ORDER_STATUSES = ['pending', 'processing', 'shipped', 'delivered', 'cancelled'] as const;
+export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
 /** Status moves forward only; delivered and cancelled are final. Staying in the same status is not a move. */
 export const NEXT_STATUSES: Readonly<Record<OrderStatus, readonly OrderStatus[]>> = {

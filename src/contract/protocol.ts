@@ -1,6 +1,8 @@
+import type { OrderStatus } from './statuses.js';
+
 /**
- * The WebSocket protocol between the service and its clients (the dashboard among them). This file is
- * imported by the server and by web/, and describes every message either side may send. docs/protocol.md
+ * The WebSocket protocol between the service and its clients (the dashboard among them). Part of the
+ * contract (src/contract/) imported by the server and by web/: every message either side may send. docs/protocol.md
  * explains it with an example client.
  *
  * A cursor is an opaque string saying which changes a client has (a database snapshot). A client keeps
@@ -8,8 +10,6 @@
  * `/ws?after=<cursor>` to resume: it then receives every change it lacks exactly once, whole
  * transactions at a time, each row's changes in version order.
  */
-export type OrderStatus = 'pending' | 'processing' | 'shipped' | 'delivered' | 'cancelled';
-
 export interface Order {
   id: number;
   customer_name: string;
