@@ -173,6 +173,13 @@ async function main(): Promise<number> {
       left: population.clients.filter((c) => c.leftAt !== undefined).length,
       reconnects: population.clients.reduce((n, c) => n + c.reconnects, 0),
       resets: population.clients.reduce((n, c) => n + c.client.resets.length, 0),
+      // An automatic resync that failed (the supervisor then brings the client up); by reason.
+      resyncFailures: population.clients
+        .flatMap((c) => c.client.resyncFailures)
+        .reduce<Record<string, number>>((m, r) => {
+          m[r] = (m[r] ?? 0) + 1;
+          return m;
+        }, {}),
     },
     writes: {
       restAcknowledged: workload.acks.length,

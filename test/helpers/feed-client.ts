@@ -53,6 +53,8 @@ export class FeedClient {
   readonly errors: Extract<ServerMessage, { type: 'error' }>[] = [];
   readonly closes: { code: number; reason: string }[] = [];
   readonly hellos: Extract<ServerMessage, { type: 'hello' }>[] = [];
+  /** Why automatic resyncs failed (the snapshot could not be loaded, the stream not opened). */
+  readonly resyncFailures: string[] = [];
   heartbeats = 0;
   pongs = 0;
   cursor: string | undefined;
@@ -193,6 +195,9 @@ export class FeedClient {
     try {
       await this.loadSnapshot();
       await this.open();
+    } catch (err) {
+      this.resyncFailures.push((err as Error).message);
+      throw err;
     } finally {
       this.resyncing = null;
     }
