@@ -55,6 +55,8 @@ export const DATABASE_FAULTS: ReadonlySet<FaultKind> = new Set([
   'proxy-blackhole',
   'proxy-delay',
 ]);
+/** Faults that need to own the PostgreSQL server (stop it, crash it): skipped on `DATABASE_URL`'s server. */
+export const SERVER_FAULTS: ReadonlySet<FaultKind> = new Set(['pg-restart-fast', 'pg-restart-immediate']);
 /** Faults during which an instance is going away: a WebSocket upgrade may be refused with 503 shutting-down. */
 export const INSTANCE_FAULTS: ReadonlySet<FaultKind> = new Set(['instance-kill', 'rolling-restart']);
 
@@ -87,29 +89,30 @@ function compatible(a: FaultKind, b: FaultKind): boolean {
 }
 
 /**
- * The schedule: slots every ~9 s from `from` to `until`. Every kind occurs at least once: when there are
- * fewer slots than kinds, some slots hold two kinds at once; otherwise about one slot in five holds two.
+ * The schedule: slots every ~9 s from `from` to `until`. Every kind (of `kinds`) occurs at least once:
+ * when there are fewer slots than kinds, some slots hold two kinds at once; otherwise about one slot in
+ * five holds two.
  */
-export function plan(random: Random, from: number, until: number): PlannedFault[] {
+export function plan(random: Random, from: number, until: number, kinds: readonly FaultKind[] = FAULT_KINDS): PlannedFault[] {
   const gap = 9000;
   const slots = Math.max(1, Math.floor((until - from) / gap));
-  const queue: FaultKind[] = [...FAULT_KINDS].sort(() => random() - 0.5);
+  const queue: FaultKind[] = [...kinds].sort(() => random() - 0.5);
   const out: PlannedFault[] = [];
   for (let i = 0; i < slots; i++) {
     const at = Math.round(from + i * gap + between(random, 0, gap * 0.3));
-    const first = queue.shift() ?? pick(random, FAULT_KINDS);
-    const kinds: FaultKind[] = [first];
+    const first = queue.shift() ?? pick(random, kinds);
+    const slot: FaultKind[] = [first];
     const slotsLeft = slots - i - 1;
     const mustDouble = queue.length > slotsLeft;
     if (mustDouble || random() < 0.2) {
       const fromQueue = queue.findIndex((k) => compatible(first, k));
-      if (mustDouble && fromQueue >= 0) kinds.push(queue.splice(fromQueue, 1)[0] as FaultKind);
+      if (mustDouble && fromQueue >= 0) slot.push(queue.splice(fromQueue, 1)[0] as FaultKind);
       else {
-        const options = FAULT_KINDS.filter((k) => compatible(first, k));
-        if (options.length > 0) kinds.push(pick(random, options));
+        const options = kinds.filter((k) => compatible(first, k));
+        if (options.length > 0) slot.push(pick(random, options));
       }
     }
-    out.push({ kinds, at });
+    out.push({ kinds: slot, at });
   }
   // Whatever did not fit (very short runs) goes into one last slot, one after another.
   for (const kind of queue) out.push({ kinds: [kind], at: until });
@@ -170,7 +173,11 @@ export class FaultRunner {
   }
 
   private async terminate(admin: pg.Pool, application: string, one: boolean): Promise<number> {
-    const { rows } = await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [application]);
+    // Only this database's: on a shared server (DATABASE_URL) other programs may use the same names.
+    const { rows } = await admin.query<{ pid: number }>(
+      'SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()',
+      [application],
+    );
     const victims = one && rows.length > 0 ? [pick(this.random, rows)] : rows;
     for (const v of victims) await admin.query('SELECT pg_terminate_backend($1)', [v.pid]);
     return victims.length;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkAcks, checkClients, checkHttp, checkResources, commitToClient, type Thresholds, type Violation } from './checker.js';
 import { Population } from './clients.js';
-import { FAULT_KINDS, FaultRunner, plan } from './faults.js';
+import { FAULT_KINDS, FaultRunner, plan, SERVER_FAULTS } from './faults.js';
 import { fork, seeded, sleep } from './random.js';
 import { connections, Sampler } from './sampler.js';
 import { Topology } from './topology.js';
@@ -15,6 +15,9 @@ import { Workload } from './workload.js';
  * (clients.ts) and the faults (faults.ts) for N minutes while sampling resources (sampler.ts); then stops
  * the writes, lets the faults finish, waits for every client to catch up and judges (checker.ts). Writes
  * a JSON report to soak/results/ and a one-screen summary; exits 1 on any violation.
+ *
+ * With DATABASE_URL set it runs on that server, in a database of its own, without the faults that need
+ * to own the server (topology.ts).
  */
 const { values } = parseArgs({
   options: {
@@ -41,15 +44,23 @@ process.on('unhandledRejection', () => undefined);
 const say = (text: string) => process.stdout.write(`${text}\n`);
 
 async function main(): Promise<number> {
-  const topology = new Topology();
+  const topology = new Topology(process.env.DATABASE_URL || undefined);
+  const kinds = FAULT_KINDS.filter((k) => topology.ownsServer || !SERVER_FAULTS.has(k));
+  const skipped = FAULT_KINDS.filter((k) => !kinds.includes(k));
   // Interrupted: stop the instances, nginx and PostgreSQL rather than leave them running.
   for (const signal of ['SIGINT', 'SIGTERM'] as const)
     process.once(signal, () => {
       say(`soak: ${signal}: stopping everything (temp folder kept: ${topology.tempDir})`);
       void topology.stop(true).finally(() => process.exit(130));
     });
-  say(`soak: ${minutes} min, seed ${seed}, ${clientCount} clients; starting PostgreSQL, proxy, 2 instances, nginx...`);
+  say(
+    `soak: ${minutes} min, seed ${seed}, ${clientCount} clients; starting ${topology.ownsServer ? 'PostgreSQL' : "a database on DATABASE_URL's server"}, proxy, 2 instances, nginx...`,
+  );
   await topology.start();
+  if (!topology.ownsServer)
+    say(
+      `soak: on DATABASE_URL's server, database ${topology.externalDatabase}; skipping the faults that need to own the server: ${skipped.join(', ')}`,
+    );
   const started = Date.now();
   if (topology.nginxMissing)
     say('soak: nginx not found (NGINX_PATH or /usr/sbin/nginx): clients and writers talk to the instances directly');
@@ -69,7 +80,7 @@ async function main(): Promise<number> {
   await population.open(Math.floor(clientCount * 0.8));
   workload.start();
   const faults = new FaultRunner(topology, workload, population, fork(random), started, Math.min(60_000, Math.round(durationMs * 0.125)));
-  const schedule = plan(fork(random), Math.round(durationMs * 0.05), Math.round(durationMs * 0.75));
+  const schedule = plan(fork(random), Math.round(durationMs * 0.05), Math.round(durationMs * 0.75), kinds);
   faults.start(schedule);
   say(
     `soak: ${schedule.reduce((n, s) => n + s.kinds.length, 0)} faults planned: ${schedule.map((s) => `${s.kinds.join('+')}@${Math.round(s.at / 1000)}s`).join(', ')}`,
@@ -147,7 +158,7 @@ async function main(): Promise<number> {
       k.longestRecoverMs = Math.max(k.longestRecoverMs, f.recoveredAt - f.endedAt);
     if (f.readyAt !== undefined && f.endedAt !== undefined) k.longestReadyMs = Math.max(k.longestReadyMs, f.readyAt - f.endedAt);
   }
-  const missingKinds = FAULT_KINDS.filter((k) => !faultsByKind[k]);
+  const missingKinds = kinds.filter((k) => !faultsByKind[k]);
   if (missingKinds.length > 0) violations.push({ kind: 'faults', detail: `never injected: ${missingKinds.join(', ')}` });
   const sum = (f: (r: (typeof reports)[0]) => number) => reports.reduce((n, r) => n + f(r), 0);
   const summary = {
@@ -155,11 +166,20 @@ async function main(): Promise<number> {
     minutes,
     durationSec: Math.round((Date.now() - started) / 1000),
     nginx: !topology.nginxMissing,
+    database: topology.ownsServer ? 'embedded (owned)' : `DATABASE_URL's server, database ${topology.externalDatabase}`,
+    skippedFaults: skipped,
     clients: {
       total: population.clients.length,
       left: population.clients.filter((c) => c.leftAt !== undefined).length,
       reconnects: population.clients.reduce((n, c) => n + c.reconnects, 0),
       resets: population.clients.reduce((n, c) => n + c.client.resets.length, 0),
+      // An automatic resync that failed (the supervisor then brings the client up); by reason.
+      resyncFailures: population.clients
+        .flatMap((c) => c.client.resyncFailures)
+        .reduce<Record<string, number>>((m, r) => {
+          m[r] = (m[r] ?? 0) + 1;
+          return m;
+        }, {}),
     },
     writes: {
       restAcknowledged: workload.acks.length,
@@ -208,7 +228,8 @@ async function main(): Promise<number> {
   await writeFile(file, JSON.stringify(report, null, 2));
 
   say('');
-  say(`=== soak summary (seed ${seed}, ${summary.durationSec} s, ${summary.nginx ? 'behind nginx' : 'no nginx'}) ===`);
+  say(`=== soak summary (seed ${seed}, ${summary.durationSec} s, ${summary.nginx ? 'behind nginx' : 'no nginx'}, ${summary.database}) ===`);
+  if (skipped.length > 0) say(`faults skipped (they need to own the server): ${skipped.join(', ')}`);
   say(
     `writes acknowledged (REST): ${summary.writes.restAcknowledged} (${summary.writes.restAttempts} attempts, ${summary.writes.restAbandoned} abandoned); SQL transactions: ${summary.writes.sqlCommits} committed, ${summary.writes.sqlRollbacks} rolled back, ${summary.writes.sqlFailures} failed`,
   );
@@ -247,7 +268,10 @@ async function main(): Promise<number> {
     );
   if (violations.length > 15) say(`  ... ${violations.length - 15} more in the report`);
   say(
-    `report: ${path.relative(process.cwd(), file)}; instance logs: ${topology.logFile}${values['keep-temp'] || violations.length ? '' : ' (removed)'}`,
+    `report: ${path.relative(process.cwd(), file)}; instance logs: ${topology.logFile}${values['keep-temp'] || violations.length ? '' : ' (removed)'}` +
+      (topology.externalDatabase
+        ? `; database ${topology.externalDatabase} ${values['keep-temp'] || violations.length ? 'kept' : 'dropped'}`
+        : ''),
   );
 
   await population.close();

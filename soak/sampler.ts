@@ -57,7 +57,7 @@ async function readMetrics(url: string): Promise<{ heapUsedMiB?: number; eventLo
 export async function connections(admin: pg.Pool): Promise<Record<string, number>> {
   const { rows } = await admin.query<{ app: string; state: string; n: number }>(
     `SELECT coalesce(nullif(application_name, ''), backend_type) AS app, coalesce(state, '-') AS state, count(*)::int AS n
-     FROM pg_stat_activity WHERE pid <> pg_backend_pid() GROUP BY 1, 2`,
+     FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database() GROUP BY 1, 2`,
   );
   return Object.fromEntries(rows.map((r) => [`${r.app}/${r.state}`, r.n]));
 }

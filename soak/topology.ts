@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,7 @@ import pino from 'pino';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../src/db/embedded.js';
 import { migrate } from '../src/db/migrate.js';
 import { crashPostgres } from '../test/helpers/crash.js';
+import { databaseUrl } from '../test/helpers/db.js';
 import { freePort } from '../test/helpers/instance.js';
 import { NGINX_PATH, startNginx } from '../test/helpers/nginx.js';
 import { TcpProxy } from '../test/helpers/tcp-proxy.js';
@@ -19,6 +21,13 @@ import { waitFor } from '../test/helpers/wait.js';
  * (`node --import tsx src/main.ts`) on fixed ports so they can be restarted in place, and nginx with
  * deploy/nginx.conf in front of both (as test/load-balancer.test.ts runs it). Without nginx the clients
  * talk to the instances directly, alternating.
+ *
+ * With `DATABASE_URL` set, the soak uses that server instead: a fresh database of its own on it
+ * (`CREATE DATABASE orders_soak_<random>`, so the role needs CREATEDB; dropped at the end unless kept),
+ * migrated like the embedded one. A server the soak does not own cannot be stopped or crashed by it:
+ * the faults that need that are skipped (faults.ts, SERVER_FAULTS). Everything it looks at or
+ * terminates in pg_stat_activity is limited to its own database, so other users of the server are left
+ * alone.
  */
 const root = path.resolve(import.meta.dirname, '..');
 const log = pino({ level: 'silent' });
@@ -47,8 +56,13 @@ async function ready(url: string, timeout = 60_000): Promise<void> {
 }
 
 export class Topology {
-  postgres!: EmbeddedPostgres;
+  /** The private cluster; undefined when the soak runs on `DATABASE_URL`'s server. */
+  postgres: EmbeddedPostgres | undefined;
   proxy!: TcpProxy;
+  /** The database the soak uses (direct, not through the proxy). */
+  databaseUrl = '';
+  /** On `DATABASE_URL`'s server: the database the soak created there. */
+  externalDatabase: string | undefined;
   /** Direct to PostgreSQL (not through the proxy): the soak's SQL writers, faults and checker. */
   admin!: pg.Pool;
   readonly instances: Instance[] = [];
@@ -61,6 +75,13 @@ export class Topology {
   private logStream: ReturnType<typeof createWriteStream> | undefined;
   readonly started = Date.now();
 
+  constructor(private readonly external: string | undefined = undefined) {}
+
+  /** Whether the soak can stop and crash PostgreSQL (its own cluster), or only use it (`DATABASE_URL`). */
+  get ownsServer(): boolean {
+    return this.external === undefined;
+  }
+
   get logFile(): string {
     return path.join(this.dir, 'instances.log');
   }
@@ -71,11 +92,29 @@ export class Topology {
     await chmod(this.dir, 0o711);
     this.pgRoot = path.join(this.dir, 'pg-root');
     this.logStream = createWriteStream(this.logFile);
-    this.postgres = await startEmbeddedPostgres({ dataDir: this.pgRoot, port: 0, log });
-    this.admin = new pg.Pool({ connectionString: this.postgres.url, max: 12, application_name: 'soak', connectionTimeoutMillis: 3000 });
+    let target: { host: string; port: number };
+    if (this.external === undefined) {
+      this.postgres = await startEmbeddedPostgres({ dataDir: this.pgRoot, port: 0, log });
+      this.databaseUrl = this.postgres.url;
+      target = { host: '127.0.0.1', port: this.postgres.port };
+    } else {
+      const name = `orders_soak_${randomBytes(4).toString('hex')}`;
+      const server = new pg.Client({ connectionString: this.external, application_name: 'soak' });
+      await server.connect();
+      try {
+        await server.query(`CREATE DATABASE ${name}`);
+      } finally {
+        await server.end();
+      }
+      this.externalDatabase = name;
+      this.databaseUrl = databaseUrl(this.external, name);
+      const u = new URL(this.external);
+      target = { host: u.hostname || '127.0.0.1', port: Number(u.port || 5432) };
+    }
+    this.admin = new pg.Pool({ connectionString: this.databaseUrl, max: 12, application_name: 'soak', connectionTimeoutMillis: 3000 });
     this.admin.on('error', () => undefined);
     await migrate(this.admin, log);
-    this.proxy = await TcpProxy.start(this.postgres.port);
+    this.proxy = await TcpProxy.start(target.port, target.host);
     for (const name of ['a', 'b']) {
       const port = await freePort();
       const instance: Instance = {
@@ -99,7 +138,7 @@ export class Topology {
       env: {
         PATH: process.env.PATH ?? '',
         HOME: process.env.HOME ?? '/tmp',
-        DATABASE_URL: this.proxy.urlFor(this.postgres.url),
+        DATABASE_URL: this.proxy.urlFor(this.databaseUrl),
         PORT: String(instance.port),
         DB_MIGRATE: 'false',
         LOG_LEVEL: 'warn',
@@ -173,6 +212,7 @@ export class Topology {
 
   /** Stops PostgreSQL fast (SIGINT) or immediately (SIGQUIT, crash recovery at the next start), and starts it again on its port. */
   async restartPostgres(mode: 'fast' | 'immediate', downMs: number): Promise<void> {
+    if (!this.postgres) throw new Error("PostgreSQL is not the soak's own (DATABASE_URL): it cannot restart it");
     if (mode === 'fast') {
       await this.postgres.stop();
     } else {
@@ -201,8 +241,23 @@ export class Topology {
     await this.admin?.end().catch(() => undefined);
     await this.proxy?.close();
     await this.postgres?.stop();
+    if (this.externalDatabase && this.external && !keepDir) await this.dropExternal(this.external, this.externalDatabase);
     this.logStream?.end();
     if (!keepDir && this.dir) await rm(this.dir, { recursive: true, force: true });
+  }
+
+  private async dropExternal(server: string, name: string): Promise<void> {
+    const c = new pg.Client({ connectionString: server, application_name: 'soak' });
+    try {
+      await c.connect();
+      // Stopped instances may leave a backend or two still exiting.
+      await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+      await c.query(`DROP DATABASE IF EXISTS ${name}`);
+    } catch (err) {
+      process.stderr.write(`soak: could not drop database ${name}: ${(err as Error).message}\n`);
+    } finally {
+      await c.end().catch(() => undefined);
+    }
   }
 
   get tempDir(): string {

@@ -67,19 +67,20 @@ process.on('uncaughtException', (err) => {
 
 /**
  * An instance started while the database cannot be reached (restarting, a network blip, a failover)
- * waits for it, retrying with capped backoff, instead of exiting: a rolling restart or a crash restart
- * during a database outage would otherwise leave the instance dead (found by the soak). Errors the
+ * waits for it, retrying each step of the start with capped backoff, instead of exiting: a rolling
+ * restart or a crash restart during a database outage would otherwise leave the instance dead (found by
+ * the soak, twice: once while creating the service, once at the auth check just after). Errors the
  * database answered (a failing migration, a missing privilege) still stop the start.
  */
-async function startWhenTheDatabaseAnswers(url: string): Promise<Service> {
+async function whenTheDatabaseAnswers<T>(step: string, attemptStep: () => Promise<T>): Promise<T> {
   let delay = 500;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await createService(config, log, url);
+      return await attemptStep();
     } catch (err) {
       if (shuttingDown || !(err instanceof DatabaseError) || err.kind !== 'unavailable') throw err;
       log.warn(
-        { event: 'startup.database_unavailable', reason: err.message, attempt, retryInMs: delay },
+        { event: 'startup.database_unavailable', step, reason: err.message, attempt, retryInMs: delay },
         'the database cannot be reached; starting again when it can',
       );
       await new Promise((r) => setTimeout(r, delay));
@@ -106,8 +107,10 @@ async function main(): Promise<void> {
     );
   database = await openDatabaseServer(config, log);
   const databaseLabel = database.label;
-  service = await startWhenTheDatabaseAnswers(database.url);
-  const authOn = await service.tokens.authRequired();
+  const url = database.url;
+  const started = await whenTheDatabaseAnswers('service', () => createService(config, log, url));
+  service = started;
+  const authOn = await whenTheDatabaseAnswers('auth check', () => started.tokens.authRequired());
   if (
     !isLoopbackAddress(config.HOST) &&
     !config.ALLOW_UNAUTHENTICATED &&

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect, it } from 'vitest';
-import { FAULT_KINDS } from '../soak/faults.js';
+import { FAULT_KINDS, SERVER_FAULTS } from '../soak/faults.js';
 
 /**
  * `npm run soak` for two minutes with a fixed seed, as a child process with its own PostgreSQL, two
@@ -38,7 +38,9 @@ it(`soaks for 2 minutes under every kind of fault (seed ${SEED}) and finds nothi
   const { summary } = report;
   expect(summary.violations).toBe(0);
   expect(summary.stream).toEqual({ lost: 0, duplicated: 0, interleaved: 0, unknown: 0, viewMismatches: 0 });
-  expect(Object.keys(summary.faultsByKind).sort()).toEqual([...FAULT_KINDS].sort());
+  // On DATABASE_URL's server (as the rest of the suite runs) the soak cannot stop or crash PostgreSQL.
+  const kinds = FAULT_KINDS.filter((k) => !process.env.DATABASE_URL || !SERVER_FAULTS.has(k));
+  expect(Object.keys(summary.faultsByKind).sort()).toEqual([...kinds].sort());
   expect(Object.keys(summary.http5xx).filter((status) => status !== '503')).toEqual([]);
   expect(summary.writes.restAcknowledged).toBeGreaterThan(500);
   expect(summary.changesDelivered).toBeGreaterThan(10_000);

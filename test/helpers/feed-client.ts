@@ -53,6 +53,8 @@ export class TestFeedClient {
   readonly errors: Extract<ServerMessage, { type: 'error' }>[] = [];
   readonly closes: { code: number; reason: string }[] = [];
   readonly hellos: Extract<ServerMessage, { type: 'hello' }>[] = [];
+  /** Why automatic resyncs failed (the snapshot could not be loaded, the stream not opened). */
+  readonly resyncFailures: string[] = [];
   heartbeats = 0;
   pongs = 0;
   cursor: string | undefined;
@@ -100,8 +102,19 @@ export class TestFeedClient {
     this.epochs.push({ base: cursor, received: [] });
   }
 
-  /** Opens the stream (with `after` = the current cursor, if any) and waits for hello, or for reset/close. */
+  /**
+   * Opens the stream (with `after` = the current cursor, if any) and waits for hello, or for reset/close.
+   * During an automatic resync it waits for that instead: a dashboard has one socket, and a second one
+   * opened with the cursor just reset (another instance may still accept it) would stream into the
+   * epoch the resync's snapshot begins, things that snapshot already has (test/soak-clients.test.ts).
+   */
   async connect(): Promise<void> {
+    while (this.resyncing) await this.resyncing.catch(() => undefined);
+    if (this.connected) return;
+    return this.open();
+  }
+
+  private async open(): Promise<void> {
     if (this.closed) throw new Error('client closed');
     if (this.socket && this.socket.readyState !== WebSocket.CLOSED) throw new Error('already connected');
     const session = ++this.session;
@@ -181,7 +194,10 @@ export class TestFeedClient {
   private async resync(): Promise<void> {
     try {
       await this.loadSnapshot();
-      await this.connect();
+      await this.open();
+    } catch (err) {
+      this.resyncFailures.push((err as Error).message);
+      throw err;
     } finally {
       this.resyncing = null;
     }
