@@ -3,7 +3,7 @@ import { TestFeedClient } from '../test/helpers/feed-client.js';
 import { between, fork, pick, type Random, sleep } from './random.js';
 
 /**
- * The WebSocket population: FeedClients (test/helpers/feed-client.ts, autoResync on) behind the entry
+ * The WebSocket population: TestFeedClients (test/helpers/feed-client.ts, autoResync on) behind the entry
  * point. Each has a supervisor: when its socket is closed (an instance died, a 1012 restart, a 1013 for
  * a slow reader, its own leaving) it reconnects with jitter, usually resuming with its last cursor,
  * sometimes starting over from a fresh GET /orders. Some are slow readers (pause their socket for

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { checkClient, FeedClient, readHistory, readTable } from './helpers/feed-client.js';
+import { checkClient, TestFeedClient, readHistory, readTable } from './helpers/feed-client.js';
 import { type RunningService, startService } from './helpers/service.js';
 import { waitFor } from './helpers/wait.js';
 import { insertOrders } from './helpers/writes.js';
@@ -17,7 +17,7 @@ import { insertOrders } from './helpers/writes.js';
  */
 let db: TestDatabase;
 let svc: RunningService;
-const clients: FeedClient[] = [];
+const clients: TestFeedClient[] = [];
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 it('a reconnect racing the automatic resync after a reset waits for it: one socket at a time, nothing twice', async () => {
-  const c = new FeedClient({ http: svc.url, ws: svc.wsUrl, name: 'raced', autoResync: true });
+  const c = new TestFeedClient({ http: svc.url, ws: svc.wsUrl, name: 'raced', autoResync: true });
   clients.push(c);
   await c.loadSnapshot();
   await c.connect();
