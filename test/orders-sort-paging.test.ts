@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateToken, hashToken } from '../src/auth/tokens.js';
-import { comparePositions, firstDirection, positionOf, SORT_KEYS, type SortKey } from '../src/orders/sort-order.js';
+import { comparePositions, firstDirection, positionOf, SORT_KEYS } from '../src/orders/sort-order.js';
 import type { Order } from '../src/protocol.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { http, type RunningService, startService } from './helpers/service.js';
@@ -168,20 +168,20 @@ describe('GET /orders sorted and paged', () => {
 /** A minimal RFC 4180 reader, to check what a spreadsheet would read. */
 function parseCsv(text: string): string[][] {
   const rows: string[][] = [];
+  // A cell is quoted ("" inside stands for ") or runs to the next comma or CRLF.
+  const cell = /"((?:[^"]|"")*)"|([^,\r\n"]*)/y;
   let row: string[] = [];
-  let cell = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') (cell += '"'), i++;
-      else if (c === '"') quoted = false;
-      else cell += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') row.push(cell), (cell = '');
-    else if (c === '\r' && text[i + 1] === '\n') {
-      row.push(cell), rows.push(row), (row = []), (cell = ''), i++;
-    } else cell += c;
+  for (let i = 0; i < text.length; ) {
+    cell.lastIndex = i;
+    const m = cell.exec(text) as RegExpExecArray;
+    row.push(m[1] !== undefined ? m[1].replace(/""/g, '"') : (m[2] as string));
+    i = cell.lastIndex;
+    if (text[i] === ',') i++;
+    else {
+      rows.push(row);
+      row = [];
+      i += 2;
+    }
   }
   return rows;
 }

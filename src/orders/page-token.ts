@@ -11,10 +11,6 @@ import { KEY_KIND, type SortDirection, type SortKey, type SortPosition } from '.
 const MAX_TOKEN_LENGTH = 1200;
 const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 
-export function encodePageToken(sort: SortKey, dir: SortDirection, at: SortPosition): string {
-  return Buffer.from(JSON.stringify([1, sort, dir, at.value, at.id])).toString('base64url');
-}
-
 function refuse(message: string): never {
   throw new ApiError('validation-failed', `page ${message}`, { errors: [{ field: 'query.page', message }] });
 }

@@ -8,7 +8,7 @@ import { requestedView, scopeOf } from '../http/view-filter.js';
 import * as commands from './commands.js';
 import { exportCsv } from './csv.js';
 import { listOrders } from './list-repository.js';
-import { decodePageToken, encodePageToken } from './page-token.js';
+import { decodePageToken } from './page-token.js';
 import * as repo from './repository.js';
 import {
   ExportQuerySchema,
@@ -21,7 +21,7 @@ import {
   StatsQuerySchema,
   StatsSchema,
 } from './schemas.js';
-import { firstDirection, KEY_KIND } from './sort-order.js';
+import { encodePageToken, firstDirection, KEY_KIND } from './sort-order.js';
 
 export interface OrdersRoutesOptions {
   db: Database;

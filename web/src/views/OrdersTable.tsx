@@ -1,6 +1,7 @@
 import { memo } from 'preact/compat';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { foldCase } from '../../../src/filter/fold.ts';
+import { firstDirection } from '../../../src/orders/sort-order.ts';
 import { NEXT_STATUSES } from '../../../src/orders/transitions.ts';
 import type { Order, OrderStatus } from '../../../src/protocol.ts';
 import type { Dashboard, Query, SortKey } from '../dashboard.ts';
@@ -9,15 +10,21 @@ import { STATUSES } from '../order-store.ts';
 import { askToCancel } from './ConfirmCancel.tsx';
 import { useNow } from './hooks.ts';
 import { ResultAnnouncer } from './ResultAnnouncer.tsx';
+import { SavedViews } from './SavedViews.tsx';
 import { SkeletonRows } from './Skeleton.tsx';
 import { StatusMenu } from './StatusMenu.tsx';
 
 /**
- * The orders: filter by status, search, sort, load more, and per-row actions. Only a window of the
- * filtered rows is in the DOM (grown as the user scrolls), so 10,000 loaded orders cost what 100 do.
+ * The orders: filter by status, search, sort by any column, page through, and per-row actions. Sorting,
+ * filtering and paging are the server's (page-window.ts): the table shows one page of the view, in the
+ * server's order, and says where it is ("1–100 of 730"). Only a window of the page's rows is in the DOM
+ * (grown as the user scrolls), so a 1,000-row page costs what 100 rows do.
  *
- * New orders do not push the table down under a reader: while the page is scrolled or a filter is on,
- * they are counted in a "N new orders" button (announced politely) until the reader asks for them.
+ * Live changes land where the sort puts them: a row whose change keeps it on this page moves to its
+ * place; one that now sorts onto another page leaves. New orders do not push the table down under a
+ * reader: while the page is scrolled or a filter is on, those belonging on this page are counted in a
+ * "N new orders" button (announced politely), with the new orders that belong on other pages; "show"
+ * reveals them (going to the first page when some are elsewhere).
  */
 const WINDOW = 100;
 const FLASH_MS = 2000;
@@ -31,22 +38,6 @@ const COLUMNS: { key: SortKey; label: string; numeric?: boolean }[] = [
   { key: 'status', label: 'Status' },
   { key: 'updated_at', label: 'Updated' },
 ];
-
-const collator = new Intl.Collator(undefined, { sensitivity: 'base', numeric: true });
-
-function compare(key: SortKey): (a: Order, b: Order) => number {
-  switch (key) {
-    case 'customer_name':
-    case 'product_name':
-      return (a, b) => collator.compare(a[key], b[key]) || b.id - a.id;
-    case 'status':
-      return (a, b) => STATUSES.indexOf(a.status) - STATUSES.indexOf(b.status) || b.id - a.id;
-    case 'updated_at':
-      return (a, b) => (a.updated_at < b.updated_at ? -1 : a.updated_at > b.updated_at ? 1 : 0) || a.id - b.id;
-    default:
-      return (a, b) => a[key] - b[key] || a.id - b.id;
-  }
-}
 
 /**
  * The server streams only the view, but the page's own rows (an optimistic edit, an order it created)
@@ -77,19 +68,17 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
   const [revealedTo, setRevealedTo] = useState(Number.POSITIVE_INFINITY);
   const sentinel = useRef<HTMLDivElement>(null);
 
+  const page = dashboard.view.page;
+  // The store holds this page only (order-store.ts), so this walks at most a page and its arrivals.
   const rows = useMemo(() => {
     const keep = matches(query);
-    const floor = dashboard.floor ?? 0;
     const out: Order[] = [];
     for (const id of store.orders.keys()) {
-      if (id < floor) continue;
       const o = dashboard.displayed(id);
       if (o && keep(o)) out.push(o);
     }
-    const cmp = compare(query.sort);
-    out.sort(query.dir === 'asc' ? cmp : (a, b) => cmp(b, a));
-    return out;
-  }, [revision, query, dashboard.floor]);
+    return out.sort(page.compare);
+  }, [revision, query]);
 
   const maxId = rows.reduce((m, o) => Math.max(m, o.id), 0);
   const live = atTop && !filtering;
@@ -105,6 +94,7 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
 
   const held = rows.filter((o) => o.id > revealedTo && !dashboard.ownIds.has(o.id));
   const shown = held.length ? rows.filter((o) => o.id <= revealedTo || dashboard.ownIds.has(o.id)) : rows;
+  const newCount = held.length + store.elsewhere;
 
   useEffect(() => {
     const onScroll = () => {
@@ -129,23 +119,27 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
 
   const reveal = () => {
     setRevealedTo(maxId);
+    if (store.elsewhere > 0) void dashboard.firstPage();
     document.getElementById('orders-title')?.scrollIntoView({ behavior: 'smooth', block: 'start' });
   };
 
+  // The first click on a column sorts it the natural way (names A→Z, numbers largest first); the next reverses.
   const setSort = (key: SortKey) =>
-    void dashboard.setQuery({ sort: key, dir: query.sort === key && query.dir === 'desc' ? 'asc' : 'desc' });
+    void dashboard.setQuery({ sort: key, dir: query.sort === key ? (query.dir === 'asc' ? 'desc' : 'asc') : firstDirection(key) });
+  const total = store.viewTotal ?? shown.length;
 
   const visible = shown.slice(0, windowSize);
   return (
     <section class="panel orders" aria-labelledby="orders-title">
       <div class="orders-head">
         <h2 id="orders-title">Orders</h2>
-        <Filters dashboard={dashboard} />
+        <Filters key={dashboard.view.applied} dashboard={dashboard} />
+        <SavedViews dashboard={dashboard} />
       </div>
       <div aria-live="polite" class="new-orders-region">
-        {held.length > 0 && (
+        {newCount > 0 && (
           <button type="button" class="new-orders" onClick={reveal} data-testid="new-orders">
-            {held.length} new {held.length === 1 ? 'order' : 'orders'} · show
+            {newCount} new {newCount === 1 ? 'order' : 'orders'} · show
           </button>
         )}
       </div>
@@ -155,7 +149,7 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
         loading={dashboard.loading}
         count={shown.length}
       />
-      <table class="orders-table" aria-busy={dashboard.loading} aria-describedby="orders-count">
+      <table class="orders-table" aria-busy={dashboard.loading || dashboard.view.paging} aria-describedby="orders-count">
         <thead>
           <tr>
             {COLUMNS.map((c) => (
@@ -196,18 +190,17 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
           ))}
         </tbody>
       </table>
-      {!dashboard.loading && shown.length === 0 && <p class="empty">{filtering ? 'No orders match.' : 'No orders yet.'}</p>}
+      {!dashboard.loading && shown.length === 0 && (
+        <p class="empty">{total > 0 ? 'No orders on this page.' : filtering ? 'No orders match.' : 'No orders yet.'}</p>
+      )}
       <div ref={sentinel} class="sentinel" />
       <div class="orders-foot">
-        <span id="orders-count" class="muted">
-          {dashboard.loading && shown.length === 0 ? (
-            'Loading orders…'
-          ) : (
-            <>
-              {formatCount(shown.length)} {dashboard.floor === null ? '' : 'loaded '}
-              {filtering ? 'matching ' : ''}orders
-            </>
-          )}
+        <span id="orders-count" class="muted" data-testid="orders-count">
+          {dashboard.loading && shown.length === 0
+            ? 'Loading orders…'
+            : shown.length === 0
+              ? `0 of ${formatCount(total)} ${filtering ? 'matching ' : ''}orders`
+              : `${formatCount(page.offset + 1)}–${formatCount(page.offset + shown.length)} of ${formatCount(total)} ${filtering ? 'matching ' : ''}orders`}
         </span>
         <span class="foot-actions">
           {visible.length < shown.length && (
@@ -215,11 +208,17 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
               Show more rows
             </button>
           )}
-          {dashboard.floor !== null && (
-            <button type="button" onClick={() => void dashboard.loadMore()} disabled={dashboard.loadingMore}>
-              {dashboard.loadingMore ? 'Loading…' : 'Load more'}
+          <button type="button" onClick={() => void dashboard.exportCsv()} data-testid="export-csv">
+            Export CSV
+          </button>
+          <nav class="pager" aria-label="Pages">
+            <button type="button" onClick={() => void dashboard.previousPage()} disabled={!page.hasPrevious || dashboard.view.paging}>
+              Previous
             </button>
-          )}
+            <button type="button" onClick={() => void dashboard.nextPage()} disabled={page.next === null || dashboard.view.paging}>
+              Next
+            </button>
+          </nav>
         </span>
       </div>
     </section>
