@@ -134,6 +134,7 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
       <div class="orders-head">
         <h2 id="orders-title">Orders</h2>
         <Filters key={dashboard.view.applied} dashboard={dashboard} />
+        <PhoneSort dashboard={dashboard} />
         <SavedViews dashboard={dashboard} />
       </div>
       <div aria-live="polite" class="new-orders-region">
@@ -222,6 +223,35 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
         </span>
       </div>
     </section>
+  );
+}
+
+/** On a phone the table's header is hidden (rows are cards), so the sort has its own control there. */
+function PhoneSort({ dashboard }: { dashboard: Dashboard }) {
+  const { query } = dashboard;
+  return (
+    <div class="phone-sort">
+      <label>
+        Sort by{' '}
+        <select
+          value={query.sort}
+          onChange={(e) => {
+            const sort = e.currentTarget.value as SortKey;
+            void dashboard.setQuery({ sort, dir: firstDirection(sort) });
+          }}
+        >
+          {COLUMNS.map((c) => (
+            <option key={c.key} value={c.key}>
+              {c.label}
+            </option>
+          ))}
+        </select>
+      </label>
+      <button type="button" onClick={() => void dashboard.setQuery({ dir: query.dir === 'asc' ? 'desc' : 'asc' })}>
+        {query.dir === 'asc' ? 'Ascending' : 'Descending'}
+        <span class="visually-hidden"> (reverse the order)</span>
+      </button>
+    </div>
   );
 }
 
