@@ -56,7 +56,7 @@ async function open(path = '/', options: BrowserContextOptions = {}): Promise<Da
 
 const footer = (p: DashboardPage) => p.page.getByTestId('orders-count');
 const shownIds = async (p: DashboardPage) =>
-  (await p.page.getByTestId('order-row').evaluateAll((rows) => rows.map((r) => Number((r as HTMLElement).dataset.id)))) as number[];
+  (await p.page.getByTestId('order-row').evaluateAll((rows) => rows.map((r) => Number((r as any).dataset.id)))) as number[];
 
 describe('server-side search, sort and paging', () => {
   it('finds every match of a search, not only among the loaded rows', { timeout: 60_000 }, async () => {
@@ -143,7 +143,7 @@ describe('server-side search, sort and paging', () => {
       );
       const qty = await p.page
         .getByTestId('order-row')
-        .evaluateAll((rs) => rs.map((r) => `${(r as HTMLElement).dataset.id}:${r.querySelector('td[data-label="Qty"]')?.textContent}`));
+        .evaluateAll((rs) => rs.map((r) => `${(r as any).dataset.id}:${r.querySelector('td[data-label="Qty"]')?.textContent}`));
       const { rows: n } = await db.sql.query<{ n: number }>('SELECT count(*)::int AS n FROM orders');
       return {
         order: JSON.stringify(ids) === JSON.stringify(rows.map((r) => Number(r.id))),
