@@ -207,7 +207,8 @@ export class Dashboard {
     this.view.page.reset(query.sort, query.dir);
     writeViewToUrl(query, null);
     this.emit();
-    if (before.q === query.q && before.statuses.join() === query.statuses.join()) {
+    // While the first snapshot is still loading, there is no stream to keep: load the view whole.
+    if (before.q === query.q && before.statuses.join() === query.statuses.join() && !this.view.loading) {
       await this.turnPage(null);
       return;
     }

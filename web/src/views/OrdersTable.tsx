@@ -148,7 +148,7 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
         queryKey={`${query.statuses.join()}|${query.q.trim()}`}
         filtering={filtering}
         loading={dashboard.loading}
-        count={shown.length}
+        count={store.viewTotal ?? shown.length}
       />
       <table class="orders-table" aria-busy={dashboard.loading || dashboard.view.paging} aria-describedby="orders-count">
         <thead>
