@@ -1,6 +1,5 @@
 import type { Database, Queryable } from '../db/database.js';
 import type { Filter } from '../filter/filter.js';
-import { LOWER, UPPER } from '../filter/fold.js';
 import { LIFECYCLE, type SortDirection, type SortKey, type SortPosition } from './sort-order.js';
 
 /**
@@ -10,16 +9,28 @@ import { LIFECYCLE, type SortDirection, type SortKey, type SortPosition } from '
  */
 
 /**
- * The filter of a view (filter/filter.ts) as SQL on the orders row `o`: $s the statuses (null: any),
- * $t the terms, already folded, each of which must occur in a name folded the same way (filter/fold.ts:
- * ASCII letters only, whatever the database's locale). filter/match.ts is the same rule in JavaScript.
+ * The filter `f` of a view (filter/filter.ts) as SQL on the orders row `o`, with its values as the
+ * parameters $s (the statuses, null: any) and $t (the terms, already folded), each term required to
+ * occur in the customer or the product name folded the same way (filter/fold.ts: ASCII letters only,
+ * whatever the database's locale). filter/match.ts is the same rule in JavaScript.
+ *
+ * `lower()` under `COLLATE "C"` folds exactly A–Z and nothing else, and is about 6× faster than the
+ * translate() it replaces (a search counted over 100,000 orders: 157 ms instead of 967 ms here). The
+ * SQL has the shape of `f` (one test per term, none without terms) because a per-row subquery over the
+ * terms cost 140 ms per 100,000 rows even with no terms at all; statements are named by that shape.
  */
-export function filterSql(o: string, s: number, t: number): string {
-  const fold = (col: string) => `translate(${o}.${col}, '${UPPER}', '${LOWER}')`;
-  return `($${s}::text[] IS NULL OR ${o}.status = ANY($${s}::text[]))
-      AND NOT EXISTS (SELECT 1 FROM unnest($${t}::text[]) AS term(t)
-                      WHERE strpos(${fold('customer_name')}, term.t) = 0 AND strpos(${fold('product_name')}, term.t) = 0)`;
+export const foldSql = (o: string, col: string) => `lower(${o}.${col} COLLATE "C")`;
+
+export function filterSql(o: string, s: number, t: number, f: Filter): string {
+  const terms = f.terms.map(
+    (_, i) =>
+      `(strpos(${foldSql(o, 'customer_name')}, ($${t}::text[])[${i + 1}]) > 0 OR strpos(${foldSql(o, 'product_name')}, ($${t}::text[])[${i + 1}]) > 0)`,
+  );
+  return `($${s}::text[] IS NULL OR ${o}.status = ANY($${s}::text[])) AND ${terms.length ? terms.join(' AND ') : `cardinality($${t}::text[]) = 0`}`;
 }
+
+/** The shape of a filter's SQL, for statement names. */
+export const filterShape = (f: Filter): string => `t${f.terms.length}`;
 
 export const filterParams = (f: Filter): [string[] | null, string[]] => [f.statuses === null ? null : [...f.statuses], [...f.terms]];
 
@@ -30,8 +41,8 @@ function keySql(sort: SortKey, p: string): { row: string; param: string; text: s
   switch (sort) {
     case 'customer_name':
     case 'product_name': {
-      const folded = `translate(o.${sort}, '${UPPER}', '${LOWER}')`;
-      return { row: `${folded} COLLATE "C"`, param: `${p}::text COLLATE "C"`, text: folded };
+      const folded = foldSql('o', sort);
+      return { row: folded, param: `${p}::text COLLATE "C"`, text: folded };
     }
     case 'status':
       return { row: `array_position(${STATUS_ARRAY}, o.status)`, param: `array_position(${STATUS_ARRAY}, ${p}::text)`, text: 'o.status' };
@@ -73,8 +84,8 @@ export interface ListedPage {
 
 const listStatements = new Map<string, string>();
 
-function listSql(sort: SortKey, dir: SortDirection): string {
-  const name = `${sort}:${dir}`;
+function listSql(sort: SortKey, dir: SortDirection, filter: Filter): string {
+  const name = `${sort}_${dir}_${filterShape(filter)}`;
   let text = listStatements.get(name);
   if (text) return text;
   const { key, orderBy, after } = orderSql(sort, dir, 3, 4);
@@ -85,13 +96,13 @@ function listSql(sort: SortKey, dir: SortDirection): string {
   WITH snap AS (SELECT feed_snapshot_cursor() AS cursor),
   counts AS (
     SELECT count(*) AS total, count(*) FILTER (WHERE $3::text IS NULL OR ${after}) AS remaining
-    FROM orders o WHERE ${filterSql('o', 1, 2)}
+    FROM orders o WHERE ${filterSql('o', 1, 2, filter)}
   )
   SELECT snap.cursor, counts.total, counts.remaining, page.id, page.json, page.key
   FROM snap CROSS JOIN counts LEFT JOIN LATERAL (
     SELECT o.id, order_json(o)::text AS json, ${key.text} AS key
     FROM orders o
-    WHERE ${filterSql('o', 1, 2)} AND ($3::text IS NULL OR ${after})
+    WHERE ${filterSql('o', 1, 2, filter)} AND ($3::text IS NULL OR ${after})
     ORDER BY ${orderBy}
     LIMIT $5
   ) page ON true`;
@@ -110,7 +121,7 @@ export async function listOrders(
 ): Promise<ListedPage> {
   type Row = { cursor: string | null; total: string; remaining: string; id: string | null; json: string | null; key: string | null };
   const read = () =>
-    db.query<Row>({ name: `orders_list_${sort}_${dir}`, text: listSql(sort, dir) }, [
+    db.query<Row>({ name: `orders_list_${sort}_${dir}_${filterShape(filter)}`, text: listSql(sort, dir, filter) }, [
       ...filterParams(filter),
       at === null ? null : String(at.value),
       at?.id ?? null,
@@ -153,7 +164,7 @@ export async function* exportRows(
      SELECT o.id, o.customer_name, o.product_name, o.quantity, o.total_cents::text AS total_cents, o.status, o.notes, o.version,
             to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at,
             to_char(o.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS updated_at
-     FROM orders o WHERE ${filterSql('o', 1, 2)} ORDER BY ${orderBy}`,
+     FROM orders o WHERE ${filterSql('o', 1, 2, filter)} ORDER BY ${orderBy}`,
     filterParams(filter),
   );
   for (;;) {

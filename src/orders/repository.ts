@@ -1,6 +1,6 @@
 import type { Database, Queryable } from '../db/database.js';
 import { EVERYTHING, type Filter } from '../filter/filter.js';
-import { filterParams, filterSql } from './list-repository.js';
+import { filterParams, filterShape, filterSql } from './list-repository.js';
 import type { OrderCreate, OrderStatus, OrderUpdate } from './schemas.js';
 import { WRITABLE_FIELDS } from './schemas.js';
 
@@ -20,7 +20,7 @@ export interface OrderText {
 /** One order, if it exists and `scope` (a scoped token's; everything by default) selects it. */
 export async function getOrder(db: Queryable, id: number, scope: Filter = EVERYTHING): Promise<OrderText | undefined> {
   const { rows } = await db.query<OrderText>(
-    `SELECT o.id, o.version, order_json(o)::text AS json FROM orders o WHERE o.id = $1 AND ${filterSql('o', 2, 3)}`,
+    `SELECT o.id, o.version, order_json(o)::text AS json FROM orders o WHERE o.id = $1 AND ${filterSql('o', 2, 3, scope)}`,
     [id, ...filterParams(scope)],
   );
   return rows[0];
@@ -122,10 +122,10 @@ export async function orderStats(db: Database, scope: Filter, view: Filter = sco
   const read = () =>
     db.query<{ stats: string; cursor: string | null }>(
       {
-        name: 'orders_stats',
+        name: `orders_stats_${filterShape(scope)}_${filterShape(view)}`,
         text: `
     WITH scoped AS (
-      SELECT o.status, o.total_cents, o.created_at FROM orders o WHERE ${filterSql('o', 1, 2)}
+      SELECT o.status, o.total_cents, o.created_at FROM orders o WHERE ${filterSql('o', 1, 2, scope)}
     ), by_status AS (
       SELECT status, count(*)::bigint AS count, coalesce(sum(total_cents), 0)::numeric AS total_cents
       FROM scoped GROUP BY status
@@ -138,7 +138,7 @@ export async function orderStats(db: Database, scope: Filter, view: Filter = sco
     )
     SELECT feed_snapshot_cursor() AS cursor, json_build_object(
       'total_orders', (SELECT coalesce(sum(count), 0) FROM by_status),
-      'view_orders', (SELECT count(*) FROM orders o WHERE ${filterSql('o', 3, 4)}),
+      'view_orders', (SELECT count(*) FROM orders o WHERE ${filterSql('o', 3, 4, view)}),
       'total_cents', (SELECT coalesce(sum(total_cents), 0) FROM by_status),
       'by_status', (SELECT coalesce(json_object_agg(status, json_build_object('count', count, 'total_cents', total_cents)), '{}') FROM by_status),
       'per_minute', (SELECT json_agg(json_build_object(
