@@ -6,13 +6,13 @@ import { NEXT_STATUSES } from '../../../src/orders/transitions.ts';
 import type { Order, OrderStatus } from '../../../src/protocol.ts';
 import type { Dashboard, Query, SortKey } from '../dashboard.ts';
 import { formatCents, formatCount, relativeTime, STATUS_LABEL } from '../format.ts';
-import { STATUSES } from '../order-store.ts';
 import { askToCancel } from './ConfirmCancel.tsx';
 import { useNow } from './hooks.ts';
 import { ResultAnnouncer } from './ResultAnnouncer.tsx';
 import { SavedViews } from './SavedViews.tsx';
 import { SkeletonRows } from './Skeleton.tsx';
 import { StatusMenu } from './StatusMenu.tsx';
+import { Filters, PhoneSort } from './TableControls.tsx';
 
 /**
  * The orders: filter by status, search, sort by any column, page through, and per-row actions. Sorting,
@@ -29,7 +29,7 @@ import { StatusMenu } from './StatusMenu.tsx';
 const WINDOW = 100;
 const FLASH_MS = 2000;
 
-const COLUMNS: { key: SortKey; label: string; numeric?: boolean }[] = [
+export const COLUMNS: { key: SortKey; label: string; numeric?: boolean }[] = [
   { key: 'id', label: 'Order', numeric: true },
   { key: 'customer_name', label: 'Customer' },
   { key: 'product_name', label: 'Product' },
@@ -223,68 +223,6 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
         </span>
       </div>
     </section>
-  );
-}
-
-/** On a phone the table's header is hidden (rows are cards), so the sort has its own control there. */
-function PhoneSort({ dashboard }: { dashboard: Dashboard }) {
-  const { query } = dashboard;
-  return (
-    <div class="phone-sort">
-      <label>
-        Sort by{' '}
-        <select
-          value={query.sort}
-          onChange={(e) => {
-            const sort = e.currentTarget.value as SortKey;
-            void dashboard.setQuery({ sort, dir: firstDirection(sort) });
-          }}
-        >
-          {COLUMNS.map((c) => (
-            <option key={c.key} value={c.key}>
-              {c.label}
-            </option>
-          ))}
-        </select>
-      </label>
-      <button type="button" onClick={() => void dashboard.setQuery({ dir: query.dir === 'asc' ? 'desc' : 'asc' })}>
-        {query.dir === 'asc' ? 'Ascending' : 'Descending'}
-        <span class="visually-hidden"> (reverse the order)</span>
-      </button>
-    </div>
-  );
-}
-
-function Filters({ dashboard }: { dashboard: Dashboard }) {
-  const { query } = dashboard;
-  const [text, setText] = useState(query.q);
-  useEffect(() => {
-    const t = setTimeout(() => void dashboard.setQuery({ q: text }), 200);
-    return () => clearTimeout(t);
-  }, [text, dashboard]);
-  const toggle = (s: OrderStatus) => {
-    const on = query.statuses.includes(s);
-    void dashboard.setQuery({
-      statuses: on ? query.statuses.filter((x) => x !== s) : STATUSES.filter((x) => x === s || query.statuses.includes(x)),
-    });
-  };
-  return (
-    <div class="filters">
-      <label class="search">
-        <span class="visually-hidden">Search customer or product</span>
-        <input type="search" placeholder="Search customer or product" value={text} onInput={(e) => setText(e.currentTarget.value)} />
-      </label>
-      <fieldset class="status-filter">
-        <legend class="visually-hidden">Show statuses</legend>
-        {STATUSES.map((s) => (
-          <label key={s} class={`chip ${query.statuses.includes(s) ? 'on' : ''}`}>
-            <input type="checkbox" checked={query.statuses.includes(s)} onChange={() => toggle(s)} />
-            <span class={`dot dot-${s}`} aria-hidden="true" />
-            {STATUS_LABEL[s]}
-          </label>
-        ))}
-      </fieldset>
-    </div>
   );
 }
 
