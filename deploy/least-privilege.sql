@@ -19,3 +19,4 @@ GRANT SELECT, UPDATE ON order_changes_pruned TO orders_app;       -- retention's
 GRANT SELECT ON feed_generation TO orders_app;                    -- the history tag (migrations/0011)
 GRANT SELECT, INSERT, UPDATE, DELETE ON idempotency_keys TO orders_app;
 GRANT SELECT ON api_tokens, schema_migrations TO orders_app;
+GRANT SELECT, DELETE ON order_history TO orders_app;              -- order timelines; their retention prunes them

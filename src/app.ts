@@ -22,6 +22,7 @@ import { debugRoutes } from './ops/debug.js';
 import { healthRoutes } from './ops/health.js';
 import { metricsRoutes } from './ops/metrics.js';
 import { registerOpenApi } from './ops/openapi.js';
+import { historyRoutes } from './orders/history-routes.js';
 import { ordersRoutes } from './orders/routes.js';
 import type { Hub } from './realtime/hub.js';
 import { realtimeRoutes, registerWebSocketSupport } from './realtime/routes.js';
@@ -135,6 +136,7 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; d
     idempotencyTtlHours: config.IDEMPOTENCY_TTL_HOURS,
     afterWrite: () => feed.wroteLocally(),
   });
+  await app.register(historyRoutes, { db });
   await app.register(realtimeRoutes, { hub });
   await app.register(dashboardStatic);
   return { app: app as unknown as FastifyInstance, drain };

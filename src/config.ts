@@ -82,6 +82,7 @@ export const ConfigSchema = Type.Object({
     'Open connections from one address, WebSockets included; more are closed at once. Not applied to TRUST_PROXY addresses (0 = no limit).',
   ),
   IDEMPOTENCY_TTL_HOURS: Int(1, 24 * 30, 24, 'How long an Idempotency-Key and its response are kept.'),
+  HISTORY_RETENTION_DAYS: Int(1, 3650, 90, "How long each order's history (its timeline: who changed what, when) is kept."),
   FEED_SERVICE_DOORBELL: Bool(
     true,
     "The service's own writes skip the trigger NOTIFY and ring one doorbell per burst after commit (faster commits); off: every write notifies.",

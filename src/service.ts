@@ -12,6 +12,7 @@ import { readMark, readNextXid } from './feed/change-log.js';
 import { Doorbell } from './feed/doorbell.js';
 import { ChangeFeed } from './feed/feed.js';
 import { Listener } from './feed/listener.js';
+import { HistoryRetention } from './orders/history-retention.js';
 import { KeyRetention } from './orders/key-retention.js';
 import { Hub } from './realtime/hub.js';
 
@@ -77,8 +78,20 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
     ttlHours: config.IDEMPOTENCY_TTL_HOURS,
     intervalMs: config.FEED_RETENTION_INTERVAL_MS,
   });
-  feed.on('awake', () => keyRetention.start());
-  feed.on('asleep', () => keyRetention.stop());
+  const historyRetention = new HistoryRetention({
+    db,
+    log: log.child({ component: 'orders' }),
+    days: config.HISTORY_RETENTION_DAYS,
+    intervalMs: config.FEED_RETENTION_INTERVAL_MS,
+  });
+  feed.on('awake', () => {
+    keyRetention.start();
+    historyRetention.start();
+  });
+  feed.on('asleep', () => {
+    keyRetention.stop();
+    historyRetention.stop();
+  });
   const tokens = new TokenStore({
     db,
     envTokens: parseEnvTokens(config.AUTH_TOKENS),

@@ -111,11 +111,12 @@ export async function createOrder(
   input: OrderCreate,
   idempotency?: Idempotency,
   scope: Filter = EVERYTHING,
+  by: repo.WriteActor = repo.NO_ACTOR,
 ): Promise<WriteResult> {
   if (!isEverything(scope))
     checkInScope(scope, { status: input.status ?? 'pending', customer_name: input.customer_name, product_name: input.product_name }, null);
-  if (!idempotency) return createdResponse(await repo.insertOrder(db, input));
-  return idempotent(db, idempotency, input, async (tx) => createdResponse(await repo.insertOrder(tx, input)));
+  if (!idempotency) return createdResponse(await repo.insertOrder(db, input, by));
+  return idempotent(db, idempotency, input, async (tx) => createdResponse(await repo.insertOrder(tx, input, by)));
 }
 
 export interface Precondition {
@@ -144,6 +145,7 @@ async function updateLocked(
   patch: OrderUpdate,
   precondition: Precondition | undefined,
   scope: Filter,
+  by: repo.WriteActor,
 ): Promise<WriteResult> {
   const current = await repo.lockOrder(tx, id);
   if (!current || !matches(scope, current)) throw new ApiError('not-found', `Order ${id} does not exist.`);
@@ -159,7 +161,7 @@ async function updateLocked(
     );
   }
   if (!isEverything(scope)) checkInScope(scope, { ...current, ...patch }, id);
-  return updatedResponse(await repo.updateOrder(tx, id, patch));
+  return updatedResponse(await repo.updateOrder(tx, id, patch, by));
 }
 
 export async function updateOrder(
@@ -169,18 +171,25 @@ export async function updateOrder(
   precondition?: Precondition,
   idempotency?: Idempotency,
   scope: Filter = EVERYTHING,
+  by: repo.WriteActor = repo.NO_ACTOR,
 ): Promise<WriteResult> {
-  if (!idempotency) return db.transaction((tx) => updateLocked(tx, id, patch, precondition, scope));
+  if (!idempotency) return db.transaction((tx) => updateLocked(tx, id, patch, precondition, scope, by));
   return idempotent(db, idempotency, { body: patch, precondition: precondition ?? null }, (tx) =>
-    updateLocked(tx, id, patch, precondition, scope),
+    updateLocked(tx, id, patch, precondition, scope, by),
   );
 }
 
-async function deleteLocked(tx: Queryable, id: number, precondition: Precondition, scope: Filter): Promise<WriteResult> {
+async function deleteLocked(
+  tx: Queryable,
+  id: number,
+  precondition: Precondition,
+  scope: Filter,
+  by: repo.WriteActor,
+): Promise<WriteResult> {
   const current = await repo.lockOrder(tx, id);
   if (!current || !matches(scope, current)) throw new ApiError('not-found', `Order ${id} does not exist.`);
   if (!checkPrecondition(current, precondition)) throw await preconditionFailed(tx, id);
-  await repo.deleteOrder(tx, id);
+  await repo.deleteOrder(tx, id, by);
   return DELETED;
 }
 
@@ -190,13 +199,15 @@ export async function deleteOrder(
   precondition?: Precondition,
   idempotency?: Idempotency,
   scope: Filter = EVERYTHING,
+  by: repo.WriteActor = repo.NO_ACTOR,
 ): Promise<WriteResult> {
   if (idempotency) {
     return idempotent(db, idempotency, { precondition: precondition ?? null }, (tx) =>
-      deleteLocked(tx, id, precondition ?? { versions: '*' }, scope),
+      deleteLocked(tx, id, precondition ?? { versions: '*' }, scope, by),
     );
   }
-  if (precondition || !isEverything(scope)) return db.transaction((tx) => deleteLocked(tx, id, precondition ?? { versions: '*' }, scope));
-  if (!(await repo.deleteOrder(db, id))) throw new ApiError('not-found', `Order ${id} does not exist.`);
+  if (precondition || !isEverything(scope))
+    return db.transaction((tx) => deleteLocked(tx, id, precondition ?? { versions: '*' }, scope, by));
+  if (!(await repo.deleteOrder(db, id, by))) throw new ApiError('not-found', `Order ${id} does not exist.`);
   return DELETED;
 }

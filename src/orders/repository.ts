@@ -31,13 +31,26 @@ export async function getOrder(db: Queryable, id: number, scope: Filter = EVERYT
 // their column's type: left to inference, coalesce($4, 0) made total_cents an int4 and refused totals
 // above 2^31 − 1 that the column and the schema accept.
 const INSERT_SQL = `
-  WITH settings AS (SELECT set_config('orders.skip_notify', $7, true))
+  WITH settings AS (SELECT set_config('orders.skip_notify', $7, true), set_config('app.actor', $8, true), set_config('app.reason', $9, true))
   INSERT INTO orders (customer_name, product_name, quantity, total_cents, notes, status)
   SELECT $1::text, $2::text, coalesce($3::integer, 1), coalesce($4::bigint, 0), coalesce($5::text, ''), coalesce($6::text, 'pending')
   FROM settings
   RETURNING id, version, order_json(orders)::text AS json`;
 
-export async function insertOrder(db: Queryable, input: OrderCreate): Promise<OrderText> {
+/**
+ * Who a write is by, for the order's history (migrations/0013): set for the write's transaction only, so
+ * a pooled connection never carries it into the next one. Empty strings when there is nobody to name.
+ */
+export interface WriteActor {
+  /** JSON text: the credential's id, name and role. */
+  actor: string;
+  /** The operator's reason, e.g. for a cancel ('' for none). */
+  reason: string;
+}
+
+export const NO_ACTOR: WriteActor = { actor: '', reason: '' };
+
+export async function insertOrder(db: Queryable, input: OrderCreate, by: WriteActor = NO_ACTOR): Promise<OrderText> {
   const { rows } = await db.query<OrderText>({ name: 'orders_insert', text: INSERT_SQL }, [
     input.customer_name,
     input.product_name,
@@ -46,6 +59,8 @@ export async function insertOrder(db: Queryable, input: OrderCreate): Promise<Or
     input.notes ?? null,
     input.status ?? null,
     db.skipNotify,
+    by.actor,
+    by.reason,
   ]);
   return rows[0] as OrderText;
 }
@@ -73,21 +88,24 @@ const COLUMN_TYPES: Record<(typeof WRITABLE_FIELDS)[number], string> = {
   status: 'text',
 };
 
-export async function updateOrder(tx: Queryable, id: number, patch: OrderUpdate): Promise<OrderText> {
+export async function updateOrder(tx: Queryable, id: number, patch: OrderUpdate, by: WriteActor = NO_ACTOR): Promise<OrderText> {
   const columns = WRITABLE_FIELDS.filter((f) => patch[f] !== undefined);
-  const sets = columns.map((c, i) => `${c} = $${i + 2}::${COLUMN_TYPES[c]}`).join(', ');
+  const sets = columns.map((c, i) => `${c} = $${i + 4}::${COLUMN_TYPES[c]}`).join(', ');
+  // The settings CTE is joined, so it runs before the row changes and the history trigger (at the end
+  // of the statement) sees them.
   const { rows } = await tx.query<OrderText>(
-    `UPDATE orders SET ${sets} WHERE id = $1 RETURNING id, version, order_json(orders)::text AS json`,
-    [id, ...columns.map((c) => patch[c])],
+    `WITH settings AS (SELECT set_config('app.actor', $2, true), set_config('app.reason', $3, true))
+     UPDATE orders SET ${sets} FROM settings WHERE id = $1 RETURNING id, version, order_json(orders)::text AS json`,
+    [id, by.actor, by.reason, ...columns.map((c) => patch[c])],
   );
   return rows[0] as OrderText;
 }
 
-export async function deleteOrder(db: Queryable, id: number): Promise<boolean> {
+export async function deleteOrder(db: Queryable, id: number, by: WriteActor = NO_ACTOR): Promise<boolean> {
   const { rowCount } = await db.query(
-    `WITH settings AS (SELECT set_config('orders.skip_notify', $2, true))
+    `WITH settings AS (SELECT set_config('orders.skip_notify', $2, true), set_config('app.actor', $3, true), set_config('app.reason', $4, true))
      DELETE FROM orders USING settings WHERE id = $1`,
-    [id, db.skipNotify],
+    [id, db.skipNotify, by.actor, by.reason],
   );
   return rowCount === 1;
 }

@@ -20,6 +20,7 @@ import {
   OrderUpdateSchema,
   StatsQuerySchema,
   StatsSchema,
+  WRITABLE_FIELDS,
 } from './schemas.js';
 import { encodePageToken, firstDirection, KEY_KIND } from './sort-order.js';
 
@@ -75,6 +76,18 @@ function sendWrite(reply: FastifyReply, result: commands.WriteResult, afterWrite
   reply.code(result.status).headers(result.headers);
   if (result.status === 204) return reply.send(null);
   return reply.type(JSON_TYPE).send(preserialized(result.body));
+}
+
+/**
+ * Who a write is by, for the order's history: the credential (its id, name and role; `local` with
+ * authentication off) and the reason the request gives (PATCH/PUT `reason`).
+ */
+function writeActor(request: FastifyRequest, reason?: string): repo.WriteActor {
+  const p = request.principal;
+  return {
+    actor: p ? JSON.stringify({ credential: p.id, name: p.name, role: p.role }) : '',
+    reason: reason?.trim() ?? '',
+  };
 }
 
 /** Names are compared and stored trimmed; trimming before validation makes "1–200 after trim" exact. */
@@ -222,7 +235,11 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
     },
     async (request, reply) => {
       const idempotency = idempotencyOf(request, 'POST', '/orders', idempotencyTtlHours);
-      return sendWrite(reply, await commands.createOrder(db, request.body, idempotency, scopeOf(request.principal)), afterWrite);
+      return sendWrite(
+        reply,
+        await commands.createOrder(db, request.body, idempotency, scopeOf(request.principal), writeActor(request)),
+        afterWrite,
+      );
     },
   );
 
@@ -235,7 +252,7 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
       schema: {
         summary: method === 'PATCH' ? 'Change some fields of an order' : 'Change some fields of an order (same as PATCH)',
         description:
-          'Any non-empty subset of the writable fields. `If-Match: "<version>"` makes it conditional (412 when stale). Status moves forward only (409 names the allowed next statuses). `Idempotency-Key` works as on POST: a repeat with the same body and If-Match replays the first response instead of changing the order again.',
+          'Any non-empty subset of the writable fields, and optionally a `reason` (kept in the order\'s history, e.g. why it was cancelled). `If-Match: "<version>"` makes it conditional (412 when stale). Status moves forward only (409 names the allowed next statuses). `Idempotency-Key` works as on POST: a repeat with the same body and If-Match replays the first response instead of changing the order again.',
         params: IdParamsSchema,
         body: OrderUpdateSchema,
         headers: IdempotencyKeyHeaderSchema,
@@ -245,9 +262,15 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
         const { id } = request.params;
         const precondition = parseIfMatch(request.headers['if-match']);
         const idempotency = idempotencyOf(request, method, `/orders/${id}`, idempotencyTtlHours);
+        const { reason, ...patch } = request.body;
+        if (!WRITABLE_FIELDS.some((f) => patch[f] !== undefined)) {
+          throw new ApiError('validation-failed', 'Name at least one field to change; a reason alone changes nothing.', {
+            errors: [{ field: 'body', message: `must have at least one of ${WRITABLE_FIELDS.join(', ')}` }],
+          });
+        }
         return sendWrite(
           reply,
-          await commands.updateOrder(db, id, request.body, precondition, idempotency, scopeOf(request.principal)),
+          await commands.updateOrder(db, id, patch, precondition, idempotency, scopeOf(request.principal), writeActor(request, reason)),
           afterWrite,
         );
       },
@@ -270,7 +293,11 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
       const { id } = request.params;
       const precondition = parseIfMatch(request.headers['if-match']);
       const idempotency = idempotencyOf(request, 'DELETE', `/orders/${id}`, idempotencyTtlHours);
-      return sendWrite(reply, await commands.deleteOrder(db, id, precondition, idempotency, scopeOf(request.principal)), afterWrite);
+      return sendWrite(
+        reply,
+        await commands.deleteOrder(db, id, precondition, idempotency, scopeOf(request.principal), writeActor(request)),
+        afterWrite,
+      );
     },
   );
 };

@@ -77,10 +77,13 @@ export const OrderUpdateSchema = Type.Object(
     total_cents: Type.Optional(TotalCents),
     notes: Type.Optional(Notes),
     status: Type.Optional(OrderStatusSchema),
+    reason: Type.Optional(
+      Type.String({ maxLength: 500, description: 'Why (e.g. why it is cancelled): not a field of the order, kept in its history.' }),
+    ),
   },
   { additionalProperties: false, minProperties: 1 },
 );
-export type OrderUpdate = Static<typeof OrderUpdateSchema>;
+export type OrderUpdate = Omit<Static<typeof OrderUpdateSchema>, 'reason'>;
 
 export const WRITABLE_FIELDS = ['customer_name', 'product_name', 'quantity', 'total_cents', 'notes', 'status'] as const;
 

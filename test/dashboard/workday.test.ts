@@ -137,7 +137,13 @@ describe('status moves (item 4)', () => {
 
     await p.moveStatus(id, 'cancelled', { reason: 'Customer changed their mind' });
     await expect.poll(async () => (await row(id)).status).toBe('cancelled');
-    expect((await row(id)).notes).toContain('Cancelled: Customer changed their mind');
+    // The reason is kept in the order's history (its timeline), not in the customer's notes.
+    const { rows } = await db.sql.query(
+      "SELECT reason FROM order_history WHERE order_id = $1 AND changes ? 'status' ORDER BY id DESC LIMIT 1",
+      [id],
+    );
+    expect(rows[0].reason).toBe('Customer changed their mind');
+    expect((await row(id)).notes).toBe('');
   });
 
   it('does not offer to reapply a move the current status no longer allows', async () => {

@@ -202,6 +202,6 @@ export function describeAction(item: QueuedAction): string {
 }
 
 export function describePatch(patch: api.OrderPatch): string {
-  if (patch.status && Object.keys(patch).length === 1) return `change the status to ${patch.status} for`;
+  if (patch.status && Object.keys(patch).every((k) => k === 'status' || k === 'reason')) return `change the status to ${patch.status} for`;
   return 'edit';
 }

@@ -60,7 +60,8 @@ export interface OrderCreate {
   status?: OrderStatus;
 }
 
-export type OrderPatch = Partial<OrderCreate>;
+/** `reason` is not a field of the order: the server keeps it in the order's history (e.g. why it was cancelled). */
+export type OrderPatch = Partial<OrderCreate> & { reason?: string };
 
 export type { Stats };
 
@@ -109,7 +110,7 @@ export function currentToken(): string | null {
   return credentials.token;
 }
 
-async function request(
+export async function request(
   method: string,
   path: string,
   body?: unknown,

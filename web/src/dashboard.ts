@@ -88,10 +88,9 @@ export class Dashboard {
         this.emit();
         if (state.kind === 'live') void this.flushQueue();
       },
-      onReset: async () => {
-        this.store.clear();
-        return this.view.loadSnapshot();
-      },
+      // loadSnapshot replaces the store only once the new snapshot is in: a failed reload leaves the
+      // page as it was (issue 14, item 10).
+      onReset: () => this.view.loadSnapshot(),
     });
     this.healthWatch = new HealthWatch((health) => {
       this.health = health;

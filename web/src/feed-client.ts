@@ -19,7 +19,10 @@ export type Delta = NonNullable<ReturnType<typeof parseStatsDelta>>;
  * message's live-totals delta (`stats`) is handed over with its changes, exactly once, like them.
  *
  * A `reset` means the cursor cannot be resumed (the log was pruned past it): the page must reload its
- * snapshot and connect with the snapshot's cursor; `onReset` does that and returns the new cursor.
+ * snapshot and connect with the snapshot's cursor; `onReset` does that and returns the new cursor. Until
+ * a reload has succeeded, every retry (the backoff's, `online`, a visible tab, "Retry now") retries the
+ * reload, never the stream: the old cursor would only be reset again, or, on a server that can still
+ * serve it, stream changes onto a page that was told its data has a gap.
  *
  * A browser cannot set headers on a WebSocket, so the token travels as a `bearer.<token>` subprotocol
  * next to `orders.v1`. Nor does it show why an upgrade failed: a socket refused with 401 (token revoked)
@@ -63,6 +66,8 @@ export class FeedClient {
   private watchdog: ReturnType<typeof setTimeout> | undefined;
   private heartbeatMs = 15_000;
   private resetPending = false;
+  /** A reset's reload failed: the next attempt reloads the snapshot instead of connecting. */
+  private reloadPending = false;
   private stopped = false;
   state: ConnectionState = { kind: 'connecting', attempt: 0 };
 
@@ -75,6 +80,7 @@ export class FeedClient {
   /** Starts streaming after `cursor` (the snapshot's X-Change-Cursor). */
   start(cursor: string): void {
     this.cursor = cursor;
+    this.reloadPending = false;
     this.connect();
   }
 
@@ -82,6 +88,7 @@ export class FeedClient {
   resubscribe(cursor: string): void {
     this.detach();
     this.cursor = cursor;
+    this.reloadPending = false;
     this.attempt = 0;
     this.connect();
   }
@@ -200,14 +207,7 @@ export class FeedClient {
     if (this.stopped) return;
     if (this.resetPending || code === CLOSE.RESET) {
       this.resetPending = false;
-      this.setState({ kind: 'connecting', attempt: 0 });
-      this.options.onReset().then(
-        (cursor) => {
-          this.cursor = cursor;
-          this.connect();
-        },
-        () => this.scheduleRetry('reloading after reset failed'),
-      );
+      this.reload();
       return;
     }
     if (!navigator.onLine) {
@@ -227,6 +227,29 @@ export class FeedClient {
     this.scheduleRetry(reason);
   }
 
+  private reload(): void {
+    this.reloadPending = true;
+    this.setState({ kind: 'connecting', attempt: this.attempt });
+    this.options.onReset().then(
+      (cursor) => {
+        if (this.stopped || !this.reloadPending) return;
+        this.reloadPending = false;
+        this.cursor = cursor;
+        this.connect();
+      },
+      () => {
+        if (this.stopped || !this.reloadPending) return;
+        this.scheduleRetry('reloading after reset failed');
+      },
+    );
+  }
+
+  /** The next attempt: the reload a reset still needs, or the stream from the cursor. */
+  private resume(): void {
+    if (this.reloadPending) this.reload();
+    else this.connect();
+  }
+
   private scheduleRetry(reason: string): void {
     const min = this.options.backoffMinMs ?? 500;
     const max = this.options.backoffMaxMs ?? 30_000;
@@ -235,7 +258,7 @@ export class FeedClient {
     const delay = ceiling / 2 + Math.random() * (ceiling / 2);
     this.attempt++;
     this.setState({ kind: 'reconnecting', attempt: this.attempt, nextAttemptAt: Date.now() + delay, reason });
-    this.retryTimer = setTimeout(() => this.connect(), delay);
+    this.retryTimer = setTimeout(() => this.resume(), delay);
   }
 
   private armWatchdog(): void {
@@ -261,7 +284,7 @@ export class FeedClient {
   private readonly retryNow = (): void => {
     if (this.stopped || this.socket || this.state.kind === 'live') return;
     if (this.state.kind === 'connecting') return;
-    this.connect();
+    this.resume();
   };
 
   private readonly wentOffline = (): void => {

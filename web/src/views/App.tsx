@@ -1,6 +1,8 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import type { Order } from '../../../src/protocol.ts';
 import type { Dashboard } from '../dashboard.ts';
+import { useActivityNames } from '../history-activity.ts';
+import { useOrderRoute } from '../history-route.ts';
 import { watchTitle } from '../title-alerts.ts';
 import { ActivityFeed } from './ActivityFeed.tsx';
 import { AlertSettings } from './AlertSettings.tsx';
@@ -9,6 +11,7 @@ import { ConnectionIndicator } from './ConnectionIndicator.tsx';
 import { useDashboard } from './hooks.ts';
 import { Notices } from './Notices.tsx';
 import { ConfirmDelete, OrderDialog } from './OrderDialog.tsx';
+import { OrderPage } from './OrderPage.tsx';
 import { OrdersTable } from './OrdersTable.tsx';
 import { type Panel, PanelTabs } from './PanelTabs.tsx';
 import { Shortcuts } from './Shortcuts.tsx';
@@ -30,6 +33,8 @@ export function App({ dashboard, onSignOut }: { dashboard: Dashboard; onSignOut?
   const onDelete = useCallback((o: Order) => setDeleting(o), []);
   const onNew = useCallback(() => setEditing('new'), []);
   useEffect(() => watchTitle(dashboard.store), [dashboard]);
+  const names = useActivityNames(dashboard);
+  const openOrder = useOrderRoute();
   return (
     <>
       <a class="skip" href="#orders-title">
@@ -59,12 +64,18 @@ export function App({ dashboard, onSignOut }: { dashboard: Dashboard; onSignOut?
       </header>
       <main>
         <Notices dashboard={dashboard} />
-        <Summary dashboard={dashboard} />
-        <PanelTabs panel={panel} onPanel={setPanel} />
-        <div class="layout" data-panel={panel}>
-          <OrdersTable dashboard={dashboard} onEdit={canEdit ? onEdit : undefined} onDelete={canDelete ? onDelete : undefined} />
-          <ActivityFeed dashboard={dashboard} />
-        </div>
+        {openOrder !== null ? (
+          <OrderPage dashboard={dashboard} id={openOrder} onEdit={canEdit ? onEdit : undefined} />
+        ) : (
+          <>
+            <Summary dashboard={dashboard} />
+            <PanelTabs panel={panel} onPanel={setPanel} />
+            <div class="layout" data-panel={panel}>
+              <OrdersTable dashboard={dashboard} onEdit={canEdit ? onEdit : undefined} onDelete={canDelete ? onDelete : undefined} />
+              <ActivityFeed dashboard={dashboard} names={names} />
+            </div>
+          </>
+        )}
       </main>
       {canEdit && <OrderDialog dashboard={dashboard} target={editing} onClose={() => setEditing(null)} />}
       <Shortcuts dashboard={dashboard} onNew={canEdit ? onNew : undefined} onEdit={canEdit ? onEdit : undefined} />

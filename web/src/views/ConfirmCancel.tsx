@@ -4,9 +4,9 @@ import type { Dashboard } from '../dashboard.ts';
 import { focusInRow } from './StatusMenu.tsx';
 
 /**
- * "Cancelled" is final: the page asks first, with an optional reason. Until orders have a timeline of
- * their own, the reason goes into the order's notes ("Cancelled: …") in the same request as the status,
- * so it is one change, visible to everyone and kept with the order.
+ * "Cancelled" is final: the page asks first, with an optional reason. The reason goes with the status in
+ * one PATCH (`reason`), and the server keeps it in the order's history, where its timeline shows it
+ * beside who cancelled and when; the order's notes stay the customer's.
  *
  * Any row asks through `askToCancel`; the one dialog (rendered once by the App) answers.
  */
@@ -16,14 +16,12 @@ export function askToCancel(order: Order): void {
   asked?.(order);
 }
 
-const MAX_NOTES = 10_000;
+/** The server takes a reason of up to 500 characters. */
+export const MAX_REASON = 500;
 
-export function cancelPatch(order: Order, reason: string): { status: 'cancelled'; notes?: string } {
+export function cancelPatch(reason: string): { status: 'cancelled'; reason?: string } {
   const why = reason.trim();
-  if (!why) return { status: 'cancelled' };
-  const line = `Cancelled: ${why}`;
-  const notes = order.notes ? `${order.notes}\n${line}` : line;
-  return { status: 'cancelled', notes: notes.slice(-MAX_NOTES) };
+  return why ? { status: 'cancelled', reason: why.slice(0, MAX_REASON) } : { status: 'cancelled' };
 }
 
 export function ConfirmCancel({ dashboard }: { dashboard: Dashboard }) {
@@ -51,7 +49,8 @@ export function ConfirmCancel({ dashboard }: { dashboard: Dashboard }) {
   const close = () => {
     const id = order?.id;
     setOrder(null);
-    if (id !== undefined) setTimeout(() => focusInRow(document.querySelector(`tr[data-id="${id}"]`)), 50);
+    if (id !== undefined)
+      setTimeout(() => focusInRow(document.querySelector(`tr[data-id="${id}"]`) ?? document.querySelector('.order-actions')), 50);
   };
 
   return (
@@ -62,7 +61,7 @@ export function ConfirmCancel({ dashboard }: { dashboard: Dashboard }) {
           onSubmit={(e) => {
             e.preventDefault();
             const current = dashboard.displayed(order.id) ?? order;
-            void dashboard.update(current, cancelPatch(current, reason));
+            void dashboard.update(current, cancelPatch(reason));
             close();
           }}
         >
@@ -72,7 +71,7 @@ export function ConfirmCancel({ dashboard }: { dashboard: Dashboard }) {
           </p>
           <div class="field">
             <label for="cancel-reason">Reason (optional)</label>
-            <textarea id="cancel-reason" rows={2} value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
+            <textarea id="cancel-reason" rows={2} maxLength={MAX_REASON} value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
           </div>
           <div class="actions">
             <button type="button" onClick={close}>

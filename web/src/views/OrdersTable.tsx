@@ -1,11 +1,13 @@
 import { memo } from 'preact/compat';
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { foldCase } from '../../../src/filter/fold.ts';
 import { firstDirection } from '../../../src/orders/sort-order.ts';
 import { NEXT_STATUSES } from '../../../src/orders/transitions.ts';
 import type { Order, OrderStatus } from '../../../src/protocol.ts';
 import type { Dashboard, Query, SortKey } from '../dashboard.ts';
 import { formatCents, formatCount, relativeTime, STATUS_LABEL } from '../format.ts';
+import { orderHref } from '../history-route.ts';
+import { BulkBar } from './BulkBar.tsx';
 import { askToCancel } from './ConfirmCancel.tsx';
 import { useNow } from './hooks.ts';
 import { ResultAnnouncer } from './ResultAnnouncer.tsx';
@@ -129,6 +131,21 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
   const total = store.viewTotal ?? shown.length;
 
   const visible = shown.slice(0, windowSize);
+  // Bulk selection (operators and up): of the rows shown; a row that leaves the view leaves the selection.
+  const [picked, setPicked] = useState<ReadonlySet<number>>(new Set());
+  const onSelect = useCallback(
+    (id: number, on: boolean) =>
+      setPicked((had) => {
+        const next = new Set(had);
+        if (on) next.add(id);
+        else next.delete(id);
+        return next;
+      }),
+    [],
+  );
+  const selectable = onEdit !== undefined;
+  const selected = selectable ? visible.filter((o) => picked.has(o.id)) : [];
+  const allPicked = selected.length > 0 && selected.length === visible.length;
   return (
     <section class="panel orders" aria-labelledby="orders-title">
       <div class="orders-head">
@@ -150,6 +167,20 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
         loading={dashboard.loading}
         count={store.viewTotal ?? shown.length}
       />
+      {selectable && visible.length > 0 && (
+        // Above the table, not in its header: on a phone the header is hidden (rows become cards).
+        <label class="select-all">
+          <input
+            type="checkbox"
+            class="select-row"
+            checked={allPicked}
+            indeterminate={selected.length > 0 && !allPicked}
+            onChange={(e) => setPicked(e.currentTarget.checked ? new Set(visible.map((o) => o.id)) : new Set())}
+          />
+          Select all orders shown
+        </label>
+      )}
+      {selectable && <BulkBar dashboard={dashboard} selected={selected} onClear={() => setPicked(new Set())} />}
       <table class="orders-table" aria-busy={dashboard.loading || dashboard.view.paging} aria-describedby="orders-count">
         <thead>
           <tr>
@@ -187,6 +218,8 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
               dashboard={dashboard}
               onEdit={onEdit}
               onDelete={onDelete}
+              selected={picked.has(o.id)}
+              onSelect={selectable ? onSelect : undefined}
             />
           ))}
         </tbody>
@@ -234,9 +267,11 @@ interface RowProps {
   dashboard: Dashboard;
   onEdit?: ((order: Order) => void) | undefined;
   onDelete?: ((order: Order) => void) | undefined;
+  selected: boolean;
+  onSelect?: ((id: number, on: boolean) => void) | undefined;
 }
 
-const Row = memo(function Row({ order, pending, changedAt, rolledBackAt, dashboard, onEdit, onDelete }: RowProps) {
+const Row = memo(function Row({ order, pending, changedAt, rolledBackAt, dashboard, onEdit, onDelete, selected, onSelect }: RowProps) {
   const now = Date.now();
   // Alternating animation names restart the flash on every new version without touching layout.
   let flash = '';
@@ -245,9 +280,25 @@ const Row = memo(function Row({ order, pending, changedAt, rolledBackAt, dashboa
   const next = NEXT_STATUSES[order.status];
   const name = `order #${order.id}`;
   return (
-    <tr class={`row ${flash} ${pending ? 'pending' : ''}`} data-id={order.id} data-testid="order-row" aria-busy={pending}>
+    <tr
+      class={`row ${flash} ${pending ? 'pending' : ''} ${selected ? 'selected' : ''}`}
+      data-id={order.id}
+      data-testid="order-row"
+      aria-busy={pending}
+    >
       <td data-label="Order" class="num id">
-        #{order.id}
+        {onSelect && (
+          <input
+            type="checkbox"
+            class="select-row"
+            aria-label={`Select order #${order.id}`}
+            checked={selected}
+            onChange={(e) => onSelect(order.id, e.currentTarget.checked)}
+          />
+        )}
+        <a href={orderHref(order.id)} aria-label={`Open order #${order.id} and its timeline`}>
+          #{order.id}
+        </a>
       </td>
       <td data-label="Customer" class="customer">
         {order.customer_name}
