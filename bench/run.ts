@@ -623,6 +623,26 @@ async function snapshot(svc: { baseUrl: string }, sql: pg.Pool) {
   const s = summarize(samples);
   results.snapshot = { orders: n, limit: 1000, ...s };
   report(`GET /orders?limit=1000 (${n.toLocaleString('en')} rows)`, 'p50 / p99', `${ms(s.p50)} / ${ms(s.p99)}`);
+  // A dashboard page in another order, with its total (X-Total-Count counts the whole view each time).
+  const sortedPages: Record<string, ReturnType<typeof summarize>> = {};
+  for (const [label, path] of [
+    ['sort=total_cents, page 2', '/orders?limit=100&sort=total_cents'],
+    ['sort=customer_name&q=customer 5', '/orders?limit=100&sort=customer_name&q=customer%205'],
+  ] as const) {
+    const first = await fetch(svc.baseUrl + path);
+    await first.arrayBuffer();
+    const next = /^<([^>]+)>/.exec(first.headers.get('link') ?? '')?.[1] ?? path;
+    const times: number[] = [];
+    for (let i = 0; i < sized(100, 10); i++) {
+      const t = performance.now();
+      const res = await fetch(svc.baseUrl + (label.includes('page 2') ? next : path));
+      await res.arrayBuffer();
+      times.push(performance.now() - t);
+    }
+    sortedPages[label] = summarize(times);
+    report('', `GET /orders?limit=100&${label} p50 / p99`, `${ms(sortedPages[label].p50)} / ${ms(sortedPages[label].p99)}`);
+  }
+  (results.snapshot as Record<string, unknown>).sortedPages = sortedPages;
   const paint = await dashboardFirstPaint(svc.baseUrl);
   if (paint) {
     (results.snapshot as Record<string, unknown>).dashboard = paint;

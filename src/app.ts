@@ -84,7 +84,19 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; d
   });
   const corsOrigins = list(config.CORS_ORIGINS);
   if (corsOrigins.length > 0) {
-    await app.register(cors, { origin: corsOrigins, exposedHeaders: ['x-change-cursor', 'link', 'etag', 'location', 'retry-after'] });
+    await app.register(cors, {
+      origin: corsOrigins,
+      exposedHeaders: [
+        'x-change-cursor',
+        'x-total-count',
+        'x-page-offset',
+        'link',
+        'etag',
+        'location',
+        'retry-after',
+        'content-disposition',
+      ],
+    });
   }
   if (config.RATE_LIMIT_PER_MINUTE > 0) {
     await app.register(rateLimit, {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { checkClient, TestFeedClient, readHistory, readTable } from './helpers/feed-client.js';
+import { checkClient, readHistory, readTable, TestFeedClient } from './helpers/feed-client.js';
 import { type RunningService, startService } from './helpers/service.js';
 import { waitFor } from './helpers/wait.js';
 import { insertOrders } from './helpers/writes.js';

@@ -5,8 +5,9 @@
  * `ILIKE` cannot be that definition: it folds with the database's locale (only ASCII under the C
  * locale, most of Unicode under a libc or ICU one, each with its own special cases such as 'İ' or the
  * German sharp s), so the same search would match different rows on different hosts, and no JavaScript
- * function reproduces all of them. The SQL side (orders/repository.ts) folds names with translate() on
- * the same 26 letters and finds the term with strpos(): no LIKE wildcards, so no escaping either.
+ * function reproduces all of them. The SQL side (orders/list-repository.ts) folds names with lower() under
+ * `COLLATE "C"`, which changes the same 26 letters and nothing else, and finds the term with strpos(): no
+ * LIKE wildcards, so no escaping either.
  */
 export const UPPER = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
 export const LOWER = 'abcdefghijklmnopqrstuvwxyz';

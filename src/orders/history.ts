@@ -1,6 +1,6 @@
 import type { Database } from '../db/database.js';
 import { type Filter, isEverything } from '../filter/filter.js';
-import { filterParams, filterSql } from './repository.js';
+import { filterParams, filterSql } from './list-repository.js';
 
 /**
  * Reading orders' histories (migrations/0013). Who made a change is decided here, in one place: a
@@ -116,7 +116,7 @@ export async function recentHistory(
     `SELECT ${ENTRY_COLUMNS} FROM order_history h
      ${everything ? '' : 'JOIN orders o ON o.id = h.order_id'}
      WHERE ($1::bigint IS NULL OR h.id < $1) AND ($2::bigint IS NULL OR h.id > $2)
-     ${everything ? '' : `AND ${filterSql('o', 4, 5)}`}
+     ${everything ? '' : `AND ${filterSql('o', 4, 5, scope)}`}
      ORDER BY h.id DESC LIMIT $3`,
     everything
       ? [query.before ?? null, query.after ?? null, query.limit + 1]

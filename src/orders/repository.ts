@@ -1,8 +1,8 @@
-import { LOWER, UPPER } from '../contract/fold.js';
 import type { OrderStatus } from '../contract/statuses.js';
 import type { Database, Queryable } from '../db/database.js';
 import { EVERYTHING, type Filter } from '../filter/filter.js';
-import type { ListQuery, OrderCreate, OrderUpdate } from './schemas.js';
+import { filterParams, filterShape, filterSql } from './list-repository.js';
+import type { OrderCreate, OrderUpdate } from './schemas.js';
 import { WRITABLE_FIELDS } from './schemas.js';
 
 /**
@@ -18,73 +18,10 @@ export interface OrderText {
   json: string;
 }
 
-export interface OrderPage {
-  /** A JSON array, newest first. */
-  json: string;
-  /** The id to pass as `before` for the next page, when there is one. */
-  nextBefore: number | null;
-  /** The snapshot the rows were read in, as a feed cursor (see feed/cursor.ts). */
-  cursor: string;
-}
-
-/**
- * The filter of a view (filter/filter.ts) as SQL on the orders row `o`: $s the statuses (null: any),
- * $t the terms, already folded, each of which must occur in a name folded the same way (contract/fold.ts:
- * ASCII letters only, whatever the database's locale). filter/match.ts is the same rule in JavaScript.
- */
-export function filterSql(o: string, s: number, t: number): string {
-  const fold = (col: string) => `translate(${o}.${col}, '${UPPER}', '${LOWER}')`;
-  return `($${s}::text[] IS NULL OR ${o}.status = ANY($${s}::text[]))
-      AND NOT EXISTS (SELECT 1 FROM unnest($${t}::text[]) AS term(t)
-                      WHERE strpos(${fold('customer_name')}, term.t) = 0 AND strpos(${fold('product_name')}, term.t) = 0)`;
-}
-
-export const filterParams = (f: Filter): [string[] | null, string[]] => [f.statuses === null ? null : [...f.statuses], [...f.terms]];
-
-// One statement, so the rows and the snapshot (as a feed cursor, migrations/0010) come from the same
-// snapshot: a client that loads this page and streams from the cursor misses nothing and gets nothing twice.
-const LIST_SQL = `
-  WITH snap AS (SELECT feed_snapshot_cursor() AS cursor)
-  SELECT snap.cursor, page.id, page.json
-  FROM snap LEFT JOIN LATERAL (
-    SELECT o.id, order_json(o)::text AS json
-    FROM orders o
-    WHERE ${filterSql('o', 1, 2)}
-      AND ($3::bigint IS NULL OR o.id < $3)
-    ORDER BY o.id DESC
-    LIMIT $4
-  ) page ON true`;
-
-/** A page of the orders `filter` selects (already normalised and intersected with the caller's scope). */
-export async function listOrders(db: Database, query: Pick<ListQuery, 'limit' | 'before'>, filter: Filter): Promise<OrderPage> {
-  const read = () =>
-    db.query<{ cursor: string | null; id: number | null; json: string | null }>({ name: 'orders_list', text: LIST_SQL }, [
-      ...filterParams(filter),
-      query.before ?? null,
-      query.limit + 1,
-    ]);
-  let { rows } = await read();
-  if (rows[0]?.cursor === null) {
-    // No history tag: PostgreSQL crashed and no reader has started the next generation yet
-    // (migrations/0011). Start it and read again, so the cursor belongs to the history clients stream.
-    await db.query('SELECT feed_start_generation()');
-    ({ rows } = await read());
-  }
-  const cursor = rows[0]?.cursor ?? '';
-  const found = rows.filter((r) => r.id !== null);
-  const hasMore = found.length > query.limit;
-  const page = hasMore ? found.slice(0, query.limit) : found;
-  return {
-    json: `[${page.map((r) => r.json).join(',')}]`,
-    nextBefore: hasMore ? (page[page.length - 1]?.id ?? null) : null,
-    cursor,
-  };
-}
-
 /** One order, if it exists and `scope` (a scoped token's; everything by default) selects it. */
 export async function getOrder(db: Queryable, id: number, scope: Filter = EVERYTHING): Promise<OrderText | undefined> {
   const { rows } = await db.query<OrderText>(
-    `SELECT o.id, o.version, order_json(o)::text AS json FROM orders o WHERE o.id = $1 AND ${filterSql('o', 2, 3)}`,
+    `SELECT o.id, o.version, order_json(o)::text AS json FROM orders o WHERE o.id = $1 AND ${filterSql('o', 2, 3, scope)}`,
     [id, ...filterParams(scope)],
   );
   return rows[0];
@@ -196,16 +133,18 @@ export async function deleteProbeOrder(db: Database, id: number): Promise<void> 
  * that cursor are exactly the stats of later (realtime/summary.ts). Sums are numeric (sum(bigint) is
  * numeric; a cast back to bigint overflowed once totals were large) and json_build_object writes
  * numeric with every digit, so the text is exact even past 2^53, where parsing it into a JavaScript
- * number would round. It is sent as it is.
+ * number would round. It is sent as it is. `view_orders` counts the orders of `view` (the request's
+ * `status`/`q` within the scope) in the same snapshot: the total a paged list starts from, kept exact by
+ * the stream's enter/leave from the same cursor.
  */
-export async function orderStats(db: Database, scope: Filter): Promise<{ json: string; cursor: string }> {
+export async function orderStats(db: Database, scope: Filter, view: Filter = scope): Promise<{ json: string; cursor: string }> {
   const read = () =>
     db.query<{ stats: string; cursor: string | null }>(
       {
-        name: 'orders_stats',
+        name: `orders_stats_${filterShape(scope)}_${filterShape(view)}`,
         text: `
     WITH scoped AS (
-      SELECT o.status, o.total_cents, o.created_at FROM orders o WHERE ${filterSql('o', 1, 2)}
+      SELECT o.status, o.total_cents, o.created_at FROM orders o WHERE ${filterSql('o', 1, 2, scope)}
     ), by_status AS (
       SELECT status, count(*)::bigint AS count, coalesce(sum(total_cents), 0)::numeric AS total_cents
       FROM scoped GROUP BY status
@@ -218,6 +157,7 @@ export async function orderStats(db: Database, scope: Filter): Promise<{ json: s
     )
     SELECT feed_snapshot_cursor() AS cursor, json_build_object(
       'total_orders', (SELECT coalesce(sum(count), 0) FROM by_status),
+      'view_orders', (SELECT count(*) FROM orders o WHERE ${filterSql('o', 3, 4, view)}),
       'total_cents', (SELECT coalesce(sum(total_cents), 0) FROM by_status),
       'by_status', (SELECT coalesce(json_object_agg(status, json_build_object('count', count, 'total_cents', total_cents)), '{}') FROM by_status),
       'per_minute', (SELECT json_agg(json_build_object(
@@ -226,7 +166,7 @@ export async function orderStats(db: Database, scope: Filter): Promise<{ json: s
         FROM minutes m LEFT JOIN created c USING (minute))
     )::text AS stats`,
       },
-      filterParams(scope),
+      [...filterParams(scope), ...filterParams(view)],
     );
   let { rows } = await read();
   if (rows[0]?.cursor === null) {

@@ -1,19 +1,25 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { encodePageToken, firstDirection, KEY_KIND } from '../contract/sort-order.js';
 import type { Database } from '../db/database.js';
 import { ApiError } from '../errors.js';
 import { ProblemSchema } from '../http/problem-schema.js';
 import { requestedView, scopeOf } from '../http/view-filter.js';
 import * as commands from './commands.js';
+import { exportCsv } from './csv.js';
+import { listOrders } from './list-repository.js';
+import { decodePageToken } from './page-token.js';
 import * as repo from './repository.js';
 import {
+  ExportQuerySchema,
   IdempotencyKeyHeaderSchema,
   IdParamsSchema,
   ListQuerySchema,
   OrderCreateSchema,
   OrderSchema,
   OrderUpdateSchema,
+  StatsQuerySchema,
   StatsSchema,
   WRITABLE_FIELDS,
 } from './schemas.js';
@@ -109,25 +115,68 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
     {
       config: { auth: 'viewer' },
       schema: {
-        summary: 'List orders, newest first',
+        summary: 'List orders in a sort order, a page at a time, with the total',
         description:
-          'Keyset-paginated. `X-Change-Cursor` is the feed position of this snapshot: stream `/ws?after=<cursor>` to receive every later change exactly once. A `Link: <…>; rel="next"` header points to the next page when there is one.',
+          'Keyset-paginated in any sort (`sort`, `dir`; ties broken by id), so a page boundary stays put while rows change. `X-Total-Count` is the number of orders in the view and `X-Page-Offset` how many come before this page, both in the snapshot of the rows. `X-Change-Cursor` is the feed position of that snapshot: stream `/ws?after=<cursor>` to receive every later change exactly once. A `Link: <…>; rel="next"` header points to the next page (an opaque `page` token) when there is one.',
         querystring: ListQuerySchema,
         response: { 200: Type.Array(OrderSchema), ...errorResponses },
       },
     },
     async (request, reply) => {
-      const page = await repo.listOrders(db, request.query, requestedView(request.query, request.principal));
+      const { query } = request;
+      const sort = query.sort ?? 'id';
+      const dir = query.dir ?? firstDirection(sort);
+      let at = query.page === undefined ? null : decodePageToken(query.page, sort, dir);
+      if (query.before !== undefined) {
+        if (sort !== 'id' || dir !== 'desc' || at) {
+          throw new ApiError('validation-failed', 'before works only with the default order (sort=id, dir=desc) and without page.', {
+            errors: [{ field: 'query.before', message: 'use the page token of the Link header with other orders' }],
+          });
+        }
+        at = { value: query.before, id: query.before };
+      }
+      const page = await listOrders(db, requestedView(query, request.principal), sort, dir, query.limit, at);
       reply.header('x-change-cursor', page.cursor);
-      if (page.nextBefore !== null) {
+      reply.header('x-total-count', String(page.total));
+      reply.header('x-page-offset', String(page.offset));
+      const last = page.rows[page.rows.length - 1];
+      if (page.hasMore && last) {
         const next = new URLSearchParams();
-        if (request.query.status) next.set('status', request.query.status);
-        if (request.query.q) next.set('q', request.query.q);
-        next.set('limit', String(request.query.limit));
-        next.set('before', String(page.nextBefore));
+        if (query.status) next.set('status', query.status);
+        if (query.q) next.set('q', query.q);
+        next.set('sort', sort);
+        next.set('dir', dir);
+        next.set('limit', String(query.limit));
+        const value = KEY_KIND[sort] === 'number' ? Number(last.key) : last.key;
+        next.set('page', encodePageToken(sort, dir, { value, id: last.id }));
         reply.header('link', `</orders?${next.toString()}>; rel="next"`);
       }
-      return reply.type(JSON_TYPE).send(preserialized(page.json));
+      return reply.type(JSON_TYPE).send(preserialized(`[${page.rows.map((r) => r.json).join(',')}]`));
+    },
+  );
+
+  app.get(
+    '/orders.csv',
+    {
+      config: { auth: 'viewer' },
+      schema: {
+        summary: 'The orders of a view as CSV, from one snapshot',
+        description:
+          "The same `status`, `q`, `sort` and `dir` as GET /orders (a scoped token sees its scope), every matching order, streamed from one REPEATABLE READ snapshot (its feed position is `X-Change-Cursor`). RFC 4180 quoting; a cell starting with = + - @, tab or CR is prefixed with `'` so spreadsheets do not run it as a formula.",
+        querystring: ExportQuerySchema,
+        produces: ['text/csv'],
+        response: { 200: Type.String({ description: 'text/csv; header row first' }), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const sort = request.query.sort ?? 'id';
+      const dir = request.query.dir ?? firstDirection(sort);
+      const { cursor, body } = await exportCsv(db, requestedView(request.query, request.principal), sort, dir);
+      const stamp = new Date().toISOString().slice(0, 19).replace(/:/g, '-');
+      reply.header('x-change-cursor', cursor);
+      reply.header('content-disposition', `attachment; filename="orders-${stamp}Z.csv"`);
+      reply.header('cache-control', 'no-store');
+      return reply.type('text/csv; charset=utf-8; header=present').send(body as never);
     },
   );
 
@@ -138,12 +187,13 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
       schema: {
         summary: 'Counts and totals per status, and orders created per minute over the last hour',
         description:
-          'Sums of `total_cents` are exact JSON integers, written digit for digit by the database; past 2^53 a client must parse them as big numbers to keep every cent. `X-Change-Cursor` is the feed position of these numbers: add the `stats` of every message of `/ws?after=<cursor>&stats=1` to keep them exact. A scoped token sees the totals of its scope.',
-        response: { 200: StatsSchema, 503: ProblemSchema },
+          'Sums of `total_cents` are exact JSON integers, written digit for digit by the database; past 2^53 a client must parse them as big numbers to keep every cent. `X-Change-Cursor` is the feed position of these numbers: add the `stats` of every message of `/ws?after=<cursor>&stats=1` to keep them exact. A scoped token sees the totals of its scope. `view_orders` counts the orders matching `status` and `q` (as on GET /orders) in the same snapshot.',
+        querystring: StatsQuerySchema,
+        response: { 200: StatsSchema, ...errorResponses },
       },
     },
     async (request, reply) => {
-      const stats = await repo.orderStats(db, scopeOf(request.principal));
+      const stats = await repo.orderStats(db, scopeOf(request.principal), requestedView(request.query, request.principal));
       reply.header('x-change-cursor', stats.cursor);
       return reply.type(JSON_TYPE).send(preserialized(stats.json));
     },

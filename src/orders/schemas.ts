@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
+import { SORT_KEYS } from '../contract/sort-order.js';
 import { ORDER_STATUSES } from '../contract/statuses.js';
 
 /**
@@ -100,12 +101,48 @@ export const ListQuerySchema = Type.Object(
     ),
     q: Type.Optional(Type.String({ maxLength: 200, description: 'Case-insensitive substring of customer or product name.' })),
     limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+    sort: Type.Optional(
+      Type.Union(
+        SORT_KEYS.map((k) => Type.Literal(k)),
+        { description: 'The column to sort by (default id); ties are broken by id in the same direction.' },
+      ),
+    ),
+    dir: Type.Optional(
+      Type.Union([Type.Literal('asc'), Type.Literal('desc')], {
+        description: 'Sort direction; default: asc for names and status (lifecycle order), desc for numbers and times.',
+      }),
+    ),
+    page: Type.Optional(
+      Type.String({ maxLength: 1200, description: 'The opaque token of the next page, from the `Link: rel="next"` header.' }),
+    ),
     before: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Keyset pagination: orders with a smaller id.' }),
+      Type.Integer({
+        minimum: 1,
+        maximum: Number.MAX_SAFE_INTEGER,
+        description: 'Orders with a smaller id (the default sort only; kept for older clients, `page` supersedes it).',
+      }),
     ),
   },
   { additionalProperties: false },
 );
+
+/** GET /orders/stats: the view whose `view_orders` to count. */
+export const StatsQuerySchema = Type.Object(
+  { status: ListQuerySchema.properties.status, q: ListQuerySchema.properties.q },
+  { additionalProperties: false },
+);
+
+/** GET /orders.csv: the view and its order, as on GET /orders. */
+export const ExportQuerySchema = Type.Object(
+  {
+    status: ListQuerySchema.properties.status,
+    q: ListQuerySchema.properties.q,
+    sort: ListQuerySchema.properties.sort,
+    dir: ListQuerySchema.properties.dir,
+  },
+  { additionalProperties: false },
+);
+export type ExportQuery = Static<typeof ExportQuerySchema>;
 export type ListQuery = Static<typeof ListQuerySchema>;
 
 export const IdempotencyKeyHeaderSchema = Type.Object({
@@ -121,6 +158,7 @@ const SumOfCents = Type.Integer({
 
 export const StatsSchema = Type.Object({
   total_orders: Type.Integer(),
+  view_orders: Type.Integer({ description: 'Orders matching `status` and `q` (all of the scope without them), in the same snapshot.' }),
   total_cents: SumOfCents,
   by_status: Type.Record(Type.String(), Type.Object({ count: Type.Integer(), total_cents: SumOfCents })),
   per_minute: Type.Array(Type.Object({ minute: Type.String({ format: 'date-time' }), count: Type.Integer() }), {

@@ -24,8 +24,9 @@ function mainThreadTasks(trace: TraceEvent[]): TraceEvent[] {
 }
 
 /**
- * 10,000 orders loaded in the page, then about 50 changes a second for four seconds (updates of random
- * loaded orders and some inserts, written by another program). Chromium's Long Tasks API reports every
+ * 10,000 orders, a page of 1,000 of them in the table (the largest page: the store holds one page of
+ * the view since issue 14), then about 50 changes a second for four seconds (updates of random orders,
+ * on the page and off it, and some inserts, written by another program). Chromium's Long Tasks API reports every
  * main-thread task over 50 ms by wall clock, and a Chromium trace gives each task's thread CPU time: no
  * task may spend over 100 ms of main-thread time, and afterwards the page must equal the database.
  */
@@ -53,26 +54,13 @@ afterAll(async () => {
 });
 
 describe('under load', () => {
-  it('keeps every main-thread task under 100 ms with 10,000 orders and 50 changes a second', { timeout: 90_000 }, async () => {
+  it('keeps every main-thread task under 100 ms with a 1,000-row page of 10,000 orders and 50 changes a second', {
+    timeout: 90_000,
+  }, async () => {
     context = await browser.newContext();
     const p: DashboardPage = await openDashboard(context, `${svc.url}/?limit=1000`);
-    const loadMore = p.page.getByRole('button', { name: 'Load more' });
-    const count = p.page.locator('#orders-count');
-    // Clicking scrolls the button into view, which grows the rendered window and can move the button
-    // under the pointer: a click that loaded nothing is simply made again.
-    for (let loaded = 1000; loaded < 10_000; ) {
-      await loadMore.click();
-      const next = `${(loaded + 1000).toLocaleString('en-US')} `;
-      const done = await expect
-        .poll(() => count.textContent(), { timeout: 5000 })
-        .toMatch(next)
-        .then(
-          () => true,
-          () => false,
-        );
-      if (done) loaded += 1000;
-    }
-    expect(await count.textContent()).toBe('10,000 orders');
+    // The largest page there is: 1,000 of the 10,000 orders, sorted and counted by the server.
+    await expect.poll(() => p.page.getByTestId('orders-count').textContent(), { timeout: 20_000 }).toBe('1–1,000 of 10,000 orders');
     // Scrolled down, new orders would only be announced; at the top they come straight in.
     await p.page.evaluate(() => (globalThis as any).scrollTo(0, 0));
 

@@ -1,5 +1,6 @@
 import type { Order } from '../../src/contract/protocol.ts';
 import type { Role } from '../../src/contract/roles.ts';
+import type { SortDirection, SortKey } from '../../src/contract/sort-order.ts';
 import type { OrderStatus } from '../../src/contract/statuses.ts';
 import { parseStatsJson, type Stats } from './money.ts';
 
@@ -68,15 +69,23 @@ export type { Stats };
 export interface OrdersPage {
   orders: Order[];
   cursor: string;
-  /** The `before` id of the next page, from the Link header; null on the last page. */
-  nextBefore: number | null;
+  /** Orders in the view, and how many come before this page (X-Total-Count, X-Page-Offset). */
+  total: number;
+  offset: number;
+  /** The `page` token of the next page, from the Link header; null on the last page. */
+  next: string | null;
 }
 
-export interface ListQuery {
+export interface ViewFilter {
   statuses: readonly OrderStatus[];
   q: string;
+}
+
+export interface ListQuery extends ViewFilter {
+  sort: SortKey;
+  dir: SortDirection;
   limit: number;
-  before?: number;
+  page?: string | null;
 }
 
 /** GET /me. With authentication off the server answers role admin and `authentication: false`. */
@@ -151,12 +160,19 @@ export async function whoAmI(): Promise<Me> {
   return (await (await request('GET', '/me')).json()) as Me;
 }
 
-function listPath(query: ListQuery): string {
+function filterParams(view: ViewFilter): URLSearchParams {
   const params = new URLSearchParams();
-  if (query.statuses.length) params.set('status', query.statuses.join(','));
-  if (query.q) params.set('q', query.q);
+  if (view.statuses.length) params.set('status', view.statuses.join(','));
+  if (view.q) params.set('q', view.q);
+  return params;
+}
+
+export function listPath(query: ListQuery): string {
+  const params = filterParams(query);
+  params.set('sort', query.sort);
+  params.set('dir', query.dir);
   params.set('limit', String(query.limit));
-  if (query.before !== undefined) params.set('before', String(query.before));
+  if (query.page) params.set('page', query.page);
   return `/orders?${params.toString()}`;
 }
 
@@ -164,14 +180,31 @@ export async function listOrders(query: ListQuery): Promise<OrdersPage> {
   const res = await request('GET', listPath(query));
   const orders = (await res.json()) as Order[];
   const link = res.headers.get('link') ?? '';
-  const next = /[?&]before=(\d+)[^>]*>;\s*rel="next"/.exec(link);
-  return { orders, cursor: res.headers.get('x-change-cursor') ?? '', nextBefore: next ? Number(next[1]) : null };
+  const next = /[?&]page=([\w-]+)[^>]*>;\s*rel="next"/.exec(link);
+  return {
+    orders,
+    cursor: res.headers.get('x-change-cursor') ?? '',
+    total: Number(res.headers.get('x-total-count') ?? orders.length),
+    offset: Number(res.headers.get('x-page-offset') ?? 0),
+    next: next?.[1] ?? null,
+  };
 }
 
-/** /orders/stats (of the token's scope) and the cursor they were read at: stream from it with `stats=1`. */
-export async function fetchStats(): Promise<{ stats: Stats; cursor: string }> {
-  const res = await request('GET', '/orders/stats');
+/** /orders/stats (of the token's scope, with the view's count) and its cursor: stream from it with `stats=1`. */
+export async function fetchStats(view: ViewFilter = { statuses: [], q: '' }): Promise<{ stats: Stats; cursor: string }> {
+  const params = filterParams(view).toString();
+  const res = await request('GET', `/orders/stats${params ? `?${params}` : ''}`);
   return { stats: parseStatsJson(await res.text()), cursor: res.headers.get('x-change-cursor') ?? '' };
+}
+
+/** GET /orders.csv of a view, as a file (fetched with the page's token, so it cannot be a plain link). */
+export async function exportCsv(query: Omit<ListQuery, 'limit' | 'page'>): Promise<{ blob: Blob; filename: string }> {
+  const params = filterParams(query);
+  params.set('sort', query.sort);
+  params.set('dir', query.dir);
+  const res = await request('GET', `/orders.csv?${params.toString()}`);
+  const filename = /filename="([^"]+)"/.exec(res.headers.get('content-disposition') ?? '')?.[1] ?? 'orders.csv';
+  return { blob: await res.blob(), filename };
 }
 
 export async function createOrder(input: OrderCreate, idempotencyKey: string): Promise<Order> {

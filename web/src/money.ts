@@ -6,6 +6,8 @@
  */
 export interface Stats {
   total_orders: number;
+  /** Orders in the view asked for (status, q), same snapshot; absent from an older server or saved data. */
+  view_orders?: number;
   total_cents: bigint;
   by_status: Record<string, { count: number; total_cents: bigint }>;
   per_minute: { minute: string; count: number }[];

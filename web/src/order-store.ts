@@ -20,6 +20,17 @@ import type { Delta } from './feed-client.ts';
  * filter. The stream starts at that cursor and sends each message once, so the deltas neither miss
  * nor repeat one, and no list/stats bracket is needed.
  *
+ * It holds one page of the view, not everything the stream ever touched (at 10 changes/s that was
+ * ~860,000 entries a day, all walked on every render): `keep` (the page's stretch of the sort order,
+ * page-window.ts) decides which rows stay; the rest are only counted (`outside`, and `elsewhere` for
+ * new orders of the view that belong on another page). Tombstones and versions of rows that left are
+ * kept for the most recent REMEMBERED ids only: they guard against a late answer or repeated change
+ * bringing a row back for the moment it takes the stream to deliver the change that follows.
+ *
+ * `viewTotal` is the number of orders in the view: the server's count at the stats cursor
+ * (`view_orders`) plus every enter and leave the stream reports after it, so it stays exact while the
+ * page holds only a slice of the view.
+ *
  * Views subscribe; notifications are batched to one per animation frame however many changes arrive.
  */
 
@@ -40,6 +51,14 @@ export interface Summary {
 }
 
 const MAX_ACTIVITY = 100;
+const REMEMBERED = 2000;
+
+/** Sets `id` last in `map`, and forgets the oldest entry past REMEMBERED. */
+function remember(map: Map<number, number>, id: number, version: number): void {
+  map.delete(id);
+  map.set(id, version);
+  if (map.size > REMEMBERED) map.delete(map.keys().next().value as number);
+}
 const MINUTE = 60_000;
 
 function emptyByStatus(): Record<OrderStatus, number> {
@@ -78,6 +97,14 @@ export class OrderStore {
   lastChange: { receivedAt: number; lagMs: number } | null = null;
   /** Bumped on every mutation; views memoise on it. */
   revision = 0;
+  /** Which rows of the view the page holds (the page's stretch of the sort order). */
+  keep: (order: Order) => boolean = () => true;
+  /** Orders in the view, kept exact by the stream (see above); null until the first stats. */
+  viewTotal: number | null = null;
+  /** Changes to rows the page does not hold, since it loaded. */
+  outside = 0;
+  /** New orders of the view that belong on another page, since it loaded. */
+  elsewhere = 0;
   private listeners = new Set<() => void>();
   private frame = 0;
 
@@ -106,12 +133,12 @@ export class OrderStore {
     return this.tombstones.has(id);
   }
 
-  /** Take an order if it is newer than what is held. Returns whether it was taken. */
+  /** Take an order if it is newer than what is held (and on the page). Returns whether it was taken. */
   put(order: Order): boolean {
     if (order.version <= this.versionOf(order.id)) return false;
-    this.orders.set(order.id, order);
+    this.take(order);
     this.changed();
-    return true;
+    return this.orders.has(order.id);
   }
 
   putAll(orders: readonly Order[]): void {
@@ -119,11 +146,45 @@ export class OrderStore {
     this.changed();
   }
 
+  /** Another page of the same view: its rows replace the page's (the counts and summary go on). */
+  replacePage(orders: readonly Order[]): void {
+    // The page is read after every change applied so far, so its rows win over what is remembered of
+    // rows that left the old page; only our own deletes' tombstones can be newer than it.
+    this.orders.clear();
+    for (const o of orders) {
+      this.left.delete(o.id);
+      if (o.version > (this.tombstones.get(o.id) ?? 0)) this.orders.set(o.id, o);
+    }
+    this.outside = 0;
+    this.elsewhere = 0;
+    this.changed();
+  }
+
+  /** Rows that no longer fit on the page (page-window.ts trims an overfull one). */
+  drop(orders: readonly Order[]): void {
+    for (const o of orders) {
+      this.orders.delete(o.id);
+      remember(this.left, o.id, o.version);
+    }
+    this.changed();
+  }
+
+  /** A newer version of a row of the view: on the page if it sorts there, otherwise off it. */
+  private take(order: Order): void {
+    if (this.keep(order)) {
+      this.left.delete(order.id);
+      this.orders.set(order.id, order);
+    } else {
+      this.orders.delete(order.id);
+      remember(this.left, order.id, order.version);
+    }
+  }
+
   /** A delete we made ourselves: `version` is the version we deleted (the tombstone is one past it). */
   markDeleted(id: number, version: number): void {
     if (version + 1 <= this.versionOf(id)) return;
     this.orders.delete(id);
-    this.tombstones.set(id, version + 1);
+    remember(this.tombstones, id, version + 1);
     this.changed();
   }
 
@@ -132,19 +193,25 @@ export class OrderStore {
     for (const d of deltas) this.applyDelta(d);
     for (const change of changes) {
       const { order } = change;
+      // Every change counts once towards the view's total, whatever the page holds (the stream sends
+      // each once, from the stats' cursor): `view` on a filtered stream, the operation otherwise.
+      const entering = change.view ? change.view === 'enter' : change.op === 'insert';
+      const leaving = change.view ? change.view === 'leave' : change.op === 'delete';
+      if (this.viewTotal !== null) this.viewTotal += entering ? 1 : leaving ? -1 : 0;
       if (order.version > this.versionOf(order.id)) {
         if (change.op === 'delete') {
           this.orders.delete(order.id);
           this.left.delete(order.id);
-          this.tombstones.set(order.id, order.version);
+          remember(this.tombstones, order.id, order.version);
         } else if (change.view === 'leave') {
           this.orders.delete(order.id);
-          this.left.set(order.id, order.version);
+          remember(this.left, order.id, order.version);
         } else {
-          this.left.delete(order.id);
-          this.orders.set(order.id, order);
+          this.take(order);
+          if (!this.orders.has(order.id) && change.op === 'insert') this.elsewhere++;
         }
-        this.changedAt.set(order.id, now);
+        if (this.orders.has(order.id)) this.changedAt.set(order.id, now);
+        else this.outside++;
       }
       this.activity.unshift({
         key: `${order.id}:${order.version}`,
@@ -175,6 +242,7 @@ export class OrderStore {
   }
 
   setStats(stats: Stats): void {
+    this.viewTotal = stats.view_orders ?? null;
     const count = emptyByStatus();
     const cents = emptyCents();
     for (const status of ORDER_STATUSES) {
@@ -195,6 +263,9 @@ export class OrderStore {
     this.left.clear();
     this.changedAt.clear();
     this.summaryLoaded = false;
+    this.viewTotal = null;
+    this.outside = 0;
+    this.elsewhere = 0;
     this.changed();
   }
 

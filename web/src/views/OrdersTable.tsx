@@ -2,7 +2,8 @@ import { memo } from 'preact/compat';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { foldCase } from '../../../src/contract/fold.ts';
 import type { Order } from '../../../src/contract/protocol.ts';
-import { NEXT_STATUSES, ORDER_STATUSES, type OrderStatus } from '../../../src/contract/statuses.ts';
+import { firstDirection } from '../../../src/contract/sort-order.ts';
+import { NEXT_STATUSES, type OrderStatus } from '../../../src/contract/statuses.ts';
 import type { Dashboard, Query, SortKey } from '../dashboard.ts';
 import { formatCents, formatCount, relativeTime, STATUS_LABEL } from '../format.ts';
 import { orderHref } from '../history-route.ts';
@@ -10,20 +11,27 @@ import { BulkBar } from './BulkBar.tsx';
 import { askToCancel } from './ConfirmCancel.tsx';
 import { useNow } from './hooks.ts';
 import { ResultAnnouncer } from './ResultAnnouncer.tsx';
+import { SavedViews } from './SavedViews.tsx';
 import { SkeletonRows } from './Skeleton.tsx';
 import { StatusMenu } from './StatusMenu.tsx';
+import { Filters, PhoneSort } from './TableControls.tsx';
 
 /**
- * The orders: filter by status, search, sort, load more, and per-row actions. Only a window of the
- * filtered rows is in the DOM (grown as the user scrolls), so 10,000 loaded orders cost what 100 do.
+ * The orders: filter by status, search, sort by any column, page through, and per-row actions. Sorting,
+ * filtering and paging are the server's (page-window.ts): the table shows one page of the view, in the
+ * server's order, and says where it is ("1–100 of 730"). Only a window of the page's rows is in the DOM
+ * (grown as the user scrolls), so a 1,000-row page costs what 100 rows do.
  *
- * New orders do not push the table down under a reader: while the page is scrolled or a filter is on,
- * they are counted in a "N new orders" button (announced politely) until the reader asks for them.
+ * Live changes land where the sort puts them: a row whose change keeps it on this page moves to its
+ * place; one that now sorts onto another page leaves. New orders do not push the table down under a
+ * reader: while the page is scrolled or a filter is on, those belonging on this page are counted in a
+ * "N new orders" button (announced politely), with the new orders that belong on other pages; "show"
+ * reveals them (going to the first page when some are elsewhere).
  */
 const WINDOW = 100;
 const FLASH_MS = 2000;
 
-const COLUMNS: { key: SortKey; label: string; numeric?: boolean }[] = [
+export const COLUMNS: { key: SortKey; label: string; numeric?: boolean }[] = [
   { key: 'id', label: 'Order', numeric: true },
   { key: 'customer_name', label: 'Customer' },
   { key: 'product_name', label: 'Product' },
@@ -32,22 +40,6 @@ const COLUMNS: { key: SortKey; label: string; numeric?: boolean }[] = [
   { key: 'status', label: 'Status' },
   { key: 'updated_at', label: 'Updated' },
 ];
-
-const collator = new Intl.Collator(undefined, { sensitivity: 'base', numeric: true });
-
-function compare(key: SortKey): (a: Order, b: Order) => number {
-  switch (key) {
-    case 'customer_name':
-    case 'product_name':
-      return (a, b) => collator.compare(a[key], b[key]) || b.id - a.id;
-    case 'status':
-      return (a, b) => ORDER_STATUSES.indexOf(a.status) - ORDER_STATUSES.indexOf(b.status) || b.id - a.id;
-    case 'updated_at':
-      return (a, b) => (a.updated_at < b.updated_at ? -1 : a.updated_at > b.updated_at ? 1 : 0) || a.id - b.id;
-    default:
-      return (a, b) => a[key] - b[key] || a.id - b.id;
-  }
-}
 
 /**
  * The server streams only the view, but the page's own rows (an optimistic edit, an order it created)
@@ -78,19 +70,17 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
   const [revealedTo, setRevealedTo] = useState(Number.POSITIVE_INFINITY);
   const sentinel = useRef<HTMLDivElement>(null);
 
+  const page = dashboard.view.page;
+  // The store holds this page only (order-store.ts), so this walks at most a page and its arrivals.
   const rows = useMemo(() => {
     const keep = matches(query);
-    const floor = dashboard.floor ?? 0;
     const out: Order[] = [];
     for (const id of store.orders.keys()) {
-      if (id < floor) continue;
       const o = dashboard.displayed(id);
       if (o && keep(o)) out.push(o);
     }
-    const cmp = compare(query.sort);
-    out.sort(query.dir === 'asc' ? cmp : (a, b) => cmp(b, a));
-    return out;
-  }, [revision, query, dashboard.floor]);
+    return out.sort(page.compare);
+  }, [revision, query]);
 
   const maxId = rows.reduce((m, o) => Math.max(m, o.id), 0);
   const live = atTop && !filtering;
@@ -106,6 +96,7 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
 
   const held = rows.filter((o) => o.id > revealedTo && !dashboard.ownIds.has(o.id));
   const shown = held.length ? rows.filter((o) => o.id <= revealedTo || dashboard.ownIds.has(o.id)) : rows;
+  const newCount = held.length + store.elsewhere;
 
   useEffect(() => {
     const onScroll = () => {
@@ -130,11 +121,14 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
 
   const reveal = () => {
     setRevealedTo(maxId);
+    if (store.elsewhere > 0) void dashboard.firstPage();
     document.getElementById('orders-title')?.scrollIntoView({ behavior: 'smooth', block: 'start' });
   };
 
+  // The first click on a column sorts it the natural way (names A→Z, numbers largest first); the next reverses.
   const setSort = (key: SortKey) =>
-    void dashboard.setQuery({ sort: key, dir: query.sort === key && query.dir === 'desc' ? 'asc' : 'desc' });
+    void dashboard.setQuery({ sort: key, dir: query.sort === key ? (query.dir === 'asc' ? 'desc' : 'asc') : firstDirection(key) });
+  const total = store.viewTotal ?? shown.length;
 
   const visible = shown.slice(0, windowSize);
   // Bulk selection (operators and up): of the rows shown; a row that leaves the view leaves the selection.
@@ -156,12 +150,14 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
     <section class="panel orders" aria-labelledby="orders-title">
       <div class="orders-head">
         <h2 id="orders-title">Orders</h2>
-        <Filters dashboard={dashboard} />
+        <Filters key={dashboard.view.applied} dashboard={dashboard} />
+        <PhoneSort dashboard={dashboard} />
+        <SavedViews dashboard={dashboard} />
       </div>
       <div aria-live="polite" class="new-orders-region">
-        {held.length > 0 && (
+        {newCount > 0 && (
           <button type="button" class="new-orders" onClick={reveal} data-testid="new-orders">
-            {held.length} new {held.length === 1 ? 'order' : 'orders'} · show
+            {newCount} new {newCount === 1 ? 'order' : 'orders'} · show
           </button>
         )}
       </div>
@@ -169,7 +165,7 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
         queryKey={`${query.statuses.join()}|${query.q.trim()}`}
         filtering={filtering}
         loading={dashboard.loading}
-        count={shown.length}
+        count={store.viewTotal ?? shown.length}
       />
       {selectable && visible.length > 0 && (
         // Above the table, not in its header: on a phone the header is hidden (rows become cards).
@@ -185,7 +181,7 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
         </label>
       )}
       {selectable && <BulkBar dashboard={dashboard} selected={selected} onClear={() => setPicked(new Set())} />}
-      <table class="orders-table" aria-busy={dashboard.loading} aria-describedby="orders-count">
+      <table class="orders-table" aria-busy={dashboard.loading || dashboard.view.paging} aria-describedby="orders-count">
         <thead>
           <tr>
             {COLUMNS.map((c) => (
@@ -228,18 +224,17 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
           ))}
         </tbody>
       </table>
-      {!dashboard.loading && shown.length === 0 && <p class="empty">{filtering ? 'No orders match.' : 'No orders yet.'}</p>}
+      {!dashboard.loading && shown.length === 0 && (
+        <p class="empty">{total > 0 ? 'No orders on this page.' : filtering ? 'No orders match.' : 'No orders yet.'}</p>
+      )}
       <div ref={sentinel} class="sentinel" />
       <div class="orders-foot">
-        <span id="orders-count" class="muted">
-          {dashboard.loading && shown.length === 0 ? (
-            'Loading orders…'
-          ) : (
-            <>
-              {formatCount(shown.length)} {dashboard.floor === null ? '' : 'loaded '}
-              {filtering ? 'matching ' : ''}orders
-            </>
-          )}
+        <span id="orders-count" class="muted" data-testid="orders-count">
+          {dashboard.loading && shown.length === 0
+            ? 'Loading orders…'
+            : shown.length === 0
+              ? `0 of ${formatCount(total)} ${filtering ? 'matching ' : ''}orders`
+              : `${formatCount(page.offset + 1)}–${formatCount(page.offset + shown.length)} of ${formatCount(total)} ${filtering ? 'matching ' : ''}orders`}
         </span>
         <span class="foot-actions">
           {visible.length < shown.length && (
@@ -247,47 +242,20 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
               Show more rows
             </button>
           )}
-          {dashboard.floor !== null && (
-            <button type="button" onClick={() => void dashboard.loadMore()} disabled={dashboard.loadingMore}>
-              {dashboard.loadingMore ? 'Loading…' : 'Load more'}
+          <button type="button" onClick={() => void dashboard.exportCsv()} data-testid="export-csv">
+            Export CSV
+          </button>
+          <nav class="pager" aria-label="Pages">
+            <button type="button" onClick={() => void dashboard.previousPage()} disabled={!page.hasPrevious || dashboard.view.paging}>
+              Previous
             </button>
-          )}
+            <button type="button" onClick={() => void dashboard.nextPage()} disabled={page.next === null || dashboard.view.paging}>
+              Next
+            </button>
+          </nav>
         </span>
       </div>
     </section>
-  );
-}
-
-function Filters({ dashboard }: { dashboard: Dashboard }) {
-  const { query } = dashboard;
-  const [text, setText] = useState(query.q);
-  useEffect(() => {
-    const t = setTimeout(() => void dashboard.setQuery({ q: text }), 200);
-    return () => clearTimeout(t);
-  }, [text, dashboard]);
-  const toggle = (s: OrderStatus) => {
-    const on = query.statuses.includes(s);
-    void dashboard.setQuery({
-      statuses: on ? query.statuses.filter((x) => x !== s) : ORDER_STATUSES.filter((x) => x === s || query.statuses.includes(x)),
-    });
-  };
-  return (
-    <div class="filters">
-      <label class="search">
-        <span class="visually-hidden">Search customer or product</span>
-        <input type="search" placeholder="Search customer or product" value={text} onInput={(e) => setText(e.currentTarget.value)} />
-      </label>
-      <fieldset class="status-filter">
-        <legend class="visually-hidden">Show statuses</legend>
-        {ORDER_STATUSES.map((s) => (
-          <label key={s} class={`chip ${query.statuses.includes(s) ? 'on' : ''}`}>
-            <input type="checkbox" checked={query.statuses.includes(s)} onChange={() => toggle(s)} />
-            <span class={`dot dot-${s}`} aria-hidden="true" />
-            {STATUS_LABEL[s]}
-          </label>
-        ))}
-      </fieldset>
-    </div>
   );
 }
 
