@@ -46,6 +46,8 @@ export interface HubOptions {
   revocationCheckMs?: number;
   /** Distinct views (filter × totals scope) served at once; a socket asking for one more is refused (0: no limit). */
   maxViews?: number;
+  /** Of the event loop, what broadcasting may use over time before it coalesces (broadcast.ts). */
+  broadcastShare?: number;
 }
 
 export interface HubStats {
@@ -57,6 +59,8 @@ export interface HubStats {
   slowClosed: number;
   resets: number;
   connectionsTotal: number;
+  /** Broadcasts in which a filtered view's changes were held for a fuller frame (the loop was saturated). */
+  viewDeferrals: number;
 }
 
 export class Hub {
@@ -72,6 +76,7 @@ export class Hub {
     slowClosed: 0,
     resets: 0,
     connectionsTotal: 0,
+    viewDeferrals: 0,
   };
   private heartbeatTimer: NodeJS.Timeout;
   private revocationTimer: NodeJS.Timeout;
@@ -83,12 +88,16 @@ export class Hub {
   private readonly input: ClientInput;
 
   constructor(private readonly options: HubOptions) {
-    this.live = new Broadcaster(options.feed, {
-      clients: () => this.clients,
-      send: (client, message) => this.send(client, message),
-      sendFrame: (client, frame, message) => this.sendFrame(client, frame, message),
-      stats: this.stats,
-    });
+    this.live = new Broadcaster(
+      options.feed,
+      {
+        clients: () => this.clients,
+        send: (client, message) => this.send(client, message),
+        sendFrame: (client, frame, message) => this.sendFrame(client, frame, message),
+        stats: this.stats,
+      },
+      options.broadcastShare,
+    );
     this.resume = new Resume({
       feed: options.feed,
       serverId: this.serverId,
@@ -96,7 +105,7 @@ export class Hub {
       ...(options.catchUpPageSize ? { pageSize: options.catchUpPageSize } : {}),
       ...(options.maxConcurrentCatchUps ? { maxReads: options.maxConcurrentCatchUps } : {}),
       cursorBounds: options.cursorBounds,
-      head: () => this.head,
+      head: (view) => this.live.headOf(view),
       isConnected: (client) => this.clients.has(client),
       send: (client, message) => this.send(client, message),
       reset: (client, reason, detail) => this.reset(client, reason, detail),
@@ -118,11 +127,6 @@ export class Hub {
     this.pingTimer = setInterval(() => this.pingSweep(), options.pingMs);
     this.revocationTimer = setInterval(() => void this.closeRevoked(), options.revocationCheckMs ?? 5000);
     this.revocationTimer.unref();
-  }
-
-  /** What clients in step have: catch-up runs up to here, live takes over after it. */
-  private get head(): Cursor {
-    return this.live.head;
   }
 
   get snapshot(): HubStats {
@@ -294,19 +298,23 @@ export class Hub {
    */
   private heartbeat(): void {
     const quiet = Date.now() - this.options.heartbeatMs / 2;
-    let shared: { cursor: string; message: string } | null = null;
+    // Per view: a view whose changes are held for a fuller frame (broadcast.ts) has its own head, and a
+    // heartbeat must not tell its clients a cursor past changes they have not been sent.
+    const shared = new Map<string, { cursor: string; message: string }>();
     for (const client of this.clients) {
       if (!client.live || client.sentAt > quiet) continue;
       if (client.ahead) {
         this.send(client, JSON.stringify({ type: 'heartbeat', cursor: formatCursor(client.ahead) }));
         continue;
       }
-      if (!shared) {
-        const cursor = formatCursor(this.head);
-        shared = { cursor, message: JSON.stringify({ type: 'heartbeat', cursor }) };
+      let beat = shared.get(client.view.key);
+      if (!beat) {
+        const cursor = formatCursor(this.live.headOf(client.view));
+        beat = { cursor, message: JSON.stringify({ type: 'heartbeat', cursor }) };
+        shared.set(client.view.key, beat);
       }
-      this.send(client, shared.message);
-      client.cursor = shared.cursor;
+      this.send(client, beat.message);
+      client.cursor = beat.cursor;
     }
   }
 
