@@ -115,7 +115,7 @@ export const ConfigSchema = Type.Object({
   WS_BROADCAST_PERCENT: Int(
     1,
     100,
-    50,
+    75,
     'Of the event loop, the share (%) broadcasting may use over time; past it batches are coalesced into fewer, larger frames.',
   ),
   AUTH_TOKENS: Type.Optional(

@@ -9,22 +9,22 @@ import { entryOf, type View } from './view.js';
 export interface BroadcastTarget {
   clients(): Iterable<Client>;
   send(client: Client, message: string): boolean;
-  /** Writes a prebuilt frame (message is its text, for a socket without a raw stream). */
-  sendFrame(client: Client, frame: Buffer, message: string): boolean;
+  /** Writes a prebuilt frame (message is its text, for a socket without a raw stream) at `at` (Date.now()). */
+  sendFrame(client: Client, frame: Buffer, message: string, at: number): boolean;
   stats: { framesSent: number; changesSent: number; framesBuilt: number; viewDeferrals: number };
 }
 
 /**
  * Broadcasting to thousands of sockets costs real time per frame written (a write system call each),
  * so broadcasting may use at most `share` of the event loop over time, with a burst allowance: credit
- * accrues at `share` ms per ms up to `share` × BURST_WINDOW_MS, each broadcast spends its wall time, and a batch waits
- * (gathering what arrives meanwhile into one frame) only while the credit is spent. A light load never
- * runs out, so every batch goes out the moment it is read; a saturated loop gets fewer, larger frames
- * instead of a backlog, and half of it stays free for everything else. Wall time, not CPU time: reading
- * the CPU clock twice a broadcast cost about 5% of the light-load path, and time spent waiting for a
- * core is time the loop could not give anything else either.
+ * accrues at `share` ms per ms up to `share` × BURST_WINDOW_MS, each broadcast spends its wall time,
+ * and a batch waits (gathering what arrives meanwhile into one frame) only while the credit is spent.
+ * A light load never runs out, so every batch goes out the moment it is read; a saturated loop gets
+ * fewer, larger frames instead of a backlog, and a quarter of it stays free for everything else. Wall
+ * time, not CPU time: reading the CPU clock twice a broadcast cost about 5% of the light-load path,
+ * and time spent waiting for a core is time the loop could not give anything else either.
  */
-export const DEFAULT_SHARE = 0.5;
+export const DEFAULT_SHARE = 0.75;
 const BURST_WINDOW_MS = 100;
 /** The longest a batch waits for the credit; the deficit is capped to match. */
 const MAX_WAIT_MS = 50;
@@ -141,6 +141,7 @@ export class Broadcaster {
     const toText = formatCursor(to);
     const fresh = countOf(batches);
     if (fresh > 0) this.frameChanges = this.frameChanges * 0.8 + fresh * 0.2;
+    const at = Date.now();
     const plans = new Map<string, Plan | null>();
     const held = new Map<string, Held>();
     for (const client of this.target.clients()) {
@@ -160,7 +161,7 @@ export class Broadcaster {
       client.cursor = toText;
       plan.out ??= this.build(plan, client.view, toText);
       const { frames, messages } = plan.out;
-      for (let i = 0; i < frames.length; i++) if (!this.target.sendFrame(client, frames[i] as Buffer, messages[i] as string)) break;
+      for (let i = 0; i < frames.length; i++) if (!this.target.sendFrame(client, frames[i] as Buffer, messages[i] as string, at)) break;
       this.target.stats.framesSent += frames.length;
       this.target.stats.changesSent += plan.out.changes;
     }

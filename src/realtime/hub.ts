@@ -93,7 +93,7 @@ export class Hub {
       {
         clients: () => this.clients,
         send: (client, message) => this.send(client, message),
-        sendFrame: (client, frame, message) => this.sendFrame(client, frame, message),
+        sendFrame: (client, frame, message, at) => this.sendFrame(client, frame, message, at),
         stats: this.stats,
       },
       options.broadcastShare,
@@ -241,7 +241,7 @@ export class Hub {
   }
 
   /** The broadcast path: a prebuilt frame, written straight to the socket. */
-  private sendFrame(client: Client, frame: Buffer, message: string): boolean {
+  private sendFrame(client: Client, frame: Buffer, message: string, at: number): boolean {
     const ws = client.socket;
     if (ws.readyState !== 1) return false;
     if (ws.bufferedAmount > this.options.maxBufferedBytes) {
@@ -251,7 +251,7 @@ export class Hub {
     const raw = rawSocket(ws);
     if (raw) raw.write(frame);
     else ws.send(message);
-    client.sentAt = Date.now();
+    client.sentAt = at;
     return true;
   }
 
