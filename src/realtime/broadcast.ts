@@ -37,7 +37,7 @@ const MAX_WAIT_MS = 50;
  * frame left them (heartbeats and catch-up use the view's own head), so nothing held is ever skipped.
  */
 const SATURATED_HOLD_MS = 1000;
-const MAX_DEFER_MS = 500;
+const MAX_DEFER_MS = 1000;
 
 /** A filtered view's batches held back under saturation, oldest first. */
 interface Held {

@@ -64,7 +64,10 @@ it('a heartbeat never tells a filtered client a cursor past a change held for it
   })();
   try {
     await sleep(1000);
-    for (let round = 0; round < 3; round++) {
+    // Whether a given order is held depends on the moment (the loop must have been saturated lately):
+    // try until two were held with heartbeats meanwhile, and check each of those.
+    let held = 0;
+    for (let round = 0; round < 12 && held < 2; round++) {
       const deferrals = busy.service.hub.snapshot.viewDeferrals;
       const committed = Date.now();
       const { rows } = await db.sql.query<{ id: string; status: string }>(
@@ -76,20 +79,20 @@ it('a heartbeat never tells a filtered client a cursor past a change held for it
         timeout: 10_000,
         message: `the shipped order ${shipped} on the busy instance`,
       });
-      // It was held for a fuller frame, and heartbeats went out meanwhile.
-      expect(busy.service.hub.snapshot.viewDeferrals).toBeGreaterThan(deferrals);
+      expect(events.filter((e) => e.kind === 'change' && e.id === shipped)).toHaveLength(1);
       const beats = events.filter((e) => e.kind === 'heartbeat' && e.at >= committed && e.at <= arrived.at);
-      expect(beats.length).toBeGreaterThan(0);
+      if (busy.service.hub.snapshot.viewDeferrals === deferrals || beats.length === 0) continue;
+      held++;
+      // Resume from the last heartbeat before it arrived, on the other instance: the shipped order must come.
       const last = beats[beats.length - 1]?.cursor as string;
-      // Resume from that heartbeat's cursor on the other instance: the shipped order must come.
       const got: number[] = [];
       const resumed = await open(`${other.wsUrl}?status=shipped&after=${encodeURIComponent(last)}`, (m) => {
         if (m.type === 'changes') for (const c of m.changes ?? []) got.push(c.order.id);
       });
       await waitFor(() => got.includes(shipped), { timeout: 5000, message: `order ${shipped} after resuming from the heartbeat` });
       resumed.terminate();
-      expect(events.filter((e) => e.kind === 'change' && e.id === shipped)).toHaveLength(1);
     }
+    expect(held).toBe(2);
   } finally {
     writing = false;
     await writer;
