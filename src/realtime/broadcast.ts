@@ -35,8 +35,11 @@ const MAX_WAIT_MS = 50;
  * MAX_DEFER_MS: the cost is per frame written, and a narrow view would otherwise get nearly as many
  * frames as the full stream, each carrying a change or two. Its clients' cursor stays where their last
  * frame left them (heartbeats and catch-up use the view's own head), so nothing held is ever skipped.
+ * Saturation is remembered for ten seconds: holding makes broadcasts cheap, and with a one-second memory
+ * the loop stopped counting as saturated, let every view go, paid for it, and held again (the bench's
+ * filtered fan-out got 2.2 frames a second per client against 2.6 unfiltered).
  */
-const SATURATED_HOLD_MS = 1000;
+const SATURATED_HOLD_MS = 10_000;
 const MAX_DEFER_MS = 1000;
 
 /** A filtered view's batches held back under saturation, oldest first. */
