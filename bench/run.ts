@@ -15,8 +15,10 @@ import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../test/helpers/browser.js';
 import { BENCH_DIR, cpuSeconds, rssBytes, startWorker, summarize } from './lib.js';
 
 /**
- * `npm run bench [-- --only naive,latency,blocker,fanout,phone,connections,throughput,snapshot,instances] [--scale 0.1]`
+ * `npm run bench [-- --only naive,latency,blocker,fanout,workers,phone,connections,throughput,snapshot,instances] [--scale 0.1]`
  *
+ * `workers` is the plain fan-out on WORKERS=1 and then WORKERS=2 (node:cluster, one port), each on a
+ * fresh service; CPU is counted over the service's whole process tree.
  * `fanout` runs twice in a row, on fresh service processes: every client unfiltered, then the same
  * number spread over ten filtered views and everything (deliveries counted against what each view should
  * get). `phone` is one client at 50 writes/s, unfiltered vs filtered to one status (bytes a minute).
@@ -28,7 +30,7 @@ import { BENCH_DIR, cpuSeconds, rssBytes, startWorker, summarize } from './lib.j
  */
 const { values: opts } = parseArgs({
   options: {
-    only: { type: 'string', default: 'naive,latency,blocker,fanout,phone,connections,throughput,snapshot,instances' },
+    only: { type: 'string', default: 'naive,latency,blocker,fanout,workers,phone,connections,throughput,snapshot,instances' },
     scale: { type: 'string', default: '1' },
     'fanout-clients': { type: 'string' },
     'fanout-rate': { type: 'string' },
@@ -432,7 +434,13 @@ async function expectedDeliveries(sql: pg.Pool, clients: number, views: string[]
   return total;
 }
 
-async function fanout(svc: { baseUrl: string; wsUrl: string; pid: number }, dbUrl: string, sql: pg.Pool, views?: string[]) {
+async function fanout(
+  svc: { baseUrl: string; wsUrl: string; pid: number },
+  dbUrl: string,
+  sql: pg.Pool,
+  views?: string[],
+  workers?: number,
+) {
   const clients = Number(opts['fanout-clients'] ?? sized(5000, 50));
   const rate = Number(opts['fanout-rate'] ?? 50);
   const seconds = sized(30, 5);
@@ -455,7 +463,7 @@ async function fanout(svc: { baseUrl: string; wsUrl: string; pid: number }, dbUr
   const framesPerSec = got.frames / seconds;
   const cpuPer100k = ((cpu1 - cpu0) / got.changes) * 100_000;
   const expected = views ? await expectedDeliveries(sql, clients, views) : w.done * clients;
-  const name = views ? 'fanoutViews' : 'fanout';
+  const name = views ? 'fanoutViews' : workers ? `fanoutWorkers${workers}` : 'fanout';
   results[name] = {
     views: views ?? null,
     serviceCores,
@@ -474,7 +482,9 @@ async function fanout(svc: { baseUrl: string; wsUrl: string; pid: number }, dbUr
     ...s,
   };
   report(
-    views ? `fan-out ${clients} clients, ${views.length - 1} filters + all` : `fan-out ${clients} clients × ${rate} writes/s`,
+    views
+      ? `fan-out ${clients} clients, ${views.length - 1} filters + all`
+      : `fan-out ${clients} clients × ${rate} writes/s${workers ? `, WORKERS=${workers}` : ''}`,
     'deliveries/s',
     `${Math.round(deliveriesPerSec).toLocaleString('en')}`,
     views ? '' : '≥ 250,000 (stretch 500,000)',
@@ -720,8 +730,8 @@ async function main() {
   console.log(`(${machine.note}; scale ${scale})\n`);
 
   // Each scenario gets a fresh service process, so none inherits another's heap, sockets or backlog.
-  const withService = async (run: (svc: Awaited<ReturnType<typeof startServiceProcess>>) => Promise<void>) => {
-    const svc = await startServiceProcess(dbUrl);
+  const withService = async (run: (svc: Awaited<ReturnType<typeof startServiceProcess>>) => Promise<void>, env = {}) => {
+    const svc = await startServiceProcess(dbUrl, env);
     service = svc.child;
     try {
       await run(svc);
@@ -737,6 +747,17 @@ async function main() {
     if (only.has('fanout')) {
       await withService((svc) => fanout(svc, dbUrl, sql));
       await withService((svc) => fanout(svc, dbUrl, sql, FANOUT_VIEWS));
+    }
+    if (only.has('workers')) {
+      // The plain fan-out on one service process, then on two (node:cluster) behind the same port.
+      for (const workers of [1, 2]) await withService((svc) => fanout(svc, dbUrl, sql, undefined, workers), { WORKERS: String(workers) });
+      const one = results.fanoutWorkers1 as { deliveriesPerSec: number; p99: number };
+      const two = results.fanoutWorkers2 as { deliveriesPerSec: number; p99: number };
+      report(
+        'fan-out WORKERS=2 ÷ WORKERS=1',
+        'deliveries/s · p99',
+        `${(two.deliveriesPerSec / one.deliveriesPerSec).toFixed(2)} · ${(two.p99 / one.p99).toFixed(2)}`,
+      );
     }
     if (only.has('phone')) await withService((svc) => phone(svc, dbUrl, sql));
     if (only.has('connections')) await withService((svc) => connections(svc));

@@ -113,6 +113,12 @@ export const ConfigSchema = Type.Object({
   ),
   WS_MAX_PAYLOAD_BYTES: Int(64, 1024 * 1024, 4096, 'Largest message a client may send (1009 above).'),
   WS_MAX_MESSAGES_PER_SEC: Int(1, 10_000, 20, 'Client message rate limit (sustained; twice that as a burst).'),
+  WS_BROADCAST_PERCENT: Int(
+    1,
+    100,
+    75,
+    'Of the event loop, the share (%) broadcasting may use over time; past it batches are coalesced into fewer, larger frames.',
+  ),
   AUTH_TOKENS: Type.Optional(
     Type.String({
       pattern: '^\\s*(viewer|operator|admin)=[0-9a-f]{64}\\s*(,\\s*(viewer|operator|admin)=[0-9a-f]{64}\\s*)*$',

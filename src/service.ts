@@ -112,6 +112,7 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
     maxPerPrincipal: config.WS_MAX_CONNECTIONS_PER_TOKEN,
     maxPerAddress: config.WS_MAX_CONNECTIONS_PER_ADDRESS,
     maxViews: config.WS_MAX_VIEWS,
+    broadcastShare: config.WS_BROADCAST_PERCENT / 100,
     revokedPrincipals: (ids) => tokens.revoked(ids),
     revocationCheckMs: Math.max(1000, config.AUTH_CACHE_MS),
   });

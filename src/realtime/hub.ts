@@ -2,12 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { CLOSE, type ResetReason } from '../contract/protocol.js';
-import { type Cursor, formatCursor } from '../feed/cursor.js';
+import type { Cursor } from '../feed/cursor.js';
 import type { ChangeFeed } from '../feed/feed.js';
 import { Broadcaster } from './broadcast.js';
 import { type Client, ClientInput } from './client.js';
-import { rawSocket } from './frames.js';
+import { KeepAlive } from './keepalive.js';
 import { ConnectionLimits } from './limits.js';
+import { Output } from './output.js';
 import { Resume } from './resume.js';
 import { ALL_ROWS, type View } from './view.js';
 
@@ -23,8 +24,8 @@ import { ALL_ROWS, type View } from './view.js';
  * taken after the feed's last read) keeps its own cursor and is sent only what it lacks, in messages of
  * its own, until the feed has everything it has; then it is in step again.
  *
- * A client that does not keep up is closed with 1013 rather than buffered for: buffering would let one
- * stalled browser grow the server's memory without bound. It resumes from its cursor and loses nothing.
+ * Around it: writing with a bound on what a client may leave unsent (output.ts), heartbeats, pings and
+ * revocation checks (keepalive.ts), admission limits (limits.ts), what a client sends (client.ts).
  */
 export interface HubOptions {
   feed: ChangeFeed;
@@ -46,6 +47,8 @@ export interface HubOptions {
   revocationCheckMs?: number;
   /** Distinct views (filter × totals scope) served at once; a socket asking for one more is refused (0: no limit). */
   maxViews?: number;
+  /** Of the event loop, what broadcasting may use over time before it coalesces (broadcast.ts). */
+  broadcastShare?: number;
 }
 
 export interface HubStats {
@@ -57,13 +60,13 @@ export interface HubStats {
   slowClosed: number;
   resets: number;
   connectionsTotal: number;
+  /** Broadcasts in which a filtered view's changes were held for a fuller frame (the loop was saturated). */
+  viewDeferrals: number;
 }
 
 export class Hub {
   readonly serverId = randomUUID();
   private readonly clients = new Set<Client>();
-  /** Open sockets per view key. */
-  private readonly views = new Map<string, number>();
   private readonly stats: HubStats = {
     clients: 0,
     framesSent: 0,
@@ -72,23 +75,34 @@ export class Hub {
     slowClosed: 0,
     resets: 0,
     connectionsTotal: 0,
+    viewDeferrals: 0,
   };
-  private heartbeatTimer: NodeJS.Timeout;
-  private revocationTimer: NodeJS.Timeout;
   private readonly limits: ConnectionLimits;
-  private pingTimer: NodeJS.Timeout;
+  private readonly keepAlive: KeepAlive;
   private closing = false;
   private readonly live: Broadcaster;
   private readonly resume: Resume;
   private readonly input: ClientInput;
+  private readonly out: Output;
 
   constructor(private readonly options: HubOptions) {
-    this.live = new Broadcaster(options.feed, {
-      clients: () => this.clients,
-      send: (client, message) => this.send(client, message),
-      sendFrame: (client, frame, message) => this.sendFrame(client, frame, message),
+    this.out = new Output({
+      clients: this.clients,
+      log: options.log,
+      maxBufferedBytes: options.maxBufferedBytes,
       stats: this.stats,
+      dropped: () => options.feed.setDemand(this.clients.size),
     });
+    this.live = new Broadcaster(
+      options.feed,
+      {
+        clients: () => this.clients,
+        send: (client, message) => this.out.send(client, message),
+        sendFrame: (client, frame, message, at) => this.out.sendFrame(client, frame, message, at),
+        stats: this.stats,
+      },
+      options.broadcastShare,
+    );
     this.resume = new Resume({
       feed: options.feed,
       serverId: this.serverId,
@@ -96,33 +110,36 @@ export class Hub {
       ...(options.catchUpPageSize ? { pageSize: options.catchUpPageSize } : {}),
       ...(options.maxConcurrentCatchUps ? { maxReads: options.maxConcurrentCatchUps } : {}),
       cursorBounds: options.cursorBounds,
-      head: () => this.head,
+      head: (view) => this.live.headOf(view),
       isConnected: (client) => this.clients.has(client),
-      send: (client, message) => this.send(client, message),
+      send: (client, message) => this.out.send(client, message),
       reset: (client, reason, detail) => this.reset(client, reason, detail),
-      closeSlow: (client) => this.closeSlow(client),
+      closeSlow: (client) => this.out.closeSlow(client),
       stats: this.stats,
     });
-    this.limits = new ConnectionLimits(options.maxPerPrincipal ?? 0, options.maxPerAddress ?? 0);
+    this.limits = new ConnectionLimits(options.maxPerPrincipal ?? 0, options.maxPerAddress ?? 0, options.maxViews ?? 0);
     this.input = new ClientInput({
       maxMessagesPerSec: options.maxMessagesPerSec,
       log: options.log,
-      send: (client, message) => this.send(client, message),
+      send: (client, message) => this.out.send(client, message),
       drop: (client) => {
         if (this.clients.delete(client)) this.options.feed.setDemand(this.clients.size);
       },
     });
     options.feed.on('batch', (batch) => this.live.push(batch));
     options.feed.on('gap', () => this.resetAll());
-    this.heartbeatTimer = setInterval(() => this.heartbeat(), options.heartbeatMs);
-    this.pingTimer = setInterval(() => this.pingSweep(), options.pingMs);
-    this.revocationTimer = setInterval(() => void this.closeRevoked(), options.revocationCheckMs ?? 5000);
-    this.revocationTimer.unref();
-  }
-
-  /** What clients in step have: catch-up runs up to here, live takes over after it. */
-  private get head(): Cursor {
-    return this.live.head;
+    this.keepAlive = new KeepAlive({
+      clients: () => this.clients,
+      log: options.log,
+      heartbeatMs: options.heartbeatMs,
+      pingMs: options.pingMs,
+      headOf: (view) => this.live.headOf(view),
+      send: (client, message) => this.out.send(client, message),
+      dropped: () => this.options.feed.setDemand(this.clients.size),
+      ...(options.revokedPrincipals ? { revokedPrincipals: options.revokedPrincipals } : {}),
+      principals: () => this.limits.principals(),
+      revocationCheckMs: options.revocationCheckMs ?? 5000,
+    });
   }
 
   get snapshot(): HubStats {
@@ -142,39 +159,12 @@ export class Hub {
 
   /** Why a new socket for this credential, address and view would be refused, or null if it may open. */
   refusal(principal: string, remote: string, view: View = ALL_ROWS): string | null {
-    const max = this.options.maxViews ?? 0;
-    if (max > 0 && !this.views.has(view.key) && this.views.size >= max) {
-      return `This server already streams ${max} distinct views (filters); use one of them, or no filter.`;
-    }
-    return this.limits.refusal(principal, remote);
+    return this.limits.refusal(principal, remote, view.key);
   }
 
   /** Distinct views with open sockets now. */
   get viewCount(): number {
-    return this.views.size;
-  }
-
-  private async closeRevoked(): Promise<void> {
-    const principals = this.limits.principals();
-    if (!this.options.revokedPrincipals || principals.length === 0) return;
-    try {
-      const revoked = new Set(await this.options.revokedPrincipals(principals));
-      if (revoked.size === 0) return;
-      for (const client of this.clients) {
-        if (!revoked.has(client.principal)) continue;
-        this.options.log.info(
-          { event: 'client.revoked', client: client.id, principal: client.principal },
-          'credential revoked; closing with 1008',
-        );
-        this.clients.delete(client);
-        client.socket.close(CLOSE.POLICY, 'credential revoked');
-      }
-    } catch (err) {
-      this.options.log.warn(
-        { event: 'revocation_check.failed', reason: (err as Error).message },
-        'could not check for revoked credentials',
-      );
-    }
+    return this.limits.views;
   }
 
   /** Takes over a freshly upgraded socket. `after` is the raw `after` query parameter, if any. */
@@ -201,16 +191,12 @@ export class Hub {
       return;
     }
     this.clients.add(client);
-    this.views.set(view.key, (this.views.get(view.key) ?? 0) + 1);
-    this.limits.add(principal, remote);
+    this.limits.add(principal, remote, view.key);
     this.stats.connectionsTotal++;
     this.options.feed.setDemand(this.clients.size);
     this.input.attach(client);
     socket.on('close', () => {
-      const left = (this.views.get(view.key) ?? 1) - 1;
-      if (left > 0) this.views.set(view.key, left);
-      else this.views.delete(view.key);
-      this.limits.remove(principal, remote);
+      this.limits.remove(principal, remote, view.key);
       this.clients.delete(client);
       this.options.feed.setDemand(this.clients.size);
     });
@@ -225,49 +211,10 @@ export class Hub {
     });
   }
 
-  private send(client: Client, message: string): boolean {
-    if (client.socket.readyState !== 1) return false;
-    if (client.socket.bufferedAmount > this.options.maxBufferedBytes) {
-      this.closeSlow(client);
-      return false;
-    }
-    client.socket.send(message);
-    client.sentAt = Date.now();
-    return true;
-  }
-
-  /** The broadcast path: a prebuilt frame, written straight to the socket. */
-  private sendFrame(client: Client, frame: Buffer, message: string): boolean {
-    const ws = client.socket;
-    if (ws.readyState !== 1) return false;
-    if (ws.bufferedAmount > this.options.maxBufferedBytes) {
-      this.closeSlow(client);
-      return false;
-    }
-    const raw = rawSocket(ws);
-    if (raw) raw.write(frame);
-    else ws.send(message);
-    client.sentAt = Date.now();
-    return true;
-  }
-
-  private closeSlow(client: Client): void {
-    if (!this.clients.delete(client)) return;
-    this.stats.slowClosed++;
-    this.options.log.warn(
-      { event: 'client.slow', client: client.id, remote: client.remote, bufferedBytes: client.socket.bufferedAmount },
-      'client too slow; closed with 1013 (it will resume from its cursor)',
-    );
-    client.socket.close(CLOSE.SLOW_CONSUMER, 'too slow; resume from your cursor');
-    // A client that does not read will not read the close frame either.
-    setTimeout(() => client.socket.terminate(), 2000).unref();
-    this.options.feed.setDemand(this.clients.size);
-  }
-
   private reset(client: Client, reason: ResetReason, detail: string): void {
     this.stats.resets++;
     this.options.log.info({ event: 'client.reset', client: client.id, reason }, 'cursor cannot be resumed; reset sent');
-    this.send(client, JSON.stringify({ type: 'reset', reason, detail }));
+    this.out.send(client, JSON.stringify({ type: 'reset', reason, detail }));
     client.socket.close(CLOSE.RESET, reason);
     this.clients.delete(client);
   }
@@ -288,43 +235,6 @@ export class Hub {
     this.options.feed.setDemand(this.clients.size);
   }
 
-  /**
-   * A heartbeat to every live socket sent nothing for half a period: an idle feed, or a filtered view
-   * that nothing matched lately (it learns the cursor it has, so a reconnect does not replay the log).
-   */
-  private heartbeat(): void {
-    const quiet = Date.now() - this.options.heartbeatMs / 2;
-    let shared: { cursor: string; message: string } | null = null;
-    for (const client of this.clients) {
-      if (!client.live || client.sentAt > quiet) continue;
-      if (client.ahead) {
-        this.send(client, JSON.stringify({ type: 'heartbeat', cursor: formatCursor(client.ahead) }));
-        continue;
-      }
-      if (!shared) {
-        const cursor = formatCursor(this.head);
-        shared = { cursor, message: JSON.stringify({ type: 'heartbeat', cursor }) };
-      }
-      this.send(client, shared.message);
-      client.cursor = shared.cursor;
-    }
-  }
-
-  private pingSweep(): void {
-    for (const client of this.clients) {
-      if (!client.alive) {
-        this.options.log.info({ event: 'client.dead', client: client.id }, 'no pong: terminating socket');
-        this.clients.delete(client);
-        client.socket.terminate();
-        continue;
-      }
-      client.alive = false;
-      client.socket.ping();
-    }
-    this.options.feed.setDemand(this.clients.size);
-  }
-
-  /** Rolling restart: tell every client to go elsewhere (1012), then stop. */
   /** Whether new sockets are still taken (false from `stopAccepting()` or `close()` on). */
   get accepting(): boolean {
     return !this.closing;
@@ -335,11 +245,10 @@ export class Hub {
     this.closing = true;
   }
 
+  /** Rolling restart: tell every client to go elsewhere (1012), then stop. */
   async close(graceMs = 1000): Promise<void> {
     this.closing = true;
-    clearInterval(this.heartbeatTimer);
-    clearInterval(this.pingTimer);
-    clearInterval(this.revocationTimer);
+    this.keepAlive.stop();
     this.live.clear();
     const sockets = [...this.clients].map((c) => c.socket);
     this.clients.clear();

@@ -5,6 +5,7 @@ import type { ChangeFeed } from '../feed/feed.js';
 import type { Client } from './client.js';
 import { changeMessages, countChanges } from './frames.js';
 import { Gate } from './gate.js';
+import type { View } from './view.js';
 
 /** A catching-up client gets more once its unsent bytes are below this. */
 const CATCH_UP_BUFFERED = 64 * 1024;
@@ -23,8 +24,8 @@ export interface ResumeContext {
   maxReads?: number;
   /** The feed's pruning mark and next xid, for judging cursors older or newer than anything in memory. */
   cursorBounds: () => Promise<{ mark: Cursor; nextXid: number }>;
-  /** What clients in step have: catch-up runs up to here, live takes over after it. */
-  head: () => Cursor;
+  /** What clients of a view in step have: catch-up runs up to here, live takes over after it. */
+  head: (view: View) => Cursor;
   isConnected: (client: Client) => boolean;
   send: (client: Client, message: string) => boolean;
   reset: (client: Client, reason: ResetReason, detail: string) => void;
@@ -49,7 +50,7 @@ export class Resume {
     const hello = (cursor: string) =>
       this.ctx.send(client, JSON.stringify({ type: 'hello', cursor, heartbeat_ms: this.ctx.heartbeatMs, server: this.ctx.serverId }));
     if (after === undefined || after === '') {
-      client.cursor = formatCursor(this.ctx.head());
+      client.cursor = formatCursor(this.ctx.head(client.view));
       hello(client.cursor);
       client.live = true;
       return;
@@ -57,7 +58,7 @@ export class Resume {
     const cursor = parseCursor(after);
     if (!cursor) return this.ctx.reset(client, 'cursor-malformed', 'This is not a cursor this service issued; reload the snapshot.');
     client.cursor = formatCursor(cursor);
-    const head = this.ctx.head();
+    const head = this.ctx.head(client.view);
     if (cursor.history !== undefined && cursor.history !== head.history) {
       return this.ctx.reset(
         client,
@@ -88,7 +89,7 @@ export class Resume {
     const result = await catchUp(
       this.ctx.feed,
       cursor,
-      () => this.ctx.head(),
+      () => this.ctx.head(client.view),
       { send: (pieces, final) => this.sendPieces(client, pieces, final) },
       this.ctx.pageSize ?? CATCH_UP_PAGE,
       async (read) => {
@@ -107,7 +108,7 @@ export class Resume {
     }
     // Joining here, synchronously after catch-up found the client level, means the next broadcast
     // starts right after what the client was sent.
-    client.ahead = contains(this.ctx.head(), result.cursor) ? null : result.cursor;
+    client.ahead = contains(this.ctx.head(client.view), result.cursor) ? null : result.cursor;
     client.cursor = formatCursor(result.cursor);
     client.live = true;
   }
