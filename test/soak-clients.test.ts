@@ -63,7 +63,7 @@ it('a reconnect racing the automatic resync after a reset waits for it: one sock
 
   // One socket on the server, and the last epoch (the resync's snapshot) received nothing it had.
   await new Promise((r) => setTimeout(r, 300));
-  expect(svc.service.hub.snapshot.clients).toBe(1);
+  expect(svc.service.hub.stats.clients).toBe(1);
   const report = checkClient(c, await readHistory(db.sql), await readTable(db.sql));
   expect(report.duplicated).toEqual([]);
   expect(report.lost).toEqual([]);

@@ -64,7 +64,7 @@ export const debugRoutes: FastifyPluginAsync<DebugOptions> = async (app, { db, f
         // The feed can be told before the writer hears back: then this is 0.
         commit_to_feed_ms: Math.max(0, at - committed),
         total_ms: at - started,
-        clients: hub.snapshot.clients,
+        clients: hub.stats.clients,
       };
     } catch {
       return reply

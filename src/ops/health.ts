@@ -65,7 +65,7 @@ export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (app, { db,
       last_lag_ms: f.lastLagMs,
       read_errors: f.readErrors,
     };
-    checks.websocket = { ok: true, ...hub.snapshot };
+    checks.websocket = { ok: true, ...hub.stats };
     checks.shutdown = draining() ? { ok: false, detail: 'stopping (SIGTERM): draining requests' } : { ok: true };
     const ready = Object.values(checks).every((c) => c.ok);
     const shown = (await mayReadDetails(request).catch(() => false))

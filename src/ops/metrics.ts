@@ -54,12 +54,12 @@ const metrics: FastifyPluginAsync<MetricsOptions> = async (app, { db, pool, feed
       },
     });
   };
-  totals('ws_frames_sent_total', 'WebSocket frames of changes sent', () => hub.snapshot.framesSent);
-  totals('ws_frames_built_total', 'Broadcast frame builds (one per distinct view per batch)', () => hub.snapshot.framesBuilt);
-  totals('ws_changes_sent_total', 'Changes delivered to WebSocket clients (changes × clients)', () => hub.snapshot.changesSent);
-  totals('ws_slow_client_closes_total', 'Clients closed with 1013 for falling behind', () => hub.snapshot.slowClosed);
-  totals('ws_resets_total', 'Clients sent `reset` (cursor expired, unknown or malformed)', () => hub.snapshot.resets);
-  totals('ws_connections_total', 'WebSocket connections accepted', () => hub.snapshot.connectionsTotal);
+  totals('ws_frames_sent_total', 'WebSocket frames of changes sent', () => hub.stats.framesSent);
+  totals('ws_frames_built_total', 'Broadcast frame builds (one per distinct view per batch)', () => hub.stats.framesBuilt);
+  totals('ws_changes_sent_total', 'Changes delivered to WebSocket clients (changes × clients)', () => hub.stats.changesSent);
+  totals('ws_slow_client_closes_total', 'Clients closed with 1013 for falling behind', () => hub.stats.slowClosed);
+  totals('ws_resets_total', 'Clients sent `reset` (cursor expired, unknown or malformed)', () => hub.stats.resets);
+  totals('ws_connections_total', 'WebSocket connections accepted', () => hub.stats.connectionsTotal);
   totals('feed_reads_total', 'Reads of the change log (queries; each instance reads after every burst)', () => feed.state.reads);
   totals('feed_changes_read_total', 'Changes read from the change log', () => feed.state.changesRead);
   totals('feed_read_errors_total', 'Failed reads of the change log', () => feed.state.readErrors);
@@ -71,7 +71,7 @@ const metrics: FastifyPluginAsync<MetricsOptions> = async (app, { db, pool, feed
     help: 'WebSocket clients connected',
     registers: [registry],
     collect() {
-      this.set(hub.snapshot.clients);
+      this.set(hub.stats.clients);
     },
   });
   new Gauge({

@@ -67,7 +67,7 @@ export interface HubStats {
 export class Hub {
   readonly serverId = randomUUID();
   private readonly clients = new Set<Client>();
-  private readonly stats: HubStats = {
+  private readonly counts: HubStats = {
     clients: 0,
     framesSent: 0,
     framesBuilt: 0,
@@ -90,7 +90,7 @@ export class Hub {
       clients: this.clients,
       log: options.log,
       maxBufferedBytes: options.maxBufferedBytes,
-      stats: this.stats,
+      stats: this.counts,
       dropped: () => options.feed.setDemand(this.clients.size),
     });
     this.live = new Broadcaster(
@@ -99,7 +99,7 @@ export class Hub {
         clients: () => this.clients,
         send: (client, message) => this.out.send(client, message),
         sendFrame: (client, frame, message, at) => this.out.sendFrame(client, frame, message, at),
-        stats: this.stats,
+        stats: this.counts,
       },
       options.broadcastShare,
     );
@@ -115,7 +115,7 @@ export class Hub {
       send: (client, message) => this.out.send(client, message),
       reset: (client, reason, detail) => this.reset(client, reason, detail),
       closeSlow: (client) => this.out.closeSlow(client),
-      stats: this.stats,
+      stats: this.counts,
     });
     this.limits = new ConnectionLimits(options.maxPerPrincipal ?? 0, options.maxPerAddress ?? 0, options.maxViews ?? 0);
     this.input = new ClientInput({
@@ -142,8 +142,8 @@ export class Hub {
     });
   }
 
-  get snapshot(): HubStats {
-    return { ...this.stats, clients: this.clients.size };
+  get stats(): HubStats {
+    return { ...this.counts, clients: this.clients.size };
   }
 
   listClients(): { id: string; remote: string; live: boolean; cursor: string; connectedAt: string; bufferedBytes: number }[] {
@@ -192,7 +192,7 @@ export class Hub {
     }
     this.clients.add(client);
     this.limits.add(principal, remote, view.key);
-    this.stats.connectionsTotal++;
+    this.counts.connectionsTotal++;
     this.options.feed.setDemand(this.clients.size);
     this.input.attach(client);
     socket.on('close', () => {
@@ -212,7 +212,7 @@ export class Hub {
   }
 
   private reset(client: Client, reason: ResetReason, detail: string): void {
-    this.stats.resets++;
+    this.counts.resets++;
     this.options.log.info({ event: 'client.reset', client: client.id, reason }, 'cursor cannot be resumed; reset sent');
     this.out.send(client, JSON.stringify({ type: 'reset', reason, detail }));
     client.socket.close(CLOSE.RESET, reason);

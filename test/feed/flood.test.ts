@@ -83,7 +83,7 @@ describe('a client that floods its WebSocket', () => {
     const bystander = await openClient({ http: svc.url, ws: svc.wsUrl, name: 'bystander' });
     bystanders.push(bystander);
     const f = await flooder();
-    await waitFor(() => svc.service.hub.snapshot.clients === 2, { message: 'two clients' });
+    await waitFor(() => svc.service.hub.stats.clients === 2, { message: 'two clients' });
     lines.length = 0;
 
     // '{"type":"ping"}' is 15 bytes; masked, each frame is 21 bytes on the wire, as in the report.
@@ -101,7 +101,7 @@ describe('a client that floods its WebSocket', () => {
     expect(f.errors.length).toBeLessThanOrEqual(Math.ceil(elapsed) + 2);
     // The service's whole log for this flood is a few lines, not megabytes.
     expect(lines.join('\n').length).toBeLessThan(10_000);
-    await waitFor(() => svc.service.hub.snapshot.clients === 1, { message: 'the flooder is gone from the hub' });
+    await waitFor(() => svc.service.hub.stats.clients === 1, { message: 'the flooder is gone from the hub' });
 
     // The bystander still streams, and loses nothing.
     expect(bystander.connected).toBe(true);
@@ -111,7 +111,7 @@ describe('a client that floods its WebSocket', () => {
 
   it('counts protocol pings against the same limit: a ping flood is not answered 20,000 times', async () => {
     const f = await flooder();
-    await waitFor(() => svc.service.hub.snapshot.clients === 1, { message: 'one client' });
+    await waitFor(() => svc.service.hub.stats.clients === 1, { message: 'one client' });
     lines.length = 0;
     const started = Date.now();
     for (let i = 0; i < FRAMES; i++) f.ws.ping();

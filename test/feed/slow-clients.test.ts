@@ -67,7 +67,7 @@ describe('a client that does not read', () => {
     const slow = track(await openClient({ http: svc.url, ws: svc.wsUrl, name: 'slow' }));
     slow.pauseReading();
     await neverReads(svc.port);
-    await waitFor(() => svc.service.hub.snapshot.clients === 3, { message: 'three clients' });
+    await waitFor(() => svc.service.hub.stats.clients === 3, { message: 'three clients' });
     const [marker] = (await insertOrders(db.sql, 1)) as [number];
     await waitFor(() => fast.view.has(marker));
 
@@ -78,7 +78,7 @@ describe('a client that does not read', () => {
     let rounds = 0;
     // Each round writes ~2 MB of changes (100 orders with ~9 KB of notes, row and old row); a client that
     // does not read fills its kernel buffers within a few rounds, then the server's bound.
-    for (let round = 0; round < 40 && svc.service.hub.snapshot.slowClosed < 2; round++) {
+    for (let round = 0; round < 40 && svc.service.hub.stats.slowClosed < 2; round++) {
       rounds++;
       await db.sql.query(
         `UPDATE orders SET notes = repeat(md5(random()::text), 280)
@@ -92,7 +92,7 @@ describe('a client that does not read', () => {
       for (const c of svc.service.hub.listClients()) maxBuffered = Math.max(maxBuffered, c.bufferedBytes);
       maxHeapGrowth = Math.max(maxHeapGrowth, process.memoryUsage().heapUsed - heapBefore);
     }
-    expect(svc.service.hub.snapshot.slowClosed).toBe(2);
+    expect(svc.service.hub.stats.slowClosed).toBe(2);
     // Closed after a few MB (kernel buffers plus the bound), not after everything was queued for them.
     expect(rounds).toBeLessThanOrEqual(8);
     // What one broadcast may add past the bound: at most one frame (≤ 500 changes of ~19 KB).
@@ -104,7 +104,7 @@ describe('a client that does not read', () => {
     slow.resumeReading();
     expect(await slow.waitClosed()).toBe(1013);
     await slow.connect();
-    await waitFor(() => svc.service.hub.snapshot.clients === 2, { message: 'the raw client dropped, the slow one back' });
+    await waitFor(() => svc.service.hub.stats.clients === 2, { message: 'the raw client dropped, the slow one back' });
     expect(await settle(db.sql, [fast, slow])).toEqual(cleanReports([fast, slow]));
   });
 });
