@@ -1,37 +1,14 @@
-import type { BrowserContext } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { type RunningService, startService } from '../helpers/service.js';
-import { type DashboardPage, openDashboard } from './page.js';
+import { expect, it } from 'vitest';
+import { useBrowser, useService } from '../helpers/fixtures.js';
+import { openDashboard } from './page.js';
 
 /**
  * Bulk status moves (issue 14): select rows (keyboard too, or all shown), confirm once, and see per
  * order what the server did: moved, refused by the transition rules, or refused because someone else
  * changed it after it was selected.
  */
-let db: TestDatabase;
-let svc: RunningService;
-let browser: TestBrowser;
-let context: BrowserContext | undefined;
-const pages: DashboardPage[] = [];
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  svc = await startService(db.url, { WS_HEARTBEAT_MS: '2000' });
-  browser = await launchBrowser();
-});
-
-afterAll(async () => {
-  await context?.close();
-  await browser?.close();
-  await svc?.close();
-  await db?.drop();
-});
-
-afterEach(() => {
-  expect(pages.flatMap((p) => p.errors)).toEqual([]);
-});
+const { db, svc } = useService({ WS_HEARTBEAT_MS: '2000' });
+const chromium = useBrowser();
 
 const statusOf = async (id: number) => (await db.sql.query('SELECT status FROM orders WHERE id = $1', [id])).rows[0].status as string;
 
@@ -42,9 +19,7 @@ it('moves the selected orders with one confirmation and says which moved and whi
      RETURNING id`,
   );
   const [anna, ben, cleo, dan] = rows.map((r) => Number(r.id)) as [number, number, number, number];
-  context = await browser.newContext();
-  const p = await openDashboard(context, svc.url);
-  pages.push(p);
+  const p = chromium.watch(await openDashboard(chromium.context, svc.url));
   await p.row(dan).waitFor();
 
   // Select all shown, then drop one and take it back with the keyboard.

@@ -1,8 +1,7 @@
-import type { BrowserContext, BrowserContextOptions } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { http, type RunningService, startService } from '../helpers/service.js';
+import type { BrowserContextOptions } from 'playwright-core';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { emptyOrders, useBrowser, useService } from '../helpers/fixtures.js';
+import { http } from '../helpers/service.js';
 import { sleep } from '../helpers/wait.js';
 import { type DashboardPage, openDashboard } from './page.js';
 
@@ -10,26 +9,11 @@ import { type DashboardPage, openDashboard } from './page.js';
  * Issue 14 item 1 and what came with it: the table is one page of the server's sorted, filtered view
  * ("1–50 of 750"), live while rows change, in the URL, saved by name, and exported as CSV.
  */
-let db: TestDatabase;
-let svc: RunningService;
-let browser: TestBrowser;
-const contexts: BrowserContext[] = [];
-const pages: DashboardPage[] = [];
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  svc = await startService(db.url, { WS_HEARTBEAT_MS: '2000' });
-  browser = await launchBrowser();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await svc?.close();
-  await db?.drop();
-});
+const { db, svc } = useService({ WS_HEARTBEAT_MS: '2000' });
+const chromium = useBrowser({ contextEachTest: false });
 
 beforeEach(async () => {
-  await db.sql.query("SELECT set_config('orders.allow_truncate', 'on', true); TRUNCATE orders RESTART IDENTITY");
+  await emptyOrders(db);
   // 750 orders; the 16 of Quinn and the largest total are among the oldest, far from the newest 100.
   await db.sql.query(`
     INSERT INTO orders (customer_name, product_name, quantity, total_cents, status)
@@ -39,19 +23,9 @@ beforeEach(async () => {
     FROM generate_series(1, 750) i`);
 });
 
-afterEach(async () => {
-  const errors = pages.flatMap((p) => p.errors);
-  pages.length = 0;
-  for (const c of contexts.splice(0)) await c.close();
-  expect(errors).toEqual([]);
-});
-
 async function open(path = '/', options: BrowserContextOptions = {}): Promise<DashboardPage> {
-  const c = await browser.newContext({ acceptDownloads: true, ...options });
-  contexts.push(c);
-  const p = await openDashboard(c, svc.url + path);
-  pages.push(p);
-  return p;
+  const c = await chromium.newContext({ acceptDownloads: true, ...options });
+  return chromium.watch(await openDashboard(c, svc.url + path));
 }
 
 const footer = (p: DashboardPage) => p.page.getByTestId('orders-count');

@@ -1,43 +1,20 @@
-import type { BrowserContext, Route } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import type { Route } from 'playwright-core';
+import { expect, it } from 'vitest';
 import { pruneChanges } from '../../src/feed/retention.js';
-import { launchBrowser, type TestBrowser } from '../helpers/browser.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { type RunningService, startService } from '../helpers/service.js';
-import { type DashboardPage, openDashboard } from './page.js';
+import { useBrowser, useService } from '../helpers/fixtures.js';
+import { openDashboard } from './page.js';
 
 /**
  * Issue 14, item 10: a `reset` reloads the snapshot. When that reload fails, the page must keep what it
  * shows (not an emptied table) and retry the reload, not reconnect the stream with the expired cursor.
  */
-let db: TestDatabase;
-let svc: RunningService;
-let browser: TestBrowser;
-let context: BrowserContext | undefined;
-const pages: DashboardPage[] = [];
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  svc = await startService(db.url, { WS_HEARTBEAT_MS: '1000', FEED_MEMORY_CHANGES: '0' });
-  browser = await launchBrowser();
-});
-
-afterAll(async () => {
-  await context?.close();
-  await browser?.close();
-  await svc?.close();
-  await db?.drop();
-});
-
-afterEach(() => {
-  expect(pages.flatMap((p) => p.errors)).toEqual([]);
-});
+const { db, svc } = useService({ WS_HEARTBEAT_MS: '1000', FEED_MEMORY_CHANGES: '0' });
+const chromium = useBrowser();
 
 it('keeps every order shown while the reload after a reset fails, and retries the reload', async () => {
   await db.sql.query("INSERT INTO orders (customer_name, product_name) SELECT 'Kept ' || i, 'P' FROM generate_series(1, 30) i");
-  context = await browser.newContext();
-  const p = await openDashboard(context, svc.url);
-  pages.push(p);
+  const { context } = chromium;
+  const p = chromium.watch(await openDashboard(context, svc.url));
   await expect.poll(() => p.page.getByTestId('order-row').count()).toBe(30);
 
   // Offline, the log moves on and is pruned past the page's cursor (and no change is kept in memory):
