@@ -9,6 +9,7 @@ const { svc } = useService({ CURRENCY: 'EUR' }, { emptyEachTest: true });
 const web = useBrowser({ contextEachTest: false });
 
 const DESKTOP = { viewport: { width: 1440, height: 900 } };
+const PHONE = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true };
 
 async function open(options: BrowserContextOptions = {}): Promise<DashboardPage> {
   return web.watch(await openDashboard(await web.newContext({ locale: 'en-US', ...options }), svc.url));
@@ -16,6 +17,14 @@ async function open(options: BrowserContextOptions = {}): Promise<DashboardPage>
 
 async function create(fields: Record<string, unknown>): Promise<number> {
   return (await http(svc.url, 'POST', '/orders', { product_name: 'Thing', total_cents: 1000, ...fields })).body.id as number;
+}
+
+/** How far the page is wider than the window (> 0: something spills sideways). */
+function overflow(p: DashboardPage): Promise<number> {
+  return p.page.evaluate(() => {
+    const g = globalThis as any;
+    return g.document.documentElement.scrollWidth - g.innerWidth;
+  });
 }
 
 describe('one configurable currency', () => {
@@ -30,5 +39,38 @@ describe('one configurable currency', () => {
     await p.page.getByRole('button', { name: `Edit order #${id}` }).click();
     const dialog = p.page.getByRole('dialog', { name: `Edit order #${id}` });
     expect(await dialog.getByLabel('Total (EUR)', { exact: true }).inputValue()).toBe('1234.50');
+  });
+});
+
+describe('table density', () => {
+  it.each([
+    ['desktop', DESKTOP],
+    ['phone', PHONE],
+  ])('switches to compact rows from the keyboard, says which is on, and keeps it after a reload (%s)', async (_, size) => {
+    const id = await create({ customer_name: 'Dense Dora' });
+    const p = await open(size);
+    const group = p.page.getByRole('group', { name: 'Row density' });
+    const comfortable = group.getByRole('button', { name: 'Comfortable' });
+    const compact = group.getByRole('button', { name: 'Compact' });
+    expect(await comfortable.getAttribute('aria-pressed')).toBe('true');
+    expect(await compact.getAttribute('aria-pressed')).toBe('false');
+    await p.row(id).waitFor();
+    const before = (await p.row(id).boundingBox())?.height ?? 0;
+    await compact.focus();
+    await p.page.keyboard.press('Space');
+    await expect.poll(() => compact.getAttribute('aria-pressed')).toBe('true');
+    expect(await comfortable.getAttribute('aria-pressed')).toBe('false');
+    const after = (await p.row(id).boundingBox())?.height ?? 0;
+    expect(after).toBeLessThan(before * 0.85);
+    expect(await overflow(p)).toBeLessThanOrEqual(0);
+
+    await p.page.reload();
+    await p.waitLive();
+    await p.row(id).waitFor();
+    expect(await compact.getAttribute('aria-pressed')).toBe('true');
+    expect((await p.row(id).boundingBox())?.height).toBeCloseTo(after, 0);
+    await comfortable.focus();
+    await p.page.keyboard.press('Enter');
+    await expect.poll(async () => (await p.row(id).boundingBox())?.height).toBeCloseTo(before, 0);
   });
 });
