@@ -74,3 +74,43 @@ describe('table density', () => {
     await expect.poll(async () => (await p.row(id).boundingBox())?.height).toBeCloseTo(before, 0);
   });
 });
+
+describe('notes in the table', () => {
+  const note = `Leave it with the neighbour at number 12 if nobody answers; ${'call first, the bell is broken. '.repeat(8)}Thanks!`;
+
+  it.each([
+    ['desktop', DESKTOP],
+    ['phone', PHONE],
+  ])('shows an order’s notes on one line cut with an ellipsis, the whole text on hover and on its page (%s)', async (_, size) => {
+    const id = await create({ customer_name: 'Noted Nora', notes: note });
+    const plain = await create({ customer_name: 'Plain Paul' });
+    const p = await open(size);
+    const cell = p.row(id).locator('td[data-label="Notes"]');
+    await cell.waitFor();
+    expect(await cell.getAttribute('title')).toBe(note);
+    const text = cell.locator('.notes-text');
+    expect(await text.textContent()).toBe(note);
+    const cut = await text.evaluate((el) => {
+      const style = (globalThis as any).getComputedStyle(el);
+      return {
+        clipped: el.scrollWidth > el.clientWidth,
+        ellipsis: style.textOverflow,
+        lines: Math.round(el.getBoundingClientRect().height / Number.parseFloat(style.lineHeight)),
+      };
+    });
+    expect(cut).toEqual({ clipped: true, ellipsis: 'ellipsis', lines: 1 });
+    expect(await overflow(p)).toBeLessThanOrEqual(0);
+    // The note costs the row no more than one line.
+    const noted = (await p.row(id).boundingBox())?.height ?? 0;
+    const without = (await p.row(plain).boundingBox())?.height ?? 0;
+    expect(noted - without).toBeLessThan(size === PHONE ? 30 : 2);
+    if (size === DESKTOP) expect(await p.page.getByRole('columnheader', { name: 'Notes' }).isVisible()).toBe(true);
+    else expect(await p.row(plain).locator('td[data-label="Notes"]').isVisible()).toBe(false);
+
+    await p.page.getByRole('link', { name: `Open order #${id} and its timeline` }).click();
+    const page = p.page.getByTestId('order-page');
+    await page.waitFor();
+    await expect.poll(() => page.textContent()).toContain(note);
+    expect(await overflow(p)).toBeLessThanOrEqual(0);
+  });
+});

@@ -207,6 +207,10 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
                 </button>
               </th>
             ))}
+            {/* Not sortable, so not in COLUMNS: the server sorts by no free text but names. */}
+            <th scope="col" class="notes">
+              Notes
+            </th>
             {(onEdit || onDelete) && (
               <th scope="col">
                 <span class="visually-hidden">Actions</span>
@@ -215,7 +219,7 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
           </tr>
         </thead>
         <tbody>
-          {dashboard.loading && visible.length === 0 && <SkeletonRows columns={COLUMNS.length + (onEdit || onDelete ? 1 : 0)} />}
+          {dashboard.loading && visible.length === 0 && <SkeletonRows columns={COLUMNS.length + 1 + (onEdit || onDelete ? 1 : 0)} />}
           {visible.map((o) => (
             <Row
               key={o.id}
@@ -325,6 +329,10 @@ const Row = memo(function Row({ order, pending, changedAt, rolledBackAt, dashboa
       </td>
       <td data-label="Updated" class="muted">
         <RelTime iso={order.updated_at} />
+      </td>
+      {/* One line, cut with an ellipsis; the whole text on hover (title) and on the order's page. */}
+      <td data-label="Notes" class={`notes ${order.notes ? '' : 'no-notes'}`} title={order.notes ?? undefined}>
+        {order.notes && <span class="notes-text">{order.notes}</span>}
       </td>
       {(onEdit || onDelete) && (
         <td class="row-actions">
