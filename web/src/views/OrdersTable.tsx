@@ -331,7 +331,7 @@ const Row = memo(function Row({ order, pending, changedAt, rolledBackAt, dashboa
         <RelTime iso={order.updated_at} />
       </td>
       {/* One line, cut with an ellipsis; the whole text on hover (title) and on the order's page. */}
-      <td data-label="Notes" class={`notes ${order.notes ? '' : 'no-notes'}`} title={order.notes ?? undefined}>
+      <td data-label="Notes" class={`notes ${order.notes ? '' : 'no-notes'}`} title={order.notes || undefined}>
         {order.notes && <span class="notes-text">{order.notes}</span>}
       </td>
       {(onEdit || onDelete) && (
