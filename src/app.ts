@@ -129,7 +129,7 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; d
       return token !== undefined && (await tokens.authenticate(token))?.role === 'admin';
     },
   });
-  await app.register(authRoutes, { tokens });
+  await app.register(authRoutes, { tokens, currency: config.CURRENCY });
   if (config.DEBUG_ENDPOINTS) await app.register(debugRoutes, { db, feed, hub });
   await app.register(ordersRoutes, {
     db,

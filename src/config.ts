@@ -82,6 +82,12 @@ export const ConfigSchema = Type.Object({
     'Open connections from one address, WebSockets included; more are closed at once. Not applied to TRUST_PROXY addresses (0 = no limit).',
   ),
   IDEMPOTENCY_TTL_HOURS: Int(1, 24 * 30, 24, 'How long an Idempotency-Key and its response are kept.'),
+  CURRENCY: Type.String({
+    pattern: '^[A-Z]{3}$',
+    default: 'USD',
+    description:
+      'ISO 4217 code of the one currency every amount is in; the dashboard formats totals with it. Only currencies with 2 minor digits (cents).',
+  }),
   HISTORY_RETENTION_DAYS: Int(1, 3650, 90, "How long each order's history (its timeline: who changed what, when) is kept."),
   FEED_SERVICE_DOORBELL: Bool(
     true,
@@ -216,7 +222,21 @@ export function parseConfig(raw: Record<string, string | undefined>): Config {
   if (config.HTTP_REQUEST_TIMEOUT_MS > 0 && config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
     throw new ConfigError('invalid HTTP_HEADERS_TIMEOUT_MS: must be at most HTTP_REQUEST_TIMEOUT_MS (the headers are part of the request)');
   }
+  const currencyProblem = checkCurrency(config.CURRENCY);
+  if (currencyProblem) throw new ConfigError(`invalid CURRENCY=${JSON.stringify(config.CURRENCY)}: ${currencyProblem}`);
   return Object.freeze(config);
+}
+
+/**
+ * Amounts are stored as integer hundredths (total_cents), so a currency with 0 minor digits (JPY) or 3
+ * (KWD) would be shown 100× or 10× off: such a currency is refused rather than misformatted.
+ */
+function checkCurrency(code: string): string | null {
+  if (!Intl.supportedValuesOf('currency').includes(code)) return 'not an ISO 4217 currency code known to this Node.js';
+  const digits = new Intl.NumberFormat('en', { style: 'currency', currency: code }).resolvedOptions().maximumFractionDigits;
+  if (digits !== 2)
+    return `has ${digits} minor digits; amounts are stored in hundredths (total_cents), so only 2-digit currencies are supported`;
+  return null;
 }
 
 function describeExpectation(name: string): string {

@@ -83,7 +83,7 @@ describe('every route × every role', () => {
   it('tells a caller its role at GET /me', async () => {
     for (const role of ['viewer', 'operator', 'admin'] as const) {
       const me = await http<any>(svc.url, 'GET', '/me', undefined, as(role));
-      expect(me.body).toEqual({ name: `test ${role}`, role, authentication: true });
+      expect(me.body).toEqual({ name: `test ${role}`, role, authentication: true, currency: 'USD' });
     }
     expect((await http(svc.url, 'GET', '/me')).status).toBe(401);
   });

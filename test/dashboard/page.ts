@@ -64,7 +64,7 @@ export async function openPage(context: BrowserContext, url: string): Promise<Da
       const dialog = page.getByRole('dialog', { name: 'New order' });
       if (customer !== undefined) await dialog.getByLabel('Customer', { exact: true }).fill(customer);
       if (product !== undefined) await dialog.getByLabel('Product', { exact: true }).fill(product);
-      if (total !== undefined) await dialog.getByLabel('Total', { exact: true }).fill(total);
+      if (total !== undefined) await dialog.getByLabel(/^Total \(/).fill(total);
       await dialog.getByRole('button', { name: /Create order|Queue order/ }).click();
     },
     async moveStatus(id, to, options = {}) {

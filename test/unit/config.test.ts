@@ -34,6 +34,15 @@ describe('parseConfig', () => {
     expect(() => parseConfig({ [name]: value })).toThrow(new RegExp(`^invalid ${name}=`));
   });
 
+  it('takes an ISO 4217 CURRENCY with cents, and refuses one it would misformat', () => {
+    expect(parseConfig({}).CURRENCY).toBe('USD');
+    expect(parseConfig({ CURRENCY: 'EUR' }).CURRENCY).toBe('EUR');
+    expect(() => parseConfig({ CURRENCY: 'eur' })).toThrow(/^invalid CURRENCY="eur"/);
+    expect(() => parseConfig({ CURRENCY: 'XYZ' })).toThrow(/^invalid CURRENCY="XYZ": not an ISO 4217/);
+    expect(() => parseConfig({ CURRENCY: 'JPY' })).toThrow(/^invalid CURRENCY="JPY": has 0 minor digits/);
+    expect(() => parseConfig({ CURRENCY: 'KWD' })).toThrow(/^invalid CURRENCY="KWD": has 3 minor digits/);
+  });
+
   it('never repeats a connection string in its error (it may hold a password)', () => {
     expect(() => parseConfig({ DATABASE_URL: 'mysql://u:secret@h/db' })).toThrow(/invalid DATABASE_URL=\(hidden\)/);
     try {

@@ -93,6 +93,8 @@ export interface Me {
   name: string;
   role: Role;
   authentication: boolean;
+  /** ISO 4217 code of every amount; absent from an older server or saved sign-in (then USD). */
+  currency?: string;
 }
 
 interface Credentials {

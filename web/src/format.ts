@@ -1,4 +1,4 @@
-export { formatCents } from './money.ts';
+export { currencyCode, formatCents } from './money.ts';
 
 const integer = new Intl.NumberFormat();
 

@@ -13,7 +13,27 @@ export interface Stats {
   per_minute: { minute: string; count: number }[];
 }
 
-const money = new Intl.NumberFormat(undefined, { style: 'currency', currency: 'USD' });
+let currency = 'USD';
+let money = new Intl.NumberFormat(undefined, { style: 'currency', currency });
+
+/**
+ * The server's one currency (GET /me `currency`, its CURRENCY setting), set before the dashboard first
+ * renders. The server accepts only currencies with two minor digits, which formatCents assumes.
+ */
+export function setCurrency(code: string): void {
+  if (code === currency) return;
+  try {
+    money = new Intl.NumberFormat(undefined, { style: 'currency', currency: code });
+    currency = code;
+  } catch {
+    // A code this browser does not know: keep the previous one rather than show no amounts at all.
+  }
+}
+
+/** The ISO 4217 code amounts are shown in ("EUR"), for labels. */
+export function currencyCode(): string {
+  return currency;
+}
 
 /**
  * "$1,234.50" from 123450, computed in integers: the dollars are formatted as a bigint (grouping and

@@ -2,6 +2,7 @@ import { backoffDelay } from '../../src/contract/backoff.ts';
 import * as api from './api.ts';
 import { Dashboard } from './dashboard.ts';
 import { forgetLastData } from './last-data.ts';
+import { setCurrency } from './money.ts';
 
 /**
  * Who the page is signed in as, and the dashboard that acts as them.
@@ -110,6 +111,7 @@ export class Session {
   private enter(token: string | null, me: api.Me, remember: boolean): void {
     if (this.state.kind === 'signed-in') this.state.dashboard.stop();
     const generation = ++this.generation;
+    setCurrency(me.currency ?? 'USD');
     this.save({ token, me }, remember);
     api.setCredentials(token, () => {
       // Only the session that made the request: a late 401 for an old token ends nothing.

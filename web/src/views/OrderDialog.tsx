@@ -3,7 +3,7 @@ import type { Order } from '../../../src/contract/protocol.ts';
 import { ORDER_STATUSES, type OrderStatus } from '../../../src/contract/statuses.ts';
 import type { FieldError, OrderCreate, OrderPatch } from '../api.ts';
 import type { Dashboard } from '../dashboard.ts';
-import { STATUS_LABEL } from '../format.ts';
+import { currencyCode, STATUS_LABEL } from '../format.ts';
 import { formatMoneyInput, parseMoneyInput } from '../money-input.ts';
 
 /**
@@ -121,7 +121,7 @@ export function OrderDialog({ dashboard, target, onClose }: Props) {
     const err = errorFor(apiField);
     return (
       <div class={`field ${err ? 'invalid' : ''}`}>
-        <label for={`f-${key}`}>{LABELS[apiField]}</label>
+        <label for={`f-${key}`}>{apiField === 'total_cents' ? `${LABELS[apiField]} (${currencyCode()})` : LABELS[apiField]}</label>
         {input}
         {err && (
           <p class="field-error" id={`f-${key}-error`} data-testid={`error-${apiField}`}>

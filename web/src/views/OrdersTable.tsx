@@ -5,10 +5,12 @@ import type { Order } from '../../../src/contract/protocol.ts';
 import { firstDirection } from '../../../src/contract/sort-order.ts';
 import { NEXT_STATUSES, type OrderStatus } from '../../../src/contract/statuses.ts';
 import type { Dashboard, Query, SortKey } from '../dashboard.ts';
+import { type Density, readDensity, saveDensity } from '../density.ts';
 import { formatCents, formatCount, relativeTime, STATUS_LABEL } from '../format.ts';
 import { orderHref } from '../history-route.ts';
 import { BulkBar } from './BulkBar.tsx';
 import { askToCancel } from './ConfirmCancel.tsx';
+import { DensityToggle } from './DensityToggle.tsx';
 import { useNow } from './hooks.ts';
 import { ResultAnnouncer } from './ResultAnnouncer.tsx';
 import { SavedViews } from './SavedViews.tsx';
@@ -69,6 +71,11 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
   /** Orders above this id that are not ours wait behind the "new orders" button. */
   const [revealedTo, setRevealedTo] = useState(Number.POSITIVE_INFINITY);
   const sentinel = useRef<HTMLDivElement>(null);
+  const [density, setDensity] = useState<Density>(readDensity);
+  const chooseDensity = (d: Density) => {
+    setDensity(d);
+    saveDensity(d);
+  };
 
   const page = dashboard.view.page;
   // The store holds this page only (order-store.ts), so this walks at most a page and its arrivals.
@@ -153,6 +160,7 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
         <Filters key={dashboard.view.applied} dashboard={dashboard} />
         <PhoneSort dashboard={dashboard} />
         <SavedViews dashboard={dashboard} />
+        <DensityToggle density={density} onChange={chooseDensity} />
       </div>
       <div aria-live="polite" class="new-orders-region">
         {newCount > 0 && (
@@ -181,7 +189,7 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
         </label>
       )}
       {selectable && <BulkBar dashboard={dashboard} selected={selected} onClear={() => setPicked(new Set())} />}
-      <table class="orders-table" aria-busy={dashboard.loading || dashboard.view.paging} aria-describedby="orders-count">
+      <table class={`orders-table ${density}`} aria-busy={dashboard.loading || dashboard.view.paging} aria-describedby="orders-count">
         <thead>
           <tr>
             {COLUMNS.map((c) => (
@@ -199,6 +207,10 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
                 </button>
               </th>
             ))}
+            {/* Not sortable, so not in COLUMNS: the server sorts by no free text but names. */}
+            <th scope="col" class="notes">
+              Notes
+            </th>
             {(onEdit || onDelete) && (
               <th scope="col">
                 <span class="visually-hidden">Actions</span>
@@ -207,7 +219,7 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
           </tr>
         </thead>
         <tbody>
-          {dashboard.loading && visible.length === 0 && <SkeletonRows columns={COLUMNS.length + (onEdit || onDelete ? 1 : 0)} />}
+          {dashboard.loading && visible.length === 0 && <SkeletonRows columns={COLUMNS.length + 1 + (onEdit || onDelete ? 1 : 0)} />}
           {visible.map((o) => (
             <Row
               key={o.id}
@@ -317,6 +329,10 @@ const Row = memo(function Row({ order, pending, changedAt, rolledBackAt, dashboa
       </td>
       <td data-label="Updated" class="muted">
         <RelTime iso={order.updated_at} />
+      </td>
+      {/* One line, cut with an ellipsis; the whole text on hover (title) and on the order's page. */}
+      <td data-label="Notes" class={`notes ${order.notes ? '' : 'no-notes'}`} title={order.notes || undefined}>
+        {order.notes && <span class="notes-text">{order.notes}</span>}
       </td>
       {(onEdit || onDelete) && (
         <td class="row-actions">
