@@ -1,3 +1,4 @@
+import type { Actor, HistoryEntry } from '../contract/history.js';
 import type { Database } from '../db/database.js';
 import { type Filter, isEverything } from '../filter/filter.js';
 import { filterParams, filterSql } from './list-repository.js';
@@ -8,22 +9,6 @@ import { filterParams, filterSql } from './list-repository.js';
  * statement compares with its own session_user; every other writer is named by its database user and
  * application_name, so a program writing SQL directly can never pass for a token.
  */
-export type Actor =
-  | { kind: 'token'; credential: string; name: string; role: string }
-  | { kind: 'database'; user: string; application: string };
-
-export interface HistoryEntry {
-  id: number;
-  order_id: number;
-  op: 'insert' | 'update' | 'delete';
-  version: number;
-  at: string;
-  /** field → [old, new]; an insert's every field as [null, value]; a delete's empty. */
-  changes: Record<string, [unknown, unknown]>;
-  reason: string | null;
-  actor: Actor;
-}
-
 interface Row {
   id: string;
   order_id: string;

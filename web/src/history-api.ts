@@ -1,21 +1,8 @@
+import type { Actor, HistoryEntry } from '../../src/contract/history.ts';
 import type { Order } from '../../src/contract/protocol.ts';
 import { request } from './api.ts';
 
-/** The orders' history as GET /orders/:id/history and GET /orders/history return it (README, The API). */
-export type Actor =
-  | { kind: 'token'; credential: string; name: string; role: string }
-  | { kind: 'database'; user: string; application: string };
-
-export interface HistoryEntry {
-  id: number;
-  order_id: number;
-  op: 'insert' | 'update' | 'delete';
-  version: number;
-  at: string;
-  changes: Record<string, [unknown, unknown]>;
-  reason: string | null;
-  actor: Actor;
-}
+export type { Actor, HistoryEntry };
 
 export interface HistoryPage {
   entries: HistoryEntry[];
