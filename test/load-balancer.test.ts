@@ -132,3 +132,29 @@ it('balances clients over both instances, relays writes through either, and surv
     expect((await http(lbUrl, 'POST', '/orders', { customer_name: `After ${i}`, product_name: 'LB' })).status).toBe(201);
   expect(await settle(db.sql, clients)).toEqual(cleanReports(clients));
 });
+
+it('answers 503 problem+json with Retry-After, not an HTML 502, while no instance can answer', { timeout: 60_000 }, async () => {
+  // After the first test only instances[1] is left; stop it too (the moment of a rolling restart or a
+  // crash where neither is up).
+  const last = instances[1] as (typeof instances)[0];
+  last.proc.kill('SIGKILL');
+  await new Promise((r) => last.proc.once('exit', r));
+  for (const [method, body] of [
+    ['GET', undefined],
+    ['POST', { customer_name: 'Nobody home', product_name: 'LB' }],
+  ] as const) {
+    const res = await fetch(`${lbUrl}/orders`, {
+      method,
+      headers: body ? { 'content-type': 'application/json', 'idempotency-key': `k-${method}` } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(res.headers.get('retry-after')).toBe('1');
+    const problem = await res.json();
+    expect(problem).toMatchObject({ status: 503, code: 'no-instance', type: '/problems/no-instance' });
+  }
+  // Nothing was written meanwhile.
+  const { rows } = await db.sql.query("SELECT count(*)::int AS n FROM orders WHERE customer_name = 'Nobody home'");
+  expect(rows[0].n).toBe(0);
+});
