@@ -30,6 +30,8 @@ export interface Thresholds {
   /** Slopes are judged on series at least this long; shorter ones are reported, not judged. */
   minSpanSec: number;
   poolMax: number;
+  /** Service instances running at the end: each should hold one listener connection. */
+  instances: number;
 }
 
 /** Grace after a fault's recovery during which its errors still count as its own. */
@@ -250,10 +252,16 @@ export function checkResources(slopes: Slope[], endConnections: Record<string, n
     Object.entries(endConnections)
       .filter(([k]) => k.startsWith(`${app}/`) && (state === undefined || k === `${app}/${state}`))
       .reduce((n, [, v]) => n + v, 0);
-  if (count('orders-listener') !== 2)
-    violations.push({ kind: 'connections', detail: `${count('orders-listener')} listener connections at the end (expected 2)` });
-  if (count('orders-api') > 2 * t.poolMax)
-    violations.push({ kind: 'connections', detail: `${count('orders-api')} pool connections at the end (at most ${2 * t.poolMax})` });
+  if (count('orders-listener') !== t.instances)
+    violations.push({
+      kind: 'connections',
+      detail: `${count('orders-listener')} listener connections at the end (expected ${t.instances})`,
+    });
+  if (count('orders-api') > t.instances * t.poolMax)
+    violations.push({
+      kind: 'connections',
+      detail: `${count('orders-api')} pool connections at the end (at most ${t.instances * t.poolMax})`,
+    });
   for (const app of ['orders-api', 'orders-listener']) {
     const stuck = count(app, 'idle in transaction') + count(app, 'idle in transaction (aborted)');
     if (stuck > 0) violations.push({ kind: 'connections', detail: `${stuck} ${app} connections idle in transaction at the end` });

@@ -1,6 +1,6 @@
 import WebSocket from 'ws';
 import { TestFeedClient } from '../test/helpers/feed-client.js';
-import { between, fork, pick, type Random, sleep } from './random.js';
+import { between, fork, type Random, sleep } from './random.js';
 
 /**
  * The WebSocket population: TestFeedClients (test/helpers/feed-client.ts, autoResync on) behind the entry
@@ -30,7 +30,7 @@ export class Population {
   private readonly loops: Promise<void>[] = [];
 
   constructor(
-    private readonly entry: string[],
+    private readonly entry: (random: Random) => string,
     private readonly random: Random,
     private readonly started: number,
   ) {}
@@ -52,7 +52,7 @@ export class Population {
   }
 
   async add(random: Random): Promise<void> {
-    const base = pick(random, this.entry);
+    const base = this.entry(random);
     const name = `c${this.clients.length}`;
     const client = new TestFeedClient({ http: base, ws: `${base.replace('http', 'ws')}/ws`, name, autoResync: true });
     const sc: SoakClient = {

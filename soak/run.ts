@@ -54,7 +54,7 @@ async function main(): Promise<number> {
       void topology.stop(true).finally(() => process.exit(130));
     });
   say(
-    `soak: ${minutes} min, seed ${seed}, ${clientCount} clients; starting ${topology.ownsServer ? 'PostgreSQL' : "a database on DATABASE_URL's server"}, proxy, 2 instances, nginx...`,
+    `soak: ${minutes} min, seed ${seed}, ${clientCount} clients; starting ${topology.ownsServer ? 'PostgreSQL' : "a database on DATABASE_URL's server"}, proxy, 2 instances behind nginx and a steady one...`,
   );
   await topology.start();
   if (!topology.ownsServer)
@@ -67,7 +67,7 @@ async function main(): Promise<number> {
   const sampler = new Sampler(topology, started, Math.max(2000, Math.min(10_000, durationMs / 40)));
   sampler.start();
   const workload = new Workload({
-    entry: topology.entry,
+    entry: (r) => topology.pickEntry(r),
     admin: topology.admin,
     random: fork(random),
     started,
@@ -76,7 +76,7 @@ async function main(): Promise<number> {
     restPauseMs: 200,
     sqlPauseMs: 300,
   });
-  const population = new Population(topology.entry, fork(random), started);
+  const population = new Population((r) => topology.pickEntry(r), fork(random), started);
   await population.open(Math.floor(clientCount * 0.8));
   workload.start();
   const faults = new FaultRunner(topology, workload, population, fork(random), started, Math.min(60_000, Math.round(durationMs * 0.125)));
@@ -130,9 +130,9 @@ async function main(): Promise<number> {
   const endConnections = await connections(topology.admin);
   const secondHalf = Math.round(durationMs / 2);
   const slopes = sampler.slopes(secondHalf);
-  const thresholds: Thresholds = { rssMiBPerMin: 1, fdsPerMin: 2, minSpanSec: 300, poolMax: POOL_MAX };
+  const thresholds: Thresholds = { rssMiBPerMin: 1, fdsPerMin: 2, minSpanSec: 300, poolMax: POOL_MAX, instances: topology.all.length };
   const resourceViolations = checkResources(slopes, endConnections, thresholds);
-  const crashViolations: Violation[] = topology.instances.flatMap((i) =>
+  const crashViolations: Violation[] = topology.all.flatMap((i) =>
     i.unexpectedExits.map((e) => ({
       kind: 'instance-exit',
       detail: `instance ${i.name} exited on its own (code ${e.code}, signal ${e.signal})`,

@@ -14,6 +14,7 @@ import { freePort } from '../test/helpers/instance.js';
 import { NGINX_PATH, startNginx } from '../test/helpers/nginx.js';
 import { TcpProxy } from '../test/helpers/tcp-proxy.js';
 import { waitFor } from '../test/helpers/wait.js';
+import { pick, type Random } from './random.js';
 
 /**
  * What the soak runs on, all on loopback: a private embedded PostgreSQL in a temp folder, a TCP proxy in
@@ -21,6 +22,11 @@ import { waitFor } from '../test/helpers/wait.js';
  * (`node --import tsx src/main.ts`) on fixed ports so they can be restarted in place, and nginx with
  * deploy/nginx.conf in front of both (as test/load-balancer.test.ts runs it). Without nginx the clients
  * talk to the instances directly, alternating.
+ *
+ * A third instance, the steady one, is never stopped or killed, and a quarter of the clients and writes
+ * go to it directly: the instance faults restart the pair every minute or two, so without it no process
+ * would live long enough for its memory and descriptors to be judged over the run's second half. It
+ * goes through every database fault like the others.
  *
  * With `DATABASE_URL` set, the soak uses that server instead: a fresh database of its own on it
  * (`CREATE DATABASE orders_soak_<random>`, so the role needs CREATEDB; dropped at the end unless kept),
@@ -65,7 +71,10 @@ export class Topology {
   externalDatabase: string | undefined;
   /** Direct to PostgreSQL (not through the proxy): the soak's SQL writers, faults and checker. */
   admin!: pg.Pool;
+  /** The pair behind nginx, which the instance faults kill and restart. */
   readonly instances: Instance[] = [];
+  /** Never stopped by a fault (see above). */
+  steady!: Instance;
   nginx: ChildProcess | undefined;
   /** Where clients and REST writers go: nginx, or (without it) the instances themselves. */
   entry: string[] = [];
@@ -115,7 +124,7 @@ export class Topology {
     this.admin.on('error', () => undefined);
     await migrate(this.admin, log);
     this.proxy = await TcpProxy.start(target.port, target.host);
-    for (const name of ['a', 'b']) {
+    for (const name of ['a', 'b', 'steady']) {
       const port = await freePort();
       const instance: Instance = {
         name,
@@ -125,10 +134,11 @@ export class Topology {
         expectingExit: false,
         unexpectedExits: [],
       };
-      this.instances.push(instance);
+      if (name === 'steady') this.steady = instance;
+      else this.instances.push(instance);
       this.spawnInstance(instance);
     }
-    await Promise.all(this.instances.map((i) => ready(i.url)));
+    await this.allReady();
     await this.startNginx();
   }
 
@@ -181,9 +191,19 @@ export class Topology {
     this.entry = [url];
   }
 
+  /** Every instance, the steady one included. */
+  get all(): Instance[] {
+    return [...this.instances, this.steady];
+  }
+
+  /** Where a client or a write goes: the steady instance one time in four, otherwise the entry point. */
+  pickEntry(random: Random): string {
+    return random() < 0.25 ? this.steady.url : pick(random, this.entry);
+  }
+
   /** Every instance answers /readyz 200. */
   async allReady(timeout = 60_000): Promise<void> {
-    await Promise.all(this.instances.map((i) => ready(i.url, timeout)));
+    await Promise.all(this.all.map((i) => ready(i.url, timeout)));
   }
 
   async isReady(instance: Instance): Promise<boolean> {
@@ -223,7 +243,7 @@ export class Topology {
   }
 
   pids(): { name: string; pid: number | undefined; url: string }[] {
-    return this.instances.map((i) => ({
+    return this.all.map((i) => ({
       name: i.name,
       url: i.url,
       pid: i.proc.exitCode === null && i.proc.signalCode === null ? i.proc.pid : undefined,
@@ -232,12 +252,12 @@ export class Topology {
 
   async stop(keepDir = false): Promise<void> {
     this.nginx?.kill('SIGTERM');
-    for (const i of this.instances) {
+    for (const i of this.all) {
       i.expectingExit = true;
       if (i.proc.exitCode === null && i.proc.signalCode === null) i.proc.kill('SIGTERM');
     }
-    await Promise.all(this.instances.map((i) => Promise.race([this.exited(i), new Promise((r) => setTimeout(r, 8000))])));
-    for (const i of this.instances) if (i.proc.exitCode === null && i.proc.signalCode === null) i.proc.kill('SIGKILL');
+    await Promise.all(this.all.map((i) => Promise.race([this.exited(i), new Promise((r) => setTimeout(r, 8000))])));
+    for (const i of this.all) if (i.proc.exitCode === null && i.proc.signalCode === null) i.proc.kill('SIGKILL');
     await this.admin?.end().catch(() => undefined);
     await this.proxy?.close();
     await this.postgres?.stop();

@@ -37,7 +37,8 @@ const NEXT: Record<string, string[]> = {
 };
 
 export interface WorkloadOptions {
-  entry: string[];
+  /** Where one request goes (Topology.pickEntry). */
+  entry: (random: Random) => string;
   admin: pg.Pool;
   random: Random;
   started: number;
@@ -127,7 +128,7 @@ export class Workload {
     while (Date.now() < deadline) {
       attempts++;
       this.restAttempts++;
-      const base = pick(random, this.o.entry);
+      const base = this.o.entry(random);
       let status = 0;
       let text = '';
       try {

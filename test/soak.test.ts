@@ -6,7 +6,7 @@ import { FAULT_KINDS, SERVER_FAULTS } from '../soak/faults.js';
 
 /**
  * `npm run soak` for two minutes with a fixed seed, as a child process with its own PostgreSQL, two
- * instances and nginx: every kind of fault occurs at least once (the plan guarantees it and the run
+ * instances behind nginx and a steady third: every kind of fault occurs at least once (the plan guarantees it and the run
  * fails otherwise), and the run must end with exit 0 and a report with nothing lost, duplicated,
  * interleaved or unexpected, every view equal to the table, and no 5xx but 503 inside a fault.
  */
@@ -45,6 +45,15 @@ it(`soaks for 2 minutes under every kind of fault (seed ${SEED}) and finds nothi
   expect(summary.writes.restAcknowledged).toBeGreaterThan(500);
   expect(summary.changesDelivered).toBeGreaterThan(10_000);
   expect(summary.clients.total).toBeGreaterThanOrEqual(100);
+  // The steady instance (never faulted, a quarter of the clients) is one process from start to end: its
+  // memory series is the one the slope is judged on in long runs.
+  const steadyPids = new Set(
+    report.samples.flatMap((s: { instances: { name: string; pid: number }[] }) =>
+      s.instances.filter((i) => i.name === 'steady').map((i) => i.pid),
+    ),
+  );
+  expect(steadyPids.size).toBe(1);
+  expect(summary.slopes.filter((s: { series: string }) => s.series.startsWith('steady '))).toHaveLength(1);
   // Two faults at once at least once.
   expect(report.faults.some((f: { overlapsWith?: string }) => f.overlapsWith)).toBe(true);
 });
