@@ -75,6 +75,31 @@ describe('GET /orders sorted and paged', () => {
     },
   );
 
+  it('sorts by created_at newest first on the first click, by creation time and not by id, ties kept apart', async () => {
+    expect(firstDirection('created_at')).toBe('desc');
+    // Back-dated orders (an import, a replayed queue), so creation order is not id order, with ties in
+    // one second a microsecond apart, which a page token that kept only milliseconds would lose.
+    await db.sql.query(`
+      INSERT INTO orders (customer_name, product_name, created_at)
+      SELECT 'Dated ' || i, 'Thing', timestamptz '2026-03-01 12:00:00Z' - make_interval(secs => (i * 7919) % 7 + (i % 3) * 0.000001)
+      FROM generate_series(1, 45) i`);
+    try {
+      const { orders, pages } = await walk('/orders?q=dated&sort=created_at&limit=10');
+      const { rows } = await db.sql.query<{ id: string }>(
+        "SELECT id FROM orders WHERE customer_name LIKE 'Dated %' ORDER BY created_at DESC, id DESC",
+      );
+      const expected = rows.map((r) => Number(r.id));
+      expect(orders.map((o) => o.id)).toEqual(expected);
+      expect(expected).not.toEqual([...expected].sort((a, b) => b - a));
+      expect(pages.map((p) => [p.total, p.offset])).toEqual([0, 10, 20, 30, 40].map((n) => [45, n]));
+      expect(orders[0]?.created_at).toBe('2026-03-01T12:00:00.000000Z');
+      const asc = await walk('/orders?q=dated&sort=created_at&dir=asc&limit=10');
+      expect(asc.orders.map((o) => o.id)).toEqual([...expected].reverse());
+    } finally {
+      await db.sql.query("DELETE FROM orders WHERE customer_name LIKE 'Dated %'");
+    }
+  });
+
   it('sorts names A→Z by default, case-insensitively; numbers largest first', async () => {
     expect(firstDirection('customer_name')).toBe('asc');
     const names = (await get('/orders?sort=customer_name&limit=1000')).body.map((o: Order) => o.customer_name);

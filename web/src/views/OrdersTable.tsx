@@ -1,21 +1,17 @@
-import { memo } from 'preact/compat';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { foldCase } from '../../../src/contract/fold.ts';
 import type { Order } from '../../../src/contract/protocol.ts';
-import { firstDirection } from '../../../src/contract/sort-order.ts';
-import { NEXT_STATUSES, type OrderStatus } from '../../../src/contract/statuses.ts';
-import type { Dashboard, Query, SortKey } from '../dashboard.ts';
+import type { Dashboard, Query } from '../dashboard.ts';
 import { type Density, readDensity, saveDensity } from '../density.ts';
-import { formatCents, formatCount, relativeTime, STATUS_LABEL } from '../format.ts';
-import { orderHref } from '../history-route.ts';
 import { BulkBar } from './BulkBar.tsx';
-import { askToCancel } from './ConfirmCancel.tsx';
 import { DensityToggle } from './DensityToggle.tsx';
-import { useNow } from './hooks.ts';
+import { OrderRow } from './OrderRow.tsx';
+import { OrdersFoot } from './OrdersFoot.tsx';
+import { OrdersHead } from './OrdersHead.tsx';
+import { COLUMNS } from './order-columns.ts';
 import { ResultAnnouncer } from './ResultAnnouncer.tsx';
 import { SavedViews } from './SavedViews.tsx';
 import { SkeletonRows } from './Skeleton.tsx';
-import { StatusMenu } from './StatusMenu.tsx';
 import { Filters, PhoneSort } from './TableControls.tsx';
 
 /**
@@ -29,19 +25,11 @@ import { Filters, PhoneSort } from './TableControls.tsx';
  * reader: while the page is scrolled or a filter is on, those belonging on this page are counted in a
  * "N new orders" button (announced politely), with the new orders that belong on other pages; "show"
  * reveals them (going to the first page when some are elsewhere).
+ *
+ * The header (OrdersHead.tsx), a row or phone card (OrderRow.tsx) and the footer with the pager
+ * (OrdersFoot.tsx) are their own files; this one holds the table's state.
  */
 const WINDOW = 100;
-const FLASH_MS = 2000;
-
-export const COLUMNS: { key: SortKey; label: string; numeric?: boolean }[] = [
-  { key: 'id', label: 'Order', numeric: true },
-  { key: 'customer_name', label: 'Customer' },
-  { key: 'product_name', label: 'Product' },
-  { key: 'quantity', label: 'Qty', numeric: true },
-  { key: 'total_cents', label: 'Total', numeric: true },
-  { key: 'status', label: 'Status' },
-  { key: 'updated_at', label: 'Updated' },
-];
 
 /**
  * The server streams only the view, but the page's own rows (an optimistic edit, an order it created)
@@ -132,9 +120,6 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
     document.getElementById('orders-title')?.scrollIntoView({ behavior: 'smooth', block: 'start' });
   };
 
-  // The first click on a column sorts it the natural way (names A→Z, numbers largest first); the next reverses.
-  const setSort = (key: SortKey) =>
-    void dashboard.setQuery({ sort: key, dir: query.sort === key ? (query.dir === 'asc' ? 'desc' : 'asc') : firstDirection(key) });
   const total = store.viewTotal ?? shown.length;
 
   const visible = shown.slice(0, windowSize);
@@ -190,38 +175,11 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
       )}
       {selectable && <BulkBar dashboard={dashboard} selected={selected} onClear={() => setPicked(new Set())} />}
       <table class={`orders-table ${density}`} aria-busy={dashboard.loading || dashboard.view.paging} aria-describedby="orders-count">
-        <thead>
-          <tr>
-            {COLUMNS.map((c) => (
-              <th
-                key={c.key}
-                scope="col"
-                class={c.numeric ? 'num' : undefined}
-                aria-sort={query.sort === c.key ? (query.dir === 'asc' ? 'ascending' : 'descending') : undefined}
-              >
-                <button type="button" class="sort" onClick={() => setSort(c.key)}>
-                  {c.label}
-                  <span aria-hidden="true" class="sort-mark">
-                    {query.sort === c.key ? (query.dir === 'asc' ? '▲' : '▼') : ''}
-                  </span>
-                </button>
-              </th>
-            ))}
-            {/* Not sortable, so not in COLUMNS: the server sorts by no free text but names. */}
-            <th scope="col" class="notes">
-              Notes
-            </th>
-            {(onEdit || onDelete) && (
-              <th scope="col">
-                <span class="visually-hidden">Actions</span>
-              </th>
-            )}
-          </tr>
-        </thead>
+        <OrdersHead dashboard={dashboard} actions={onEdit !== undefined || onDelete !== undefined} />
         <tbody>
           {dashboard.loading && visible.length === 0 && <SkeletonRows columns={COLUMNS.length + 1 + (onEdit || onDelete ? 1 : 0)} />}
           {visible.map((o) => (
-            <Row
+            <OrderRow
               key={o.id}
               order={o}
               pending={dashboard.isPending(o.id)}
@@ -240,129 +198,14 @@ export function OrdersTable({ dashboard, onEdit, onDelete }: Props) {
         <p class="empty">{total > 0 ? 'No orders on this page.' : filtering ? 'No orders match.' : 'No orders yet.'}</p>
       )}
       <div ref={sentinel} class="sentinel" />
-      <div class="orders-foot">
-        <span id="orders-count" class="muted" data-testid="orders-count">
-          {dashboard.loading && shown.length === 0
-            ? 'Loading orders…'
-            : shown.length === 0
-              ? `0 of ${formatCount(total)} ${filtering ? 'matching ' : ''}orders`
-              : `${formatCount(page.offset + 1)}–${formatCount(page.offset + shown.length)} of ${formatCount(total)} ${filtering ? 'matching ' : ''}orders`}
-        </span>
-        <span class="foot-actions">
-          {visible.length < shown.length && (
-            <button type="button" onClick={() => setWindowSize((n) => n + WINDOW * 5)}>
-              Show more rows
-            </button>
-          )}
-          <button type="button" onClick={() => void dashboard.exportCsv()} data-testid="export-csv">
-            Export CSV
-          </button>
-          <nav class="pager" aria-label="Pages">
-            <button type="button" onClick={() => void dashboard.previousPage()} disabled={!page.hasPrevious || dashboard.view.paging}>
-              Previous
-            </button>
-            <button type="button" onClick={() => void dashboard.nextPage()} disabled={page.next === null || dashboard.view.paging}>
-              Next
-            </button>
-          </nav>
-        </span>
-      </div>
+      <OrdersFoot
+        dashboard={dashboard}
+        shown={shown.length}
+        visible={visible.length}
+        total={total}
+        filtering={filtering}
+        onShowMore={() => setWindowSize((n) => n + WINDOW * 5)}
+      />
     </section>
   );
-}
-
-interface RowProps {
-  order: Order;
-  pending: boolean;
-  changedAt: number;
-  rolledBackAt: number;
-  dashboard: Dashboard;
-  onEdit?: ((order: Order) => void) | undefined;
-  onDelete?: ((order: Order) => void) | undefined;
-  selected: boolean;
-  onSelect?: ((id: number, on: boolean) => void) | undefined;
-}
-
-const Row = memo(function Row({ order, pending, changedAt, rolledBackAt, dashboard, onEdit, onDelete, selected, onSelect }: RowProps) {
-  const now = Date.now();
-  // Alternating animation names restart the flash on every new version without touching layout.
-  let flash = '';
-  if (rolledBackAt && now - rolledBackAt < FLASH_MS) flash = rolledBackAt % 2 ? 'rollback-a' : 'rollback-b';
-  else if (changedAt && now - changedAt < FLASH_MS) flash = order.version % 2 ? 'flash-a' : 'flash-b';
-  const next = NEXT_STATUSES[order.status];
-  const name = `order #${order.id}`;
-  return (
-    <tr
-      class={`row ${flash} ${pending ? 'pending' : ''} ${selected ? 'selected' : ''}`}
-      data-id={order.id}
-      data-testid="order-row"
-      aria-busy={pending}
-    >
-      <td data-label="Order" class="num id">
-        {onSelect && (
-          <input
-            type="checkbox"
-            class="select-row"
-            aria-label={`Select order #${order.id}`}
-            checked={selected}
-            onChange={(e) => onSelect(order.id, e.currentTarget.checked)}
-          />
-        )}
-        <a href={orderHref(order.id)} aria-label={`Open order #${order.id} and its timeline`}>
-          #{order.id}
-        </a>
-      </td>
-      <td data-label="Customer" class="customer">
-        {order.customer_name}
-      </td>
-      <td data-label="Product">{order.product_name}</td>
-      <td data-label="Qty" class="num">
-        {formatCount(order.quantity)}
-      </td>
-      <td data-label="Total" class="num">
-        {formatCents(order.total_cents)}
-      </td>
-      <td data-label="Status">
-        <span class={`badge badge-${order.status}`} data-testid="status">
-          {STATUS_LABEL[order.status]}
-        </span>
-      </td>
-      <td data-label="Updated" class="muted">
-        <RelTime iso={order.updated_at} />
-      </td>
-      {/* One line, cut with an ellipsis; the whole text on hover (title) and on the order's page. */}
-      <td data-label="Notes" class={`notes ${order.notes ? '' : 'no-notes'}`} title={order.notes || undefined}>
-        {order.notes && <span class="notes-text">{order.notes}</span>}
-      </td>
-      {(onEdit || onDelete) && (
-        <td class="row-actions">
-          {onEdit && next.length > 0 && (
-            <StatusMenu
-              id={order.id}
-              next={next}
-              busy={pending}
-              onChoose={(to: OrderStatus) => (to === 'cancelled' ? askToCancel(order) : void dashboard.update(order, { status: to }))}
-            />
-          )}
-          {onEdit && (
-            <button type="button" class="ghost" aria-label={`Edit ${name}`} onClick={() => onEdit(order)} disabled={pending}>
-              Edit
-            </button>
-          )}
-          {onDelete && (
-            <button type="button" class="ghost danger" aria-label={`Delete ${name}`} onClick={() => onDelete(order)} disabled={pending}>
-              Delete
-            </button>
-          )}
-        </td>
-      )}
-    </tr>
-  );
-});
-
-/** Re-rendered by the shared one-second tick, but only touches the DOM when its text changes. */
-function RelTime({ iso }: { iso: string }) {
-  const now = useNow();
-  const t = Date.parse(iso);
-  return <time dateTime={iso}>{relativeTime(t, now)}</time>;
 }

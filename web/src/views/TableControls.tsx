@@ -3,7 +3,7 @@ import { firstDirection } from '../../../src/contract/sort-order.ts';
 import { ORDER_STATUSES, type OrderStatus } from '../../../src/contract/statuses.ts';
 import type { Dashboard, SortKey } from '../dashboard.ts';
 import { STATUS_LABEL } from '../format.ts';
-import { COLUMNS } from './OrdersTable.tsx';
+import { COLUMNS } from './order-columns.ts';
 
 /** The table's view controls: search, status chips, and (on a phone, where the header is hidden) the sort. */
 /** On a phone the table's header is hidden (rows are cards), so the sort has its own control there. */
