@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
+import type { Order } from '../contract/protocol.js';
 import { SORT_KEYS } from '../contract/sort-order.js';
 import { ORDER_STATUSES } from '../contract/statuses.js';
 
@@ -53,7 +54,11 @@ export const OrderSchema = Type.Object(
   },
   { $id: 'Order' },
 );
-export type Order = Static<typeof OrderSchema>;
+// One Order: the contract's (src/contract/protocol.ts), which the dashboard and the stream use. This
+// schema describes it for validation and OpenAPI; if either changes without the other, this line stops
+// compiling.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _orderSchemaIsTheContract: Same<Static<typeof OrderSchema>, Order> = true;
 
 export const OrderCreateSchema = Type.Object(
   {
