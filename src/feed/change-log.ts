@@ -10,6 +10,10 @@ import { type Cursor, cursor, has, parseCursor, parseSnapshot, type Snapshot } f
  * lacks. The SQL selects candidates by an index-friendly superset (a range from the cursor's xmax plus
  * point look-ups of its in-progress and partial transactions); the exact judgement is the cursor
  * algebra's `has`, in one place, here.
+ *
+ * Over 300 lines because it is every query the feed makes of the log (new changes, a cursor range for a
+ * catch-up, the snapshot and marks, the history tag, the triggers' state): the two reads of changes
+ * share one candidate SQL and one row decoding, and the rest are a few lines each.
  */
 export interface LoggedChange {
   xid: number;

@@ -20,6 +20,10 @@ import { pruneChanges, type RetentionPolicy } from './retention.js';
  *
  * It also keeps the most recent changes in memory, so clients that resume from a recent cursor (the
  * common case: a reconnect) are served without touching the database.
+ *
+ * Over 300 lines because the read loop, the head and the recent-changes window share one invariant
+ * (the head is exactly what has been handed out, and the window ends at it): split, each half would
+ * have to re-check the other's state.
  */
 export interface FeedOptions {
   db: Database;
