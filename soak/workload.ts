@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { NEXT_STATUSES, type OrderStatus } from '../src/contract/statuses.js';
 import { between, fork, pick, type Random, sleep } from './random.js';
 
 /**
@@ -27,14 +28,6 @@ export interface HttpError {
   path: string;
   detail: string;
 }
-
-const NEXT: Record<string, string[]> = {
-  pending: ['processing', 'shipped', 'cancelled'],
-  processing: ['shipped', 'cancelled'],
-  shipped: ['delivered'],
-  delivered: [],
-  cancelled: [],
-};
 
 export interface WorkloadOptions {
   /** Where one request goes (Topology.pickEntry). */
@@ -194,7 +187,7 @@ export class Workload {
         } else {
           const id = pick(random, ids);
           const current = this.live.get(id) ?? 'pending';
-          const next = NEXT[current] ?? [];
+          const next: readonly string[] = NEXT_STATUSES[current as OrderStatus] ?? [];
           const status = random() < 0.3 && next.length > 0 ? pick(random, next) : undefined;
           const body = status ? { status, notes: key } : { quantity: 1 + Math.floor(random() * 1000), notes: key };
           const res = await this.send('PATCH', `/orders/${id}`, body, key, random);
