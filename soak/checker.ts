@@ -242,10 +242,10 @@ export function checkResources(slopes: Slope[], endConnections: Record<string, n
         kind: 'rss-growth',
         detail: `${s.series}: ${s.rssMiBPerMin.toFixed(2)} MiB/min over ${s.spanSec} s (limit ${t.rssMiBPerMin})`,
       });
-    if (s.fdsPerMin > t.fdsPerMin)
+    if (s.otherFdsPerMin > t.fdsPerMin)
       violations.push({
         kind: 'fd-growth',
-        detail: `${s.series}: ${s.fdsPerMin.toFixed(2)} fds/min over ${s.spanSec} s (limit ${t.fdsPerMin})`,
+        detail: `${s.series}: ${s.otherFdsPerMin.toFixed(2)} fds/min besides its WebSocket clients over ${s.spanSec} s (limit ${t.fdsPerMin})`,
       });
   }
   const count = (app: string, state?: string) =>

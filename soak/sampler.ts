@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type pg from 'pg';
 import { sleep } from './random.js';
 import type { Topology } from './topology.js';
@@ -10,10 +11,21 @@ import type { Topology } from './topology.js';
  */
 export interface Sample {
   at: number;
-  instances: { name: string; pid: number; rssKiB: number; fds: number; heapUsedMiB?: number; eventLoopLagP99Ms?: number }[];
+  instances: {
+    name: string;
+    pid: number;
+    rssKiB: number;
+    fds: number;
+    heapUsedMiB?: number;
+    eventLoopLagP99Ms?: number;
+    /** Its `ws_clients` gauge: each is a socket, so one descriptor. */
+    wsClients?: number;
+  }[];
   /** `<application_name>/<state>` -> count. */
   connections: Record<string, number>;
   changeLogRows: number;
+  /** The soak's own process: its longest event-loop delay since the last sample, and its heap. */
+  harness: { maxDelayMs: number; heapMiB: number };
 }
 
 export interface Slope {
@@ -23,6 +35,12 @@ export interface Slope {
   /** RSS MiB per minute, FDs per minute. */
   rssMiBPerMin: number;
   fdsPerMin: number;
+  /**
+   * Descriptors other than the WebSocket clients' sockets, per minute: what is judged. A restarted
+   * instance gains clients for minutes as they reconnect and least_conn sends it the new ones (one run:
+   * 47 → 109 over two minutes, then flat); that is load arriving, not a leak. A leak grows this.
+   */
+  otherFdsPerMin: number;
 }
 
 function readProc(pid: number): { rssKiB: number; fds: number } | undefined {
@@ -36,7 +54,7 @@ function readProc(pid: number): { rssKiB: number; fds: number } | undefined {
 }
 
 /** Heap used and event-loop lag p99 from the instance's own /metrics (prom-client's defaults). */
-async function readMetrics(url: string): Promise<{ heapUsedMiB?: number; eventLoopLagP99Ms?: number }> {
+async function readMetrics(url: string): Promise<{ heapUsedMiB?: number; eventLoopLagP99Ms?: number; wsClients?: number }> {
   try {
     const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(1000) })).text();
     const value = (name: string) => {
@@ -45,7 +63,9 @@ async function readMetrics(url: string): Promise<{ heapUsedMiB?: number; eventLo
     };
     const heap = value('nodejs_heap_size_used_bytes');
     const lag = value('nodejs_eventloop_lag_p99_seconds');
+    const clients = value('ws_clients');
     return {
+      ...(clients === undefined ? {} : { wsClients: clients }),
       ...(heap === undefined ? {} : { heapUsedMiB: Math.round((heap / 2 ** 20) * 10) / 10 }),
       ...(lag === undefined ? {} : { eventLoopLagP99Ms: Math.round(lag * 10_000) / 10 }),
     };
@@ -66,6 +86,8 @@ export class Sampler {
   readonly samples: Sample[] = [];
   private stopped = false;
   private loop: Promise<void> | undefined;
+  /** The soak's own loop: a stall here stalls its clients and writers, not the service. */
+  private readonly delay = monitorEventLoopDelay({ resolution: 20 });
 
   constructor(
     private readonly topology: Topology,
@@ -74,6 +96,7 @@ export class Sampler {
   ) {}
 
   start(): void {
+    this.delay.enable();
     this.loop = (async () => {
       while (!this.stopped) {
         await this.sample();
@@ -83,12 +106,15 @@ export class Sampler {
   }
 
   async stop(): Promise<void> {
+    this.delay.disable();
     this.stopped = true;
     await this.loop;
   }
 
   async sample(): Promise<Sample> {
-    const s: Sample = { at: Date.now() - this.started, instances: [], connections: {}, changeLogRows: -1 };
+    const harness = { maxDelayMs: Math.round(this.delay.max / 1e6), heapMiB: Math.round(process.memoryUsage().heapUsed / 2 ** 20) };
+    this.delay.reset();
+    const s: Sample = { at: Date.now() - this.started, instances: [], connections: {}, changeLogRows: -1, harness };
     for (const { name, pid, url } of this.topology.pids()) {
       if (pid === undefined) continue;
       const p = readProc(pid);
@@ -107,13 +133,15 @@ export class Sampler {
 
   /** Least-squares slopes per instance process over samples taken at or after `fromMs`. */
   slopes(fromMs: number): Slope[] {
-    const series = new Map<string, { t: number; rss: number; fds: number }[]>();
+    const series = new Map<string, { t: number; rss: number; fds: number; other: number }[]>();
     for (const s of this.samples) {
       if (s.at < fromMs) continue;
       for (const i of s.instances) {
         const key = `${i.name} pid ${i.pid}`;
         const list = series.get(key) ?? [];
-        list.push({ t: s.at / 60_000, rss: i.rssKiB / 1024, fds: i.fds });
+        // A sample without the gauge (the instance did not answer /metrics in time) says nothing of it.
+        if (i.wsClients === undefined) continue;
+        list.push({ t: s.at / 60_000, rss: i.rssKiB / 1024, fds: i.fds, other: i.fds - i.wsClients });
         series.set(key, list);
       }
     }
@@ -123,6 +151,7 @@ export class Sampler {
       spanSec: points.length > 1 ? Math.round(((points[points.length - 1]?.t ?? 0) - (points[0]?.t ?? 0)) * 60) : 0,
       rssMiBPerMin: slope(points.map((p) => [p.t, p.rss])),
       fdsPerMin: slope(points.map((p) => [p.t, p.fds])),
+      otherFdsPerMin: slope(points.map((p) => [p.t, p.other])),
     }));
   }
 }

@@ -12,13 +12,13 @@ import { crashPostgres } from '../test/helpers/crash.js';
 import { databaseUrl } from '../test/helpers/db.js';
 import { freePort } from '../test/helpers/instance.js';
 import { NGINX_PATH, startNginx } from '../test/helpers/nginx.js';
-import { TcpProxy } from '../test/helpers/tcp-proxy.js';
 import { waitFor } from '../test/helpers/wait.js';
+import { ProxyThread } from './proxy-thread.js';
 import { pick, type Random } from './random.js';
 
 /**
  * What the soak runs on, all on loopback: a private embedded PostgreSQL in a temp folder, a TCP proxy in
- * front of it (the service only ever reaches the database through it), two service processes
+ * front of it on a thread of its own (proxy-thread.ts; the service only ever reaches the database through it), two service processes
  * (`node --import tsx src/main.ts`) on fixed ports so they can be restarted in place, and nginx with
  * deploy/nginx.conf in front of both (as test/load-balancer.test.ts runs it). Without nginx the clients
  * talk to the instances directly, alternating.
@@ -64,7 +64,7 @@ async function ready(url: string, timeout = 60_000): Promise<void> {
 export class Topology {
   /** The private cluster; undefined when the soak runs on `DATABASE_URL`'s server. */
   postgres: EmbeddedPostgres | undefined;
-  proxy!: TcpProxy;
+  proxy!: ProxyThread;
   /** The database the soak uses (direct, not through the proxy). */
   databaseUrl = '';
   /** On `DATABASE_URL`'s server: the database the soak created there. */
@@ -123,7 +123,7 @@ export class Topology {
     this.admin = new pg.Pool({ connectionString: this.databaseUrl, max: 12, application_name: 'soak', connectionTimeoutMillis: 3000 });
     this.admin.on('error', () => undefined);
     await migrate(this.admin, log);
-    this.proxy = await TcpProxy.start(target.port, target.host);
+    this.proxy = await ProxyThread.start(target.port, target.host);
     for (const name of ['a', 'b', 'steady']) {
       const port = await freePort();
       const instance: Instance = {
