@@ -285,7 +285,7 @@ describe('keyboard and alerts (issue 14, "what operators expect next")', () => {
         return el?.getAttribute('data-id') ?? el?.getAttribute('type') ?? el?.tagName;
       });
     await p.page.keyboard.press('/');
-    expect(await active()).toBe('search');
+    await expect.poll(active).toBe('search');
     // Typing in the search box is typing, not shortcuts.
     await p.page.keyboard.type('nj');
     expect(await p.page.getByRole('dialog', { name: 'New order' }).count()).toBe(0);
@@ -293,11 +293,11 @@ describe('keyboard and alerts (issue 14, "what operators expect next")', () => {
     await p.page.locator('h1').click();
 
     await p.page.keyboard.press('j');
-    expect(await active()).toBe('3');
+    await expect.poll(active).toBe('3');
     await p.page.keyboard.press('j');
-    expect(await active()).toBe('2');
+    await expect.poll(active).toBe('2');
     await p.page.keyboard.press('k');
-    expect(await active()).toBe('3');
+    await expect.poll(active).toBe('3');
     await p.page.keyboard.press('Enter');
     await p.page.getByRole('dialog', { name: 'Edit order #3' }).waitFor();
     await p.page.keyboard.press('Escape');
