@@ -166,8 +166,17 @@ it('stores and matches SQL-injection strings literally', async () => {
     expect(res.status).toBe(201);
     const created = (await res.json()) as { id: number; customer_name: string };
     expect(created.customer_name).toBe(s);
-    const found = (await (await fetch(`${svc.url}/orders?q=${encodeURIComponent(s)}`)).json()) as { id: number }[];
-    expect(found.map((o) => o.id)).toEqual([created.id]);
+    const found = (await (await fetch(`${svc.url}/orders?q=${encodeURIComponent(s)}`)).json()) as {
+      id: number;
+      customer_name: string;
+      product_name: string;
+    }[];
+    expect(found.map((o) => o.id)).toContain(created.id);
+    // Literally: every order found holds every word of the string. (Not only ours: the first test's
+    // thousands of random requests create orders, and one of them can hold these words by chance; a
+    // search the string broke out of would find orders that do not.)
+    const words = s.toLowerCase().split(/\s+/).filter(Boolean);
+    for (const o of found) for (const w of words) expect(`${o.customer_name}\n${o.product_name}`.toLowerCase()).toContain(w);
     const filtered = await fetch(`${svc.url}/orders?status=${encodeURIComponent(s)}`);
     expect(filtered.status).toBe(400);
   }

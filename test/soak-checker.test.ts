@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkHttp, judgeClient, violationsFrom } from '../soak/checker.js';
+import { checkHttp, checkResources, judgeClient, violationsFrom } from '../soak/checker.js';
 import type { SoakClient } from '../soak/clients.js';
 import type { FaultRecord } from '../soak/faults.js';
 import type { Order } from '../src/contract/protocol.js';
@@ -106,5 +106,33 @@ describe('the soak checker', () => {
     );
     expect(byStatus).toEqual({ 502: 1, 503: 2 });
     expect(violations.map((v) => `${v.kind} at ${v.at}`)).toEqual(['http-503 at 20000', 'http-502 at 2100']);
+  });
+
+  it('judges descriptors besides WebSocket clients, and only series long enough', () => {
+    const thresholds = { rssMiBPerMin: 1, fdsPerMin: 2, minSpanSec: 300, poolMax: 10, instances: 1 };
+    const end = { 'orders-listener/idle': 1, 'orders-api/idle': 2 };
+    const slope = (series: string, spanSec: number, fdsPerMin: number, otherFdsPerMin: number, rssMiBPerMin = 0) => ({
+      series,
+      samples: 40,
+      spanSec,
+      rssMiBPerMin,
+      fdsPerMin,
+      otherFdsPerMin,
+    });
+    const found = checkResources(
+      [
+        // A restarted instance gaining reconnecting clients: its descriptors grow, the others do not.
+        slope('b pid 1', 430, 8.9, -0.5),
+        // A leak: descriptors grow with no clients to explain them.
+        slope('a pid 2', 430, 3, 3),
+        // Growing memory.
+        slope('steady pid 3', 930, 0, 0, 1.5),
+        // Too short to judge.
+        slope('a pid 4', 60, 50, 50, 50),
+      ],
+      end,
+      thresholds,
+    );
+    expect(found.map((v) => `${v.kind} ${v.detail.split(':')[0]}`)).toEqual(['fd-growth a pid 2', 'rss-growth steady pid 3']);
   });
 });
