@@ -30,13 +30,10 @@ const BURST_WINDOW_MS = 100;
 const MAX_WAIT_MS = 50;
 
 /**
- * Busy (a batch had to wait for the credit, or broadcasting took more than BUSY_SHARE of the loop over
- * the last second, in the last SATURATED_HOLD_MS), a filtered view's changes are held until it has
- * about as many as an unfiltered frame carries, or for at most MAX_DEFER_MS: the cost is per frame
- * written, and a narrow view would otherwise get nearly as many frames as the full stream, each carrying
- * a change or two. Light load (a hundred or a thousand dashboards: a pass of a few milliseconds) is
- * never busy, so there every change goes out at once; thousands of sockets are (5,000 take ~40 ms a
- * pass), and there a quarter of a second more for a narrow view buys back most of its frames. Its clients' cursor stays where their last
+ * Saturated (a batch had to wait for the credit in the last SATURATED_HOLD_MS), a filtered view's
+ * changes are held until it has about as many as an unfiltered frame carries, or for at most
+ * MAX_DEFER_MS: the cost is per frame written, and a narrow view would otherwise get nearly as many
+ * frames as the full stream, each carrying a change or two. Its clients' cursor stays where their last
  * frame left them (heartbeats and catch-up use the view's own head), so nothing held is ever skipped.
  * Saturation is remembered for ten seconds: holding makes broadcasts cheap, and with a one-second memory
  * the loop stopped counting as saturated, let every view go, paid for it, and held again (the bench's
@@ -44,8 +41,6 @@ const MAX_WAIT_MS = 50;
  */
 const SATURATED_HOLD_MS = 10_000;
 const MAX_DEFER_MS = 1000;
-const BUSY_SHARE = 0.25;
-const BUSY_WINDOW_MS = 1000;
 
 /** A filtered view's batches held back under saturation, oldest first. */
 interface Held {
@@ -82,9 +77,6 @@ export class Broadcaster {
   private credit: number;
   private creditAt = performance.now();
   private saturatedUntil = 0;
-  /** Wall time spent broadcasting since `windowAt` (for BUSY_SHARE). */
-  private spent = 0;
-  private windowAt = performance.now();
   /** Changes per broadcast, smoothed: how full an unfiltered frame is lately. */
   private frameChanges = 1;
   private readonly piecesOf = new WeakMap<Batch, Piece[]>();
@@ -178,14 +170,7 @@ export class Broadcaster {
     }
     // A held view none of whose clients is live any more is let go: its head is the broadcast's again.
     this.held = held;
-    const ended = performance.now();
-    this.credit = Math.max(-MAX_WAIT_MS * this.share, this.credit - (ended - started));
-    this.spent += ended - started;
-    if (ended - this.windowAt >= BUSY_WINDOW_MS) {
-      if (this.spent / (ended - this.windowAt) >= BUSY_SHARE) this.saturatedUntil = ended + SATURATED_HOLD_MS;
-      this.spent = 0;
-      this.windowAt = ended;
-    }
+    this.credit = Math.max(-MAX_WAIT_MS * this.share, this.credit - (performance.now() - started));
     this.scheduleHeld();
   }
 
