@@ -290,6 +290,9 @@ describe('keyboard and alerts (issue 14, "what operators expect next")', () => {
     await p.page.keyboard.type('nj');
     expect(await p.page.getByRole('dialog', { name: 'New order' }).count()).toBe(0);
     await p.page.getByRole('searchbox').fill('');
+    // Clearing the search loads the view again; j/k move among the rows once they are there.
+    await p.page.locator('table.orders-table[aria-busy="false"]').waitFor();
+    await p.rowNamed('Key 3').waitFor();
     await p.page.locator('h1').click();
 
     await p.page.keyboard.press('j');
