@@ -16,7 +16,7 @@ GRANT USAGE ON SCHEMA public TO orders_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON orders TO orders_app;
 GRANT SELECT, DELETE ON order_changes TO orders_app;              -- read the feed; retention prunes it
 GRANT SELECT, UPDATE ON order_changes_pruned TO orders_app;       -- retention's pruning mark
-GRANT SELECT ON feed_generation TO orders_app;                    -- the history tag (migrations/0011)
+GRANT SELECT ON feed_generation TO orders_app;                    -- the history tag, the summaries' key (0011, 0014)
 GRANT SELECT, INSERT, UPDATE, DELETE ON idempotency_keys TO orders_app;
 GRANT SELECT ON api_tokens, schema_migrations TO orders_app;
 GRANT SELECT, DELETE ON order_history TO orders_app;              -- order timelines; their retention prunes them

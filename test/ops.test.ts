@@ -80,8 +80,10 @@ describe('debug endpoints', () => {
       ok: true,
       triggers: [
         { name: 'orders_capture', installed: true, enabled: true, always: true },
+        { name: 'orders_history', installed: true, enabled: true, always: true },
         { name: 'orders_normalize', installed: true, enabled: true, always: true },
         { name: 'orders_refuse_truncate', installed: true, enabled: true, always: true },
+        { name: 'orders_summarise', installed: true, enabled: true, always: true },
       ],
     });
     await db.sql.query('ALTER TABLE orders DISABLE TRIGGER orders_capture');

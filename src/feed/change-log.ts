@@ -42,12 +42,10 @@ export interface RowFacts {
   created_at: string;
 }
 
+// order_change_json (migrations/0014) renders a change as the protocol's JSON; the summaries a commit
+// sends render theirs with it too, so both paths hand out the same bytes.
 const CHANGE_COLUMNS = `
-  xid, seq, (extract(epoch FROM changed_at) * 1000)::float8 AS at_ms,
-  (SELECT row_to_json(c)::text FROM (
-     SELECT op, row_data AS "order", old_data AS old,
-            to_char(changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at
-   ) c) AS json`;
+  xid, seq, (extract(epoch FROM changed_at) * 1000)::float8 AS at_ms, order_change_json(order_changes) AS json`;
 
 interface Row {
   xid: number;
@@ -88,8 +86,11 @@ class ReadChange implements LoggedChange {
   }
 }
 
+/** A change from its parts (a read's row, or a line of a summary: feed/summary.ts). */
+export const loggedChange = (xid: number, seq: number, atMs: number, json: string): LoggedChange => new ReadChange(xid, seq, atMs, json);
+
 // Only the JSON is kept for later: the row object (with the read's other columns) is let go.
-const toChange = (r: Row): LoggedChange => new ReadChange(r.xid, r.seq, r.at_ms, r.json);
+const toChange = (r: Row): LoggedChange => loggedChange(r.xid, r.seq, r.at_ms, r.json);
 
 function rowFacts(o: RowFacts): RowFacts {
   return {
@@ -283,6 +284,17 @@ export async function readSnapshot(db: Database): Promise<Cursor> {
 export async function readNextXid(db: Database): Promise<number> {
   const { rows } = await db.query<{ next: number }>('SELECT txid_snapshot_xmax(txid_current_snapshot()) AS next');
   return rows[0]?.next ?? 0;
+}
+
+/**
+ * The key this database generation signs its summaries with (migrations/0014), and the history it
+ * belongs to; no key while the generation is missing (after a crash, until a read starts one).
+ */
+export async function readSummaryKey(db: Database): Promise<{ key: Buffer | null; history: string | null }> {
+  const { rows } = await db.query<{ key: Buffer | null; history: string | null }>(
+    'SELECT summary_key AS key, feed_history() AS history FROM feed_generation',
+  );
+  return rows[0] ?? { key: null, history: null };
 }
 
 export async function readMark(db: Database): Promise<Cursor> {

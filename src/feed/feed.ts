@@ -2,11 +2,12 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
 import { type Batch, RecentBatches, type Txn, transactions } from './batches.js';
-import { forgetOtherHistory, type LoggedChange, readNewChanges, readRange, readSnapshot } from './change-log.js';
+import { forgetOtherHistory, type LoggedChange, readNewChanges, readRange, readSnapshot, readSummaryKey } from './change-log.js';
 import { type Cursor, contains, cursor, EMPTY, equals, formatCursor, inHistory, truncate, union } from './cursor.js';
 import type { Doorbell } from './doorbell.js';
 import type { Listener } from './listener.js';
 import { pruneChanges, type RetentionPolicy } from './retention.js';
+import { extend, parseSummary } from './summary.js';
 
 /**
  * The feed: turns the change log into a stream of batches of whole transactions. Its head is a cursor
@@ -16,7 +17,9 @@ import { pruneChanges, type RetentionPolicy } from './retention.js';
  * after it commits, whatever else is still running, and exactly once. It reads whenever the doorbell
  * rings, on a safety-net timer, and after every listener reconnect, one read at a time: notifications that arrive during a read fold into one more read, so a
  * burst of a thousand commits costs a handful of queries, not a thousand. Reads go through the pool, so
- * the feed keeps moving (at the timer's pace) even while the LISTEN connection is down.
+ * the feed keeps moving (at the timer's pace) even while the LISTEN connection is down. A small
+ * transaction's notification carries its changes (a summary, feed/summary.ts): between reads, the feed
+ * hands those out without reading when it can tell that is safe, and reads when it cannot.
  *
  * It also keeps the most recent changes in memory, so clients that resume from a recent cursor (the
  * common case: a reconnect) are served without touching the database.
@@ -56,6 +59,10 @@ export interface FeedState {
   reads: number;
   readErrors: number;
   changesRead: number;
+  /** Transactions handed out from their commit's notification, without a read. */
+  summaries: number;
+  /** Notifications that looked like summaries but did not verify (another key, or forged). */
+  summariesRefused: number;
   idle: boolean;
 }
 
@@ -78,13 +85,20 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
     reads: 0,
     readErrors: 0,
     changesRead: 0,
+    summaries: 0,
+    summariesRefused: 0,
   };
+  /** The current generation's summary key (migrations/0014) and the history it belongs to. */
+  private summaryKey: { key: Buffer | null; history: string | null } = { key: null, history: null };
+  private loadingKey = false;
 
   constructor(private readonly options: FeedOptions) {
     super();
     this.memory = new RecentBatches(options.memoryChanges);
     this.on('error', () => undefined);
-    options.listener.on('notify', () => this.requestRead());
+    options.listener.on('notify', (payload) => {
+      if (payload === '' || !this.takeSummary(payload)) this.requestRead();
+    });
     options.listener.on('connected', () => this.requestRead());
   }
 
@@ -99,6 +113,7 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
   async start(): Promise<void> {
     this.headCursor = await readSnapshot(this.options.db);
     this.memory.clear(this.headCursor);
+    this.loadSummaryKey();
     this.started = true;
     this.options.log.info({ event: 'feed.started', head: formatCursor(this.headCursor) }, 'feed started');
     this.wake();
@@ -189,6 +204,50 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
     this.options.doorbell?.ring();
   }
 
+  /**
+   * A notification with a summary: hand its transaction out if that is safe without a read (see
+   * feed/summary.ts). Never while a read runs or is due: that read may have moved the head past what
+   * the summary was judged against, and a read after a reconnect must come before any summary.
+   */
+  private takeSummary(payload: string): boolean {
+    if (!this.started || this.sleeping || this.reading || this.unfinished) return false;
+    const { key, history } = this.summaryKey;
+    if (!key || history !== this.headCursor.history) return false;
+    const summary = parseSummary(payload, key);
+    if (!summary) {
+      if (payload.startsWith('1 ')) this.stats.summariesRefused++;
+      return false;
+    }
+    const step = extend(this.headCursor, summary);
+    if (step.kind === 'read') return false;
+    if (step.kind === 'take') {
+      this.stats.summaries++;
+      this.publish({ from: this.headCursor, to: step.to, txns: [{ xid: summary.xid, changes: step.changes, more: false }] });
+    }
+    return true;
+  }
+
+  /** The summary key of the database's generation; again whenever a read finds another history. */
+  private loadSummaryKey(): void {
+    if (this.loadingKey) return;
+    this.loadingKey = true;
+    readSummaryKey(this.options.db)
+      .then((k) => {
+        this.summaryKey = k;
+      })
+      .catch((err: unknown) => {
+        // Without the key every summary is only a doorbell: the feed reads, as it did before them.
+        this.options.log.info(
+          { event: 'feed.summary_key_unavailable', reason: (err as Error).message },
+          'summaries off: their key cannot be read',
+        );
+        this.summaryKey = { key: null, history: this.headCursor.history ?? null };
+      })
+      .finally(() => {
+        this.loadingKey = false;
+      });
+  }
+
   /** Ask for a read of the log; calls during a read fold into one more read after it. */
   requestRead(): void {
     if (!this.started) return;
@@ -234,6 +293,7 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
       await this.rewound();
       return true;
     }
+    if (history !== this.summaryKey.history) this.loadSummaryKey();
     if (!contains(from, mark)) {
       this.skipPruned(mark);
       return true;

@@ -7,9 +7,10 @@ import { backoffDelay } from '../contract/backoff.js';
  * The LISTEN connection: a dedicated client, never from the pool (a pooled connection goes back to
  * other users and its LISTEN with it; through a transaction pooler LISTEN does not work at all).
  *
- * A notification is only a doorbell: it tells the feed to look at the change log, never what changed.
- * So a notification lost while we are disconnected costs nothing: after every (re)connect we emit
- * 'connected' and the feed reads the log from where it stopped. The connection is watched by a keepalive
+ * A notification is a doorbell: it tells the feed to look at the change log. A small transaction's also
+ * says what it changed (a summary, feed/summary.ts), which the feed may use instead of a read, but never
+ * needs: a notification lost while we are disconnected costs nothing, because after every (re)connect we
+ * emit 'connected' and the feed reads the log from where it stopped. The connection is watched by a keepalive
  * query with a timeout, because a connection whose packets vanish (a NAT timing out, a suspended Neon
  * compute, a cut cable) does not fail, it just stops answering. On any failure the client is destroyed
  * and replaced after a capped exponential backoff with jitter. Nothing here throws to the caller.
@@ -40,7 +41,8 @@ export interface ListenerState {
 interface ListenerEvents {
   connected: [];
   disconnected: [reason: string];
-  notify: [];
+  /** The payload: '' for the doorbell, or a summary. */
+  notify: [payload: string];
 }
 
 /** node-postgres does not expose a way to destroy a client's socket; a dead peer never ends it. */
@@ -115,10 +117,13 @@ export class Listener extends EventEmitter<ListenerEvents> {
     this.client = client;
     client.on('error', (err) => this.fail(generation, client, err));
     client.on('end', () => this.fail(generation, client, new Error('connection ended')));
+    // Until 'connected' is emitted the feed has not read since it stopped listening, so a summary could
+    // extend a head that lacks what was sent meanwhile: until then, every notification is a doorbell.
+    let listening = false;
     client.on('notification', (msg) => {
       if (generation !== this.generation || msg.channel !== CHANNEL) return;
       this.current.notifications++;
-      this.emit('notify');
+      this.emit('notify', listening ? (msg.payload ?? '') : '');
     });
     try {
       await client.connect();
@@ -132,6 +137,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
     this.current.lastError = null;
     this.setStatus('connected');
     this.options.log.info({ event: 'listener.connected', reconnects: this.current.reconnects }, 'listener connected');
+    listening = true;
     this.emit('connected');
     this.scheduleKeepalive(generation, client);
   }

@@ -13,7 +13,8 @@ export interface DebugOptions {
 }
 
 /** They must fire ALWAYS, replication and bulk-load sessions included (migrations/0008). */
-const EXPECTED_TRIGGERS = ['orders_capture', 'orders_normalize', 'orders_refuse_truncate'];
+// The capture and its summaries (the feed), versions, the refusal of TRUNCATE, and each order's timeline.
+const EXPECTED_TRIGGERS = ['orders_capture', 'orders_history', 'orders_normalize', 'orders_refuse_truncate', 'orders_summarise'];
 const PROBE_NAME = '[round-trip probe]';
 
 /**

@@ -61,7 +61,13 @@ const metrics: FastifyPluginAsync<MetricsOptions> = async (app, { db, pool, feed
   totals('ws_resets_total', 'Clients sent `reset` (cursor expired, unknown or malformed)', () => hub.stats.resets);
   totals('ws_connections_total', 'WebSocket connections accepted', () => hub.stats.connectionsTotal);
   totals('feed_reads_total', 'Reads of the change log (queries; each instance reads after every burst)', () => feed.state.reads);
-  totals('feed_changes_read_total', 'Changes read from the change log', () => feed.state.changesRead);
+  totals('feed_changes_read_total', 'Changes handed out (read from the change log or from summaries)', () => feed.state.changesRead);
+  totals('feed_summaries_total', 'Transactions handed out from their commit notification, without a read', () => feed.state.summaries);
+  totals(
+    'feed_summaries_refused_total',
+    'Notifications shaped like summaries that did not verify (another generation, or forged: worth a look)',
+    () => feed.state.summariesRefused,
+  );
   totals('feed_read_errors_total', 'Failed reads of the change log', () => feed.state.readErrors);
   totals('listener_notifications_total', 'NOTIFY doorbells heard on the LISTEN connection', () => listener.state.notifications);
   totals('listener_reconnects_total', 'LISTEN connection failures followed by a reconnect attempt', () => listener.state.reconnects);

@@ -79,6 +79,8 @@ it('serves the API and the feed as orders_app, with writes by a program that may
     await expect(writer.query("INSERT INTO order_changes (op, order_id, version, row_data) VALUES ('insert', 1, 1, '{}')")).rejects.toThrow(
       /permission denied/,
     );
+    // Its commit's summary is signed for it; the key it was signed with is not its to read (or forge with).
+    await expect(writer.query('SELECT summary_key FROM feed_generation')).rejects.toThrow(/permission denied/);
   } finally {
     await writer.end();
   }
