@@ -149,7 +149,7 @@ async function runWriter(
   seconds: number,
   options: { table?: 'orders' | 'naive_orders'; mix?: boolean } = {},
 ) {
-  const w = startWorker<{ type: string; done: number; errors: number; lateSends: number }>('writer.ts', {
+  const w = startWorker<{ type: string; done: number; errors: number; lateSends: number; roundTripP50: number }>('writer.ts', {
     mode,
     baseUrl,
     dbUrl,
@@ -165,6 +165,13 @@ async function runWriter(
 
 function postmasterPid(dataDir: string): number {
   return Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+}
+
+/** The feed's reads of the log and the transactions it handed out from summaries, so far (from /metrics). */
+async function feedCounters(baseUrl: string): Promise<{ reads: number; summaries: number }> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const counter = (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  return { reads: counter('feed_reads_total'), summaries: counter('feed_summaries_total') };
 }
 
 async function truncate(sql: pg.Pool) {
@@ -200,32 +207,42 @@ async function instances(dbUrl: string, sql: pg.Pool, postmasterPid: number | un
   const seconds = sized(10, 3);
   const rate = 100;
   const counts = [0, 1, 2, 4];
-  const rows: { instances: number; readsPerSecPerInstance: number; dbCores: number; dbCoresPerInstance: number | null }[] = [];
+  const rows: {
+    instances: number;
+    readsPerSecPerInstance: number;
+    summariesPerSecPerInstance: number;
+    dbCores: number;
+    dbCoresPerInstance: number | null;
+  }[] = [];
   let writesOnly = 0;
   for (const k of counts) {
     const started = await Promise.all(Array.from({ length: k }, () => startServiceProcess(dbUrl)));
     const pools = await Promise.all(started.map((svc) => openClients(svc.wsUrl, 10, 0, 1)));
     try {
       await truncate(sql);
-      const reads = async () => {
-        let sum = 0;
+      const counters = async () => {
+        const sum = { reads: 0, summaries: 0 };
         for (const svc of started) {
-          const text = await (await fetch(`${svc.baseUrl}/metrics`)).text();
-          sum += Number(/^feed_reads_total (\d+)/m.exec(text)?.[1] ?? 0);
+          const c = await feedCounters(svc.baseUrl);
+          sum.reads += c.reads;
+          sum.summaries += c.summaries;
         }
         return sum;
       };
-      const reads0 = await reads();
+      const c0 = await counters();
       const cpu0 = postmasterPid ? postgresCpuSeconds(postmasterPid) : 0;
       const t0 = performance.now();
       await runWriter('sql', started[0]?.baseUrl ?? '', dbUrl, rate, seconds);
       const elapsed = (performance.now() - t0) / 1000;
       const dbCores = postmasterPid ? (postgresCpuSeconds(postmasterPid) - cpu0) / elapsed : Number.NaN;
-      const readsPerSec = (await reads()) - reads0;
+      const c1 = await counters();
+      const readsPerSec = c1.reads - c0.reads;
+      const summaries = c1.summaries - c0.summaries;
       if (k === 0) writesOnly = dbCores;
       rows.push({
         instances: k,
         readsPerSecPerInstance: k ? readsPerSec / elapsed / k : 0,
+        summariesPerSecPerInstance: k ? summaries / elapsed / k : 0,
         dbCores,
         dbCoresPerInstance: k ? (dbCores - writesOnly) / k : null,
       });
@@ -238,10 +255,10 @@ async function instances(dbUrl: string, sql: pg.Pool, postmasterPid: number | un
   for (const r of rows) {
     report(
       r.instances === 0 ? `db cost: SQL ${rate}/s, writes only` : `db cost: SQL ${rate}/s, ${r.instances} instance(s)`,
-      r.instances === 0 ? 'PostgreSQL cores' : 'feed reads/s per instance · PG cores (+ per instance)',
+      r.instances === 0 ? 'PostgreSQL cores' : 'per instance: feed reads/s, summaries/s · PG cores (+ per instance)',
       r.instances === 0
         ? r.dbCores.toFixed(3)
-        : `${r.readsPerSecPerInstance.toFixed(1)} · ${r.dbCores.toFixed(3)} (+${(r.dbCoresPerInstance ?? 0).toFixed(3)})`,
+        : `${r.readsPerSecPerInstance.toFixed(1)}, ${r.summariesPerSecPerInstance.toFixed(1)} · ${r.dbCores.toFixed(3)} (+${(r.dbCoresPerInstance ?? 0).toFixed(3)})`,
     );
   }
 }
@@ -249,8 +266,11 @@ async function instances(dbUrl: string, sql: pg.Pool, postmasterPid: number | un
 /**
  * This service beside the naive design it replaces (bench/naive/), one after the other in the same
  * run, with the same SQL writer and the same clients: each system gets a fresh process, its clients
- * connect, then the open-loop writer runs. The naive relay loses what it cannot send; its latency is
- * over what it delivered, and the deliveries are reported beside it.
+ * connect, the writer runs a second to warm both up (a fresh process's first second, JIT and pool
+ * connections, is not the steady state: it cost the service up to ~0.5 s on its first writes), then the
+ * measured open-loop run. The naive relay loses what it cannot send; its latency is over what it
+ * delivered, and the deliveries are reported beside it. For the service, the feed's reads and the
+ * transactions it handed out from summaries (without a read) during the measured run are reported too.
  */
 async function versus(dbUrl: string, sql: pg.Pool) {
   const seconds = sized(10, 3);
@@ -263,7 +283,15 @@ async function versus(dbUrl: string, sql: pg.Pool) {
   results.versus = [];
   for (const [clients, rate] of cases) {
     const n = sized(clients, 10);
-    const measured = {} as Record<'naive' | 'service', ReturnType<typeof summarize> & { deliveries: number; expected: number }>;
+    const measured = {} as Record<
+      'naive' | 'service',
+      ReturnType<typeof summarize> & {
+        deliveries: number;
+        expected: number;
+        commitP50: number;
+        feed?: { reads: number; summaries: number };
+      }
+    >;
     for (const system of ['naive', 'service'] as const) {
       const svc = system === 'naive' ? await startServiceProcess(dbUrl, {}, 'bench/naive/relay.ts') : await startServiceProcess(dbUrl);
       service = svc.child;
@@ -271,12 +299,24 @@ async function versus(dbUrl: string, sql: pg.Pool) {
         const pool = await openClients(svc.wsUrl, n, Math.min(n, 100) / 2, 2);
         await truncate(sql);
         await sql.query('TRUNCATE naive_orders RESTART IDENTITY');
+        const table = system === 'naive' ? 'naive_orders' : 'orders';
+        await runWriter('sql', svc.baseUrl, dbUrl, rate, 1, { table });
+        await new Promise((r) => setTimeout(r, 500));
+        const before = system === 'service' ? await feedCounters(svc.baseUrl) : undefined;
         pool.record();
-        const w = await runWriter('sql', svc.baseUrl, dbUrl, rate, seconds, { table: system === 'naive' ? 'naive_orders' : 'orders' });
+        const w = await runWriter('sql', svc.baseUrl, dbUrl, rate, seconds, { table });
         await new Promise((r) => setTimeout(r, 1000));
         const got = await pool.report();
         await pool.close();
-        measured[system] = { ...summarize(got.latencies), deliveries: got.changes, expected: w.done * n };
+        const after = before ? await feedCounters(svc.baseUrl) : undefined;
+        const feed = before && after ? { reads: after.reads - before.reads, summaries: after.summaries - before.summaries } : undefined;
+        measured[system] = {
+          ...summarize(got.latencies),
+          deliveries: got.changes,
+          expected: w.done * n,
+          commitP50: w.roundTripP50,
+          ...(feed ? { feed } : {}),
+        };
       } finally {
         await stopServiceProcess(svc.child);
       }
@@ -293,6 +333,8 @@ async function versus(dbUrl: string, sql: pg.Pool) {
       '≤ 1 / ≤ 1',
     );
     report('', 'deliveries naive / service / expected', `${naive.deliveries} / ${ours.deliveries} / ${ours.expected}`);
+    if (ours.feed)
+      report('', 'service: feed reads / from summaries', `${ours.feed.reads} / ${ours.feed.summaries} (of ${ours.expected / n} writes)`);
   }
 }
 

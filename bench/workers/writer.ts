@@ -24,6 +24,8 @@ const total = Math.round(args.rate * args.seconds);
 let done = 0;
 let errors = 0;
 let lateSends = 0;
+/** Each write's round trip (its commit, for SQL writes), ms. */
+const roundTrips: number[] = [];
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 const pool = new pg.Pool({ connectionString: args.dbUrl, max: 16 });
@@ -33,6 +35,7 @@ async function writeOne(due: number, i: number): Promise<void> {
   const body = args.mix
     ? { customer_name: 'Bench', product_name: PRODUCTS[i % 4] as string, notes: due.toFixed(3), status: STATUSES[i % 5] as string }
     : { customer_name: 'Bench', product_name: 'Latency', notes: due.toFixed(3), status: 'pending' };
+  const sent = nowMs();
   try {
     if (args.mode === 'rest') {
       const status = await post(`${args.baseUrl}/orders`, JSON.stringify(body), agent);
@@ -45,6 +48,7 @@ async function writeOne(due: number, i: number): Promise<void> {
         body.status,
       ]);
     }
+    roundTrips.push(nowMs() - sent);
   } catch {
     errors++;
   }
@@ -69,7 +73,9 @@ async function main() {
     inflight.push(writeOne(due, i));
   }
   await Promise.all(inflight);
-  process.send?.({ type: 'done', done, errors, lateSends, elapsedS: (nowMs() - start) / 1000 });
+  roundTrips.sort((a, b) => a - b);
+  const roundTripP50 = roundTrips[Math.floor(roundTrips.length / 2)] ?? Number.NaN;
+  process.send?.({ type: 'done', done, errors, lateSends, roundTripP50, elapsedS: (nowMs() - start) / 1000 });
   await pool.end();
   agent.destroy();
   process.exit(0);
