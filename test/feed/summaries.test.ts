@@ -116,7 +116,8 @@ it('hands a raw SQL transaction to clients from its commit notification, without
   ]);
   await waitFor(() => raw.some((m) => m.includes(rows[0]?.json as string)));
 
-  // A transaction of several changes: one message, still without a read.
+  // A transaction of several changes: one notification, one message, still without a read.
+  const heard = svc.service.listener.state.notifications;
   const c = await connection();
   await c.query('BEGIN');
   const more: number[] = [];
@@ -125,6 +126,7 @@ it('hands a raw SQL transaction to clients from its commit notification, without
   await c.query('COMMIT');
   await waitFor(() => keysOf(watcher).includes(`${more[0]}:2`));
   expect(feed().state.reads).toBe(reads);
+  expect(svc.service.listener.state.notifications).toBe(heard + 1);
   const message = watcher.messages.find((m) => m.keys.includes(`${more[0]}:2`));
   expect(message?.keys).toEqual([...more.map((o) => `${o}:1`), `${more[0]}:2`]);
   expect(await settle(db.sql, [watcher])).toEqual(cleanReports([watcher]));
