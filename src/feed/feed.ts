@@ -7,7 +7,7 @@ import { type Cursor, contains, cursor, EMPTY, equals, formatCursor, inHistory, 
 import type { Doorbell } from './doorbell.js';
 import type { Listener } from './listener.js';
 import { pruneChanges, type RetentionPolicy } from './retention.js';
-import { extend, parseSummary } from './summary.js';
+import { extend, OPEN_SUMMARIES_READ, parseSummary } from './summary.js';
 
 /**
  * The feed: turns the change log into a stream of batches of whole transactions. Its head is a cursor
@@ -223,6 +223,8 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
     if (step.kind === 'take') {
       this.stats.summaries++;
       this.publish({ from: this.headCursor, to: step.to, txns: [{ xid: summary.xid, changes: step.changes, more: false }] });
+      // Only a read closes them (feed/summary.ts): read now, after this transaction has gone out.
+      if (step.to.partials.length >= OPEN_SUMMARIES_READ) this.requestRead();
     }
     return true;
   }

@@ -15,11 +15,15 @@ import { type Cursor, cursor, has, MAX_XIP, parseSnapshot, type Snapshot, snapsh
  * send no summary (the service's own writes, transactions on other tables or databases) make the
  * condition fail until a read has them: one read, then summaries again.
  *
- * X goes into the head as a partial transaction (up to its last change summarised), not whole: under
- * SET CONSTRAINTS … IMMEDIATE a transaction sends a summary per statement, and one that changes orders
- * again after a summary must not have its later changes counted as had. X becomes whole at the first
- * later summary whose snapshot has X committed (by then every summary of X has arrived: they precede
- * that transaction's in commit order) or at the next read, which fetches any change of X past the partial.
+ * X goes into the head as a partial transaction (up to its last change summarised), not whole, and
+ * only a read closes it (the read's snapshot has X committed, and it fetches any change of X past the
+ * partial): under SET CONSTRAINTS … IMMEDIATE a transaction sends a summary per statement, and its
+ * later statements may send none (orders.skip_notify, or a session that turns its own summaries off),
+ * so no notification can prove a transaction has no more changes; a read can. The feed reads once
+ * OPEN_SUMMARIES_READ transactions are open, so cursors stay short and a summarised transaction is
+ * closed within a few more commits. For the order condition above, open transactions count as had
+ * (they are, up to what they announced): a transaction that hid its later changes this way may see a
+ * later transaction's change to the same row go out first; nothing is lost, and clients apply by version.
  */
 export interface Summary {
   xid: number;
@@ -29,8 +33,10 @@ export interface Summary {
   changes: LoggedChange[];
 }
 
-/** Transactions the head may hold open this way between reads; beyond, the feed reads (cursors stay short). */
-export const MAX_OPEN_SUMMARIES = 4;
+/** Open (summarised, not yet read) transactions at which the feed reads, closing them. */
+export const OPEN_SUMMARIES_READ = 4;
+/** Beyond this many open, a summary waits for that read (every open one is a `:xid-seq` in cursors). */
+export const MAX_OPEN_SUMMARIES = 8;
 
 /** The head's snapshot, with its open (summarised) transactions counted as had; undefined if that is unwieldy. */
 function withOpenHad(head: Cursor): Snapshot | undefined {
@@ -105,7 +111,10 @@ export function extend(head: Cursor, summary: Summary): Step {
   // What X saw committed, without X itself.
   const before = snapshot(summary.snapshot.xmax, [...summary.snapshot.xip, xid]);
   if (!snapshotContains(had, before)) return { kind: 'read' };
-  const to = cursor(snapshotUnion(head.snapshot, before), [...head.partials, { xid, seq: last }], head.history);
+  // Everything either has, except the open transactions, which stay partial until a read.
+  const open = [...head.partials.map((p) => p.xid), xid];
+  const union = snapshotUnion(head.snapshot, before);
+  const to = cursor(snapshot(union.xmax, [...union.xip, ...open]), [...head.partials, { xid, seq: last }], head.history);
   if (to.partials.length > MAX_OPEN_SUMMARIES) return { kind: 'read' };
   return { kind: 'take', to, changes: summary.changes.filter((c) => !has(head, xid, c.seq)) };
 }
