@@ -37,10 +37,10 @@ const connection = async (url = db.url) => {
   return c;
 };
 const insert = (sql: pg.Pool | pg.Client, customer: string, notes: string | null = null) =>
-  sql.query<{ id: number }>(
-    "INSERT INTO orders (customer_name, product_name, quantity, notes) VALUES ($1, 'Attack', 1, $2) RETURNING id",
-    [customer, notes ?? ''],
-  );
+  sql.query<{ id: number }>("INSERT INTO orders (customer_name, product_name, quantity, notes) VALUES ($1, 'Attack', 1, $2) RETURNING id", [
+    customer,
+    notes ?? '',
+  ]);
 const keysOf = (c: TestFeedClient) => c.received.map((r) => r.key);
 
 beforeAll(async () => {
