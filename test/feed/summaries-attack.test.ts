@@ -80,3 +80,115 @@ it('delivers the changes a transaction makes silently after it has summarised it
   expect(await settle(db.sql, [watcher], 3000)).toEqual(cleanReports([watcher]));
   expect(keysOf(watcher)).toEqual([`${a}:1`, `${b}:1`, `${later}:1`]);
 });
+
+it('takes nothing from a role without privileges: garbage, forged, tampered, oversized and replayed notifications', async () => {
+  await db.sql.query("DROP ROLE IF EXISTS intruder; CREATE ROLE intruder LOGIN PASSWORD 'intruder'");
+  const url = new URL(db.url);
+  url.username = 'intruder';
+  url.password = 'intruder';
+  const intruder = await connection(url.toString());
+  await expect(intruder.query('SELECT summary_key FROM feed_generation')).rejects.toThrow(/permission denied/);
+  await expect(intruder.query('SELECT * FROM order_changes')).rejects.toThrow(/permission denied/);
+
+  const watcher = await client('watcher');
+  // A real summary, recorded as any role may record it (LISTEN needs no privilege).
+  const recorded: string[] = [];
+  intruder.on('notification', (m) => recorded.push(m.payload ?? ''));
+  await intruder.query('LISTEN order_changes');
+  const first = (await insert(db.sql, 'Recorded')).rows[0]?.id as number;
+  await waitFor(() => recorded.length === 1 && keysOf(watcher).includes(`${first}:1`));
+  const real = recorded[0] as string;
+  expect(real.startsWith('1 ')).toBe(true);
+
+  const { rows } = await db.sql.query<{ x: string }>('SELECT txid_current() AS x');
+  const next = Number(rows[0]?.x) + 3;
+  const [header, ...lines] = real.split('\n');
+  const tampered = [header, ...lines.map((l) => l.replace('Recorded', 'Tampered'))].join('\n');
+  const renamed = [header?.replace(/ \d+ /, ` ${next} `), ...lines].join('\n');
+  const payloads = [
+    'x',
+    '1 ',
+    '1',
+    `1 ${'zz'.repeat(32)} `,
+    `1 ${'00'.repeat(32)} ${next} ${next}:${next + 1}:\n1 1 {}`,
+    real.slice(0, real.length - 5),
+    real.slice(0, 70),
+    tampered,
+    renamed,
+    `1 ${real.slice(2, 66)}  \n\n\n`,
+    `1 ${'ab'.repeat(32)} ${'9'.repeat(7900)}`,
+    'é'.repeat(3999),
+    real,
+    real,
+  ];
+  const refusedBefore = feed().state.summariesRefused;
+  for (const p of payloads) await intruder.query('SELECT pg_notify($1, $2)', ['order_changes', p]);
+  // The feed reads for each (folded): still one change, nothing invented, nothing twice.
+  await sleep(300);
+  expect(keysOf(watcher)).toEqual([`${first}:1`]);
+  expect(feed().state.summariesRefused).toBeGreaterThan(refusedBefore);
+
+  // Flooded while real writes go on: every real change still arrives, exactly once, in order.
+  const ids: number[] = [];
+  const flood = (async () => {
+    for (let i = 0; i < 200; i++)
+      await intruder.query('SELECT pg_notify($1, $2)', ['order_changes', payloads[i % payloads.length] as string]);
+  })();
+  for (let i = 0; i < 10; i++) ids.push((await insert(db.sql, `Real ${i}`)).rows[0]?.id as number);
+  await flood;
+  await waitFor(() => keysOf(watcher).length >= ids.length + 1);
+  expect(keysOf(watcher)).toEqual([`${first}:1`, ...ids.map((i) => `${i}:1`)]);
+  expect(await settle(db.sql, [watcher], 3000)).toEqual(cleanReports([watcher]));
+  expect(svc.service.feed.state.head).toBeTruthy();
+});
+
+it('delivers exactly what committed from savepoints, rollbacks, isolation levels, replica sessions, odd commit orders and near-limit summaries', async () => {
+  const watcher = await client('watcher');
+  const [a, b, c, d, e, f] = await Promise.all([1, 2, 3, 4, 5, 6].map(() => connection()));
+  const conns = [a, b, c, d, e, f] as pg.Client[];
+  // Savepoints: what a rolled-back subtransaction changed never reaches anyone; what was kept does.
+  await a!.query('BEGIN');
+  await insert(a!, 'Kept before savepoint');
+  await a!.query('SAVEPOINT s1');
+  await insert(a!, 'Rolled back in s1');
+  const kept = (await insert(a!, 'Rolled back too')).rows[0]?.id as number;
+  await a!.query('ROLLBACK TO SAVEPOINT s1');
+  await a!.query('SAVEPOINT s2');
+  await a!.query("UPDATE orders SET notes = 'in s2, released' WHERE customer_name = 'Kept before savepoint'");
+  await a!.query('RELEASE SAVEPOINT s2');
+  await a!.query('SAVEPOINT s3');
+  await a!.query('SET CONSTRAINTS ALL IMMEDIATE');
+  await insert(a!, 'Summarised in s3, rolled back');
+  await a!.query('ROLLBACK TO SAVEPOINT s3');
+  // A rolled-back transaction.
+  await b!.query('BEGIN');
+  await insert(b!, 'Never committed');
+  // Isolation levels and a replica session, all open at once with the others (more than 4).
+  await c!.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+  await insert(c!, 'Repeatable read');
+  await d!.query('BEGIN ISOLATION LEVEL SERIALIZABLE');
+  await insert(d!, 'Serializable');
+  await e!.query("BEGIN; SET LOCAL session_replication_role = 'replica'");
+  await insert(e!, 'Replica');
+  // Long multi-byte notes, just under and just over what a summary carries.
+  await f!.query('BEGIN');
+  await insert(f!, 'Near the limit', 'é€𝄞'.repeat(700));
+  const bulk: number[] = [];
+  for (let i = 0; i < 5; i++) bulk.push((await insert(db.sql, `Between ${i}`, '€'.repeat(2400 + i * 60))).rows[0]?.id as number);
+  await db.sql.query(
+    "INSERT INTO orders (customer_name, product_name, quantity, notes) SELECT 'Thirty-three ' || g, 'Attack', 1, '' FROM generate_series(1, 33) g",
+  );
+  // Commit in an order unlike the one they began in; b rolls back.
+  await e!.query('COMMIT');
+  await c!.query('COMMIT');
+  await b!.query('ROLLBACK');
+  await a!.query('COMMIT');
+  await f!.query('COMMIT');
+  await d!.query('COMMIT');
+  for (const x of conns) x.query('SELECT 1');
+  const later = (await insert(db.sql, 'Last')).rows[0]?.id as number;
+  await waitFor(() => keysOf(watcher).includes(`${later}:1`));
+  expect(await settle(db.sql, [watcher], 3000)).toEqual(cleanReports([watcher]));
+  expect(keysOf(watcher)).not.toContain(`${kept}:1`);
+  expect(watcher.received.some((r) => r.key.startsWith(`${kept}:`))).toBe(false);
+});
