@@ -4,6 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { migrate } from '../../src/db/migrate.js';
 import { cleanReports, openClient, settle, type TestFeedClient } from '../helpers/feed-client.js';
@@ -42,6 +43,23 @@ const insert = (sql: pg.Pool | pg.Client, customer: string, notes: string | null
     notes ?? '',
   ]);
 const keysOf = (c: TestFeedClient) => c.received.map((r) => r.key);
+
+/** What a client resuming from `after` on `wsUrl` receives in half a second (a reset rejects). */
+function resume(wsUrl: string, after: string): Promise<string[]> {
+  return new Promise<string[]>((resolve, reject) => {
+    const ws = new WebSocket(`${wsUrl}?after=${encodeURIComponent(after)}`, { perMessageDeflate: false });
+    const got: string[] = [];
+    ws.on('message', (d) => {
+      const m = JSON.parse(d.toString());
+      if (m.type === 'changes') for (const ch of m.changes) got.push(`${ch.order.id}:${ch.order.version}`);
+      if (m.type === 'reset') reject(new Error(`reset: ${d.toString()}`));
+    });
+    setTimeout(() => {
+      ws.terminate();
+      resolve(got);
+    }, 500);
+  });
+}
 
 beforeAll(async () => {
   const log = pino({ level: 'silent' });
@@ -144,51 +162,100 @@ it('takes nothing from a role without privileges: garbage, forged, tampered, ove
 
 it('delivers exactly what committed from savepoints, rollbacks, isolation levels, replica sessions, odd commit orders and near-limit summaries', async () => {
   const watcher = await client('watcher');
-  const [a, b, c, d, e, f] = await Promise.all([1, 2, 3, 4, 5, 6].map(() => connection()));
-  const conns = [a, b, c, d, e, f] as pg.Client[];
+  const conns = await Promise.all([1, 2, 3, 4, 5, 6].map(() => connection()));
+  const [a, b, c, d, e, f] = conns as [pg.Client, pg.Client, pg.Client, pg.Client, pg.Client, pg.Client];
   // Savepoints: what a rolled-back subtransaction changed never reaches anyone; what was kept does.
-  await a!.query('BEGIN');
-  await insert(a!, 'Kept before savepoint');
-  await a!.query('SAVEPOINT s1');
-  await insert(a!, 'Rolled back in s1');
-  const kept = (await insert(a!, 'Rolled back too')).rows[0]?.id as number;
-  await a!.query('ROLLBACK TO SAVEPOINT s1');
-  await a!.query('SAVEPOINT s2');
-  await a!.query("UPDATE orders SET notes = 'in s2, released' WHERE customer_name = 'Kept before savepoint'");
-  await a!.query('RELEASE SAVEPOINT s2');
-  await a!.query('SAVEPOINT s3');
-  await a!.query('SET CONSTRAINTS ALL IMMEDIATE');
-  await insert(a!, 'Summarised in s3, rolled back');
-  await a!.query('ROLLBACK TO SAVEPOINT s3');
+  await a.query('BEGIN');
+  await insert(a, 'Kept before savepoint');
+  await a.query('SAVEPOINT s1');
+  await insert(a, 'Rolled back in s1');
+  const kept = (await insert(a, 'Rolled back too')).rows[0]?.id as number;
+  await a.query('ROLLBACK TO SAVEPOINT s1');
+  await a.query('SAVEPOINT s2');
+  await a.query("UPDATE orders SET notes = 'in s2, released' WHERE customer_name = 'Kept before savepoint'");
+  await a.query('RELEASE SAVEPOINT s2');
+  await a.query('SAVEPOINT s3');
+  await a.query('SET CONSTRAINTS ALL IMMEDIATE');
+  await insert(a, 'Summarised in s3, rolled back');
+  await a.query('ROLLBACK TO SAVEPOINT s3');
   // A rolled-back transaction.
-  await b!.query('BEGIN');
-  await insert(b!, 'Never committed');
+  await b.query('BEGIN');
+  await insert(b, 'Never committed');
   // Isolation levels and a replica session, all open at once with the others (more than 4).
-  await c!.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-  await insert(c!, 'Repeatable read');
-  await d!.query('BEGIN ISOLATION LEVEL SERIALIZABLE');
-  await insert(d!, 'Serializable');
-  await e!.query("BEGIN; SET LOCAL session_replication_role = 'replica'");
-  await insert(e!, 'Replica');
+  await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+  await insert(c, 'Repeatable read');
+  await d.query('BEGIN ISOLATION LEVEL SERIALIZABLE');
+  await insert(d, 'Serializable');
+  await e.query("BEGIN; SET LOCAL session_replication_role = 'replica'");
+  await insert(e, 'Replica');
   // Long multi-byte notes, just under and just over what a summary carries.
-  await f!.query('BEGIN');
-  await insert(f!, 'Near the limit', 'é€𝄞'.repeat(700));
+  await f.query('BEGIN');
+  await insert(f, 'Near the limit', 'é€𝄞'.repeat(700));
   const bulk: number[] = [];
   for (let i = 0; i < 5; i++) bulk.push((await insert(db.sql, `Between ${i}`, '€'.repeat(2400 + i * 60))).rows[0]?.id as number);
   await db.sql.query(
     "INSERT INTO orders (customer_name, product_name, quantity, notes) SELECT 'Thirty-three ' || g, 'Attack', 1, '' FROM generate_series(1, 33) g",
   );
   // Commit in an order unlike the one they began in; b rolls back.
-  await e!.query('COMMIT');
-  await c!.query('COMMIT');
-  await b!.query('ROLLBACK');
-  await a!.query('COMMIT');
-  await f!.query('COMMIT');
-  await d!.query('COMMIT');
-  for (const x of conns) x.query('SELECT 1');
+  await e.query('COMMIT');
+  await c.query('COMMIT');
+  await b.query('ROLLBACK');
+  await a.query('COMMIT');
+  await f.query('COMMIT');
+  await d.query('COMMIT');
   const later = (await insert(db.sql, 'Last')).rows[0]?.id as number;
   await waitFor(() => keysOf(watcher).includes(`${later}:1`));
   expect(await settle(db.sql, [watcher], 3000)).toEqual(cleanReports([watcher]));
   expect(keysOf(watcher)).not.toContain(`${kept}:1`);
   expect(watcher.received.some((r) => r.key.startsWith(`${kept}:`))).toBe(false);
+});
+
+it('resumes across two instances from cursors that carry summarised transactions as partials, and survives the listener being killed mid-burst', async () => {
+  const other = await startService(db.url, { FEED_POLL_MS: '60000', FEED_RETENTION_HOURS: '0', FEED_RETENTION_MAX_ROWS: '0' });
+  try {
+    const here = await client('here');
+    const there = await openClient({ http: other.url, ws: other.wsUrl, name: 'there' });
+    clients.push(there);
+    const start = here.cursor as string;
+    // Two transactions open at once, each summarised statement by statement: both stay partials.
+    const [x, y] = [await connection(), await connection()];
+    for (const t of [x, y]) await t.query('BEGIN; SET CONSTRAINTS ALL IMMEDIATE');
+    const xa = (await insert(x, 'X a')).rows[0]?.id as number;
+    const ya = (await insert(y, 'Y a')).rows[0]?.id as number;
+    await x.query("UPDATE orders SET notes = 'X again' WHERE id = $1", [xa]);
+    await y.query('COMMIT');
+    await x.query('COMMIT');
+    await waitFor(() => keysOf(here).includes(`${xa}:2`) && keysOf(there).includes(`${xa}:2`));
+    const withPartials = [here.cursor as string, there.cursor as string];
+    expect(withPartials.some((c) => /:\d+-\d+/.test(c))).toBe(true);
+    const z = (await insert(db.sql, 'Z')).rows[0]?.id as number;
+    await waitFor(() => keysOf(here).includes(`${z}:1`) && keysOf(there).includes(`${z}:1`));
+    for (const wsUrl of [svc.wsUrl, other.wsUrl]) {
+      for (const c of withPartials) expect(await resume(wsUrl, c)).toEqual([`${z}:1`]);
+      expect(await resume(wsUrl, start)).toEqual([`${ya}:1`, `${xa}:1`, `${xa}:2`, `${z}:1`]);
+    }
+
+    // A burst from four writers; both instances' listeners are killed in the middle of it.
+    const writers = await Promise.all([1, 2, 3, 4].map(() => connection()));
+    const burst = writers.map(async (w, n) => {
+      for (let i = 0; i < 25; i++) {
+        await w.query('BEGIN');
+        const id = (await insert(w, `Burst ${n}.${i}`)).rows[0]?.id as number;
+        if (i % 3 === 0) await w.query("UPDATE orders SET notes = 'twice' WHERE id = $1", [id]);
+        await w.query('COMMIT');
+      }
+    });
+    await sleep(30);
+    const killed = await db.sql.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'orders-listener'");
+    expect(killed.rowCount).toBe(2);
+    await Promise.all(burst);
+    await waitFor(() => svc.service.listener.state.status === 'connected' && other.service.listener.state.status === 'connected');
+    const last = (await insert(db.sql, 'After the burst')).rows[0]?.id as number;
+    await waitFor(() => keysOf(here).includes(`${last}:1`) && keysOf(there).includes(`${last}:1`));
+    expect(await settle(db.sql, [here, there], 3000)).toEqual(cleanReports([here, there]));
+    const whole = (k: TestFeedClient) => k.messages.filter((m) => m.keys.length > 0).every((m) => !m.more);
+    expect(whole(here) && whole(there)).toBe(true);
+  } finally {
+    await other.close();
+  }
 });
