@@ -259,3 +259,39 @@ it('resumes across two instances from cursors that carry summarised transactions
     await other.close();
   }
 });
+
+it('takes no summary replayed from another database of the cluster, even one cloned from this one (same generation row)', async () => {
+  const admin = new URL(db.url);
+  admin.pathname = '/origin_db';
+  await db.sql.query('CREATE DATABASE origin_db');
+  const originPool = new pg.Pool({ connectionString: admin.toString(), max: 1 });
+  originPool.on('error', () => undefined);
+  await migrate(originPool, pino({ level: 'silent' }));
+  await originPool.end();
+  // A staging copy, say: CREATE DATABASE … TEMPLATE copies the unlogged generation row, key and all.
+  await db.sql.query('CREATE DATABASE copy_db TEMPLATE origin_db');
+  const copyUrl = new URL(db.url);
+  copyUrl.pathname = '/copy_db';
+  const copy = await startService(copyUrl.toString(), { FEED_POLL_MS: '60000', FEED_RETENTION_HOURS: '0', FEED_RETENTION_MAX_ROWS: '0' });
+  try {
+    const watcher = await openClient({ http: copy.url, ws: copy.wsUrl, name: 'copy' });
+    clients.push(watcher);
+    const origin = await connection(admin.toString());
+    const recorded: string[] = [];
+    origin.on('notification', (m) => recorded.push(m.payload ?? ''));
+    await origin.query('LISTEN order_changes');
+    await insert(origin, 'Only in the origin');
+    await waitFor(() => recorded.length === 1);
+    // Replayed into the copy by any role that may connect to both.
+    const intoCopy = await connection(copyUrl.toString());
+    await intoCopy.query('SELECT pg_notify($1, $2)', ['order_changes', recorded[0] as string]);
+    await sleep(500);
+    expect(keysOf(watcher)).toEqual([]);
+    // The copy's own writes still arrive.
+    const own = (await insert(intoCopy, 'In the copy')).rows[0]?.id as number;
+    await waitFor(() => keysOf(watcher).length > 0);
+    expect(keysOf(watcher)).toEqual([`${own}:1`]);
+  } finally {
+    await copy.close();
+  }
+});
