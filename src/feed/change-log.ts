@@ -288,11 +288,12 @@ export async function readNextXid(db: Database): Promise<number> {
 
 /**
  * The key this database generation signs its summaries with (migrations/0014), and the history it
- * belongs to; no key while the generation is missing (after a crash, until a read starts one).
+ * belongs to; no key while the generation is missing (after a crash, until a read starts one) or was
+ * made in another database (a copy made with CREATE DATABASE … TEMPLATE shares its row: migrations/0015).
  */
 export async function readSummaryKey(db: Database): Promise<{ key: Buffer | null; history: string | null }> {
   const { rows } = await db.query<{ key: Buffer | null; history: string | null }>(
-    'SELECT summary_key AS key, feed_history() AS history FROM feed_generation',
+    'SELECT CASE WHEN summary_database = current_database() THEN summary_key END AS key, feed_history() AS history FROM feed_generation',
   );
   return rows[0] ?? { key: null, history: null };
 }

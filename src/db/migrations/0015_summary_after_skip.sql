@@ -6,6 +6,23 @@
 -- So once a transaction has sent a summary, skip_notify no longer silences its later changes: the next
 -- statement's end (or the commit) summarises them too. The service's own writes set skip_notify from their
 -- first statement and never send one, so they still send nothing.
+--
+-- And a key belongs to one database (found by the same file). CREATE DATABASE … TEMPLATE copies the
+-- unlogged generation row, key and all, and transaction ids are the cluster's: a summary recorded in one
+-- database (LISTEN needs no privilege) and replayed into its copy verified there and put the other
+-- database's orders on the copy's dashboards. The key now names the database it was made in; a copy's
+-- triggers ring the plain doorbell and its feed takes no summary (it reads, as before summaries) until
+-- a new generation gives it a key of its own. A renamed database is treated the same way.
+
+ALTER TABLE feed_generation ADD COLUMN summary_database name;
+UPDATE feed_generation SET summary_database = current_database();
+
+CREATE OR REPLACE FUNCTION feed_start_generation() RETURNS void LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path FROM CURRENT AS $$
+  INSERT INTO feed_generation (generation, summary_key, summary_inner, summary_outer, summary_database)
+  SELECT md5(random()::text || clock_timestamp()::text), k, feed_hmac_pad(k, 54), feed_hmac_pad(k, 92), current_database()
+  FROM (SELECT feed_new_summary_key() AS k) s
+  ON CONFLICT DO NOTHING
+$$;
 
 CREATE OR REPLACE FUNCTION orders_capture() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
@@ -48,9 +65,9 @@ BEGIN
   INTO n, body
   FROM (SELECT * FROM order_changes WHERE xid = me ORDER BY seq LIMIT 33) c;
   body := me || ' ' || txid_current_snapshot()::text || E'\n' || body;
-  -- No generation (after a crash, until a reader starts one): nothing to sign with, so the doorbell.
+  -- No generation (after a crash, until a reader starts one), or another database's (a copy): the doorbell.
   SELECT * INTO k FROM feed_generation;
-  IF n <= 32 AND octet_length(body) < 7900 AND k.summary_inner IS NOT NULL THEN
+  IF n <= 32 AND octet_length(body) < 7900 AND k.summary_inner IS NOT NULL AND k.summary_database = current_database() THEN
     PERFORM pg_notify('order_changes',
       '1 ' || encode(sha256(k.summary_outer || sha256(k.summary_inner || convert_to(body, 'UTF8'))), 'hex') || ' ' || body);
     -- Like summary_due, undone with the subtransaction that sent it (whose notification is dropped too).
