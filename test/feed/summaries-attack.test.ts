@@ -295,3 +295,36 @@ it('takes no summary replayed from another database of the cluster, even one clo
     await copy.close();
   }
 });
+
+it('delivers many-statement and many-at-once SET CONSTRAINTS ALL IMMEDIATE transactions, and a prepared transaction, exactly once', async () => {
+  const watcher = await client('watcher');
+  const start = watcher.cursor as string;
+  // One transaction, forty statements: a summary each while they fit, then doorbells.
+  const long = await connection();
+  await long.query('BEGIN; SET CONSTRAINTS ALL IMMEDIATE');
+  for (let i = 0; i < 40; i++) await insert(long, `Statement ${i}`, 'x'.repeat(i * 10));
+  await long.query('COMMIT');
+  // Six open at once (more than the head holds open between reads), committing in a shuffled order.
+  const six = await Promise.all([1, 2, 3, 4, 5, 6].map(() => connection()));
+  for (const t of six) await t.query('BEGIN; SET CONSTRAINTS ALL IMMEDIATE');
+  for (let round = 0; round < 3; round++) for (const [n, t] of six.entries()) await insert(t, `Open ${n}.${round}`);
+  for (const n of [3, 0, 5, 1, 4, 2]) await (six[n] as pg.Client).query('COMMIT');
+  // A prepared transaction (it may not NOTIFY, so it sets orders.skip_notify); committed later, elsewhere.
+  const { rows } = await db.sql.query<{ max_prepared_transactions: string }>('SHOW max_prepared_transactions');
+  let prepared: number | undefined;
+  if (Number(rows[0]?.max_prepared_transactions) > 0) {
+    const p = await connection();
+    await p.query("BEGIN; SET LOCAL orders.skip_notify = 'on'");
+    prepared = (await insert(p, 'Prepared')).rows[0]?.id as number;
+    await p.query("PREPARE TRANSACTION 'attack'");
+    await insert(db.sql, 'While prepared');
+    await db.sql.query("COMMIT PREPARED 'attack'");
+  }
+  const last = (await insert(db.sql, 'Last')).rows[0]?.id as number;
+  await waitFor(() => keysOf(watcher).includes(`${last}:1`));
+  if (prepared !== undefined) await waitFor(() => keysOf(watcher).includes(`${prepared}:1`));
+  expect(await settle(db.sql, [watcher], 3000)).toEqual(cleanReports([watcher]));
+  expect(watcher.messages.filter((m) => m.keys.length > 0).every((m) => !m.more)).toBe(true);
+  // From before all of it, on a fresh connection: the same changes, once each.
+  expect(await resume(svc.wsUrl, start)).toEqual(keysOf(watcher));
+});
