@@ -328,3 +328,24 @@ it('delivers many-statement and many-at-once SET CONSTRAINTS ALL IMMEDIATE trans
   // From before all of it, on a fresh connection: the same changes, once each.
   expect(await resume(svc.wsUrl, start)).toEqual(keysOf(watcher));
 });
+
+it('takes no summary of an ended generation: replayed after feed_generation was deleted and started again', async () => {
+  const watcher = await openClient({ http: svc.url, ws: svc.wsUrl, name: 'generation', autoResync: true });
+  clients.push(watcher);
+  const recorder = await connection();
+  const recorded: string[] = [];
+  recorder.on('notification', (m) => recorded.push(m.payload ?? ''));
+  await recorder.query('LISTEN order_changes');
+  const before = Number((await insert(db.sql, 'Old generation')).rows[0]?.id);
+  await waitFor(() => keysOf(watcher).includes(`${before}:1`));
+  await db.sql.query('DELETE FROM feed_generation');
+  await db.sql.query('SELECT feed_start_generation()');
+  const after = Number((await insert(db.sql, 'New generation')).rows[0]?.id);
+  // The feed notices the new generation at its first read (its clients reset and reload), then the replay.
+  await waitFor(() => watcher.resets.length > 0 && watcher.view.has(after));
+  for (const p of recorded) await db.sql.query('SELECT pg_notify($1, $2)', ['order_changes', p]);
+  const last = Number((await insert(db.sql, 'Last')).rows[0]?.id);
+  await waitFor(() => watcher.view.has(last));
+  expect(await settle(db.sql, [watcher], 3000)).toEqual(cleanReports([watcher]));
+  expect(watcher.epochs.flatMap((e) => e.received).filter((r) => r.id === before)).toHaveLength(1);
+});
