@@ -349,3 +349,24 @@ it('takes no summary of an ended generation: replayed after feed_generation was 
   expect(await settle(db.sql, [watcher], 3000)).toEqual(cleanReports([watcher]));
   expect(watcher.epochs.flatMap((e) => e.received).filter((r) => r.id === before)).toHaveLength(1);
 });
+
+// KNOWN HOLE, not fixed (see the attack branch's report): the triggers' state (orders.summary_due,
+// orders.summarised, orders.skip_notify) is in settings any session may set, so a writer that has sent a
+// summary can switch off the one for its later changes; the feed then counts them as had when a later
+// summary shows the transaction committed, and they are lost on every running instance. `it.fails`
+// until the state is kept where a session cannot write it: then make it `it`.
+it.fails('delivers a change whose summary a hostile writer switched off after an earlier summary (orders.summary_due)', async () => {
+  const watcher = await client('watcher');
+  const c = await connection();
+  await c.query('BEGIN');
+  const a = Number((await insert(c, 'Summarised early')).rows[0]?.id);
+  await c.query('SET CONSTRAINTS ALL IMMEDIATE');
+  await c.query('SET CONSTRAINTS ALL DEFERRED');
+  const b = Number((await insert(c, 'Its summary switched off')).rows[0]?.id);
+  await c.query("SELECT set_config('orders.summary_due', 'off', true)");
+  await c.query('COMMIT');
+  const later = Number((await insert(db.sql, 'Later')).rows[0]?.id);
+  await waitFor(() => keysOf(watcher).includes(`${later}:1`));
+  expect(await settle(db.sql, [watcher], 3000)).toEqual(cleanReports([watcher]));
+  expect(keysOf(watcher)).toEqual([`${a}:1`, `${b}:1`, `${later}:1`]);
+});
