@@ -287,14 +287,27 @@ export async function readNextXid(db: Database): Promise<number> {
 }
 
 /**
- * The key this database generation signs its summaries with (migrations/0014), and the history it
- * belongs to; no key while the generation is missing (after a crash, until a read starts one).
+ * The key this database generation signs its summaries with and the channel they travel on
+ * (migrations/0014, 0015), and the history it belongs to; none while the generation is missing (after
+ * a crash, until a read starts one) or was made in another database (a copy, until claimGeneration).
  */
-export async function readSummaryKey(db: Database): Promise<{ key: Buffer | null; history: string | null }> {
-  const { rows } = await db.query<{ key: Buffer | null; history: string | null }>(
-    'SELECT summary_key AS key, feed_history() AS history FROM feed_generation',
+export async function readSummaryKey(db: Database): Promise<{ key: Buffer | null; channel: string | null; history: string | null }> {
+  const { rows } = await db.query<{ key: Buffer | null; channel: string | null; history: string | null }>(
+    `SELECT CASE WHEN summary_database = current_database() THEN summary_key END AS key,
+            CASE WHEN summary_database = current_database() THEN summary_channel END AS channel,
+            feed_history() AS history
+     FROM feed_generation`,
   );
-  return rows[0] ?? { key: null, history: null };
+  return rows[0] ?? { key: null, channel: null, history: null };
+}
+
+/**
+ * A copy of another database or cluster (CREATE DATABASE … TEMPLATE, a pg_dump restore) carries the
+ * origin's generation: its history tag and summary key. This gives it one of its own (migrations/0015),
+ * before the feed reads anything, so no cursor or summary of the origin is ever trusted here.
+ */
+export async function claimGeneration(db: Database): Promise<void> {
+  await db.query('SELECT feed_claim_generation()');
 }
 
 export async function readMark(db: Database): Promise<Cursor> {

@@ -2,7 +2,15 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
 import { type Batch, RecentBatches, type Txn, transactions } from './batches.js';
-import { forgetOtherHistory, type LoggedChange, readNewChanges, readRange, readSnapshot, readSummaryKey } from './change-log.js';
+import {
+  claimGeneration,
+  forgetOtherHistory,
+  type LoggedChange,
+  readNewChanges,
+  readRange,
+  readSnapshot,
+  readSummaryKey,
+} from './change-log.js';
 import { type Cursor, contains, cursor, EMPTY, equals, formatCursor, inHistory, truncate, union } from './cursor.js';
 import type { Doorbell } from './doorbell.js';
 import type { Listener } from './listener.js';
@@ -90,7 +98,7 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
   };
   /** The current generation's summary key (migrations/0014) and the history it belongs to. */
   private summaryKey: { key: Buffer | null; history: string | null } = { key: null, history: null };
-  private loadingKey = false;
+  private loadingKey: Promise<void> | null = null;
 
   constructor(private readonly options: FeedOptions) {
     super();
@@ -111,9 +119,15 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
   }
 
   async start(): Promise<void> {
+    try {
+      await claimGeneration(this.options.db);
+    } catch (err) {
+      this.options.log.warn({ event: 'feed.claim_failed', reason: (err as Error).message }, 'could not check the feed generation');
+    }
     this.headCursor = await readSnapshot(this.options.db);
     this.memory.clear(this.headCursor);
-    this.loadSummaryKey();
+    // Before the listener starts, so it listens on the summaries' channel from its first connection.
+    await this.loadSummaryKey();
     this.started = true;
     this.options.log.info({ event: 'feed.started', head: formatCursor(this.headCursor) }, 'feed started');
     this.wake();
@@ -229,13 +243,12 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
     return true;
   }
 
-  /** The summary key of the database's generation; again whenever a read finds another history. */
-  private loadSummaryKey(): void {
-    if (this.loadingKey) return;
-    this.loadingKey = true;
-    readSummaryKey(this.options.db)
-      .then((k) => {
-        this.summaryKey = k;
+  /** The summary key and channel of the database's generation; again whenever a read finds another history. */
+  private loadSummaryKey(): Promise<void> {
+    this.loadingKey ??= readSummaryKey(this.options.db)
+      .then(({ key, channel, history }) => {
+        this.summaryKey = { key, history };
+        this.options.listener.summaryChannel = channel;
       })
       .catch((err: unknown) => {
         // Without the key every summary is only a doorbell: the feed reads, as it did before them.
@@ -244,10 +257,12 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
           'summaries off: their key cannot be read',
         );
         this.summaryKey = { key: null, history: this.headCursor.history ?? null };
+        this.options.listener.summaryChannel = null;
       })
       .finally(() => {
-        this.loadingKey = false;
+        this.loadingKey = null;
       });
+    return this.loadingKey;
   }
 
   /** Ask for a read of the log; calls during a read fold into one more read after it. */
@@ -295,7 +310,7 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
       await this.rewound();
       return true;
     }
-    if (history !== this.summaryKey.history) this.loadSummaryKey();
+    if (history !== this.summaryKey.history) void this.loadSummaryKey();
     if (!contains(from, mark)) {
       this.skipPruned(mark);
       return true;

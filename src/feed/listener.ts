@@ -16,6 +16,8 @@ import { backoffDelay } from '../contract/backoff.js';
  * and replaced after a capped exponential backoff with jitter. Nothing here throws to the caller.
  */
 export const CHANNEL = 'order_changes';
+/** A channel name as feed_summary_channel() makes it (migrations/0015): safe to write into LISTEN. */
+const SUMMARY_CHANNEL = /^order_summaries_[0-9a-f]{32}$/;
 
 export interface ListenerOptions {
   clientConfig: pg.ClientConfig;
@@ -55,6 +57,9 @@ export class Listener extends EventEmitter<ListenerEvents> {
   private generation = 0;
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | null = null;
+  private summaries: string | null = null;
+  /** The summaries' channel the current connection listens on. */
+  private listenedOn: string | null = null;
   private keepaliveTimer: NodeJS.Timeout | null = null;
   private readonly current: ListenerState = {
     status: 'stopped',
@@ -71,6 +76,31 @@ export class Listener extends EventEmitter<ListenerEvents> {
 
   get state(): Readonly<ListenerState> {
     return { ...this.current };
+  }
+
+  /**
+   * The channel this database generation's summaries travel on (feed/summary.ts), secret to the key's
+   * holders; also listened on from the next moment, on this connection and every later one. Null: none.
+   */
+  set summaryChannel(channel: string | null) {
+    this.summaries = channel !== null && SUMMARY_CHANNEL.test(channel) ? channel : null;
+    if (this.current.status === 'connected') this.listenForSummaries();
+  }
+
+  /** Makes the current connection listen on the summaries' channel (and on no earlier one). */
+  private listenForSummaries(): void {
+    const client = this.client;
+    const next = this.summaries;
+    const before = this.listenedOn;
+    if (!client || next === before) return;
+    this.listenedOn = next;
+    const generation = this.generation;
+    const switched = async () => {
+      if (before) await client.query(`UNLISTEN ${before}`);
+      if (next) await client.query(`LISTEN ${next}`);
+    };
+    // A failure here is the connection's: the keepalive finds it, and the next connection listens anew.
+    switched().catch((err: unknown) => this.fail(generation, client, err));
   }
 
   start(): void {
@@ -121,13 +151,19 @@ export class Listener extends EventEmitter<ListenerEvents> {
     // extend a head that lacks what was sent meanwhile: until then, every notification is a doorbell.
     let listening = false;
     client.on('notification', (msg) => {
-      if (generation !== this.generation || msg.channel !== CHANNEL) return;
+      if (generation !== this.generation) return;
+      const summary = this.listenedOn !== null && msg.channel === this.listenedOn;
+      if (msg.channel !== CHANNEL && !summary) return;
       this.current.notifications++;
-      this.emit('notify', listening ? (msg.payload ?? '') : '');
+      // The public channel only ever rings; a summary counts once the feed has read since connecting.
+      this.emit('notify', summary && listening ? (msg.payload ?? '') : '');
     });
     try {
       await client.connect();
       await this.withTimeout(client.query(`LISTEN ${CHANNEL}`), this.options.keepaliveTimeoutMs);
+      const summaries = this.summaries;
+      if (summaries) await this.withTimeout(client.query(`LISTEN ${summaries}`), this.options.keepaliveTimeoutMs);
+      this.listenedOn = summaries;
     } catch (err) {
       this.fail(generation, client, err);
       return;
@@ -138,6 +174,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
     this.setStatus('connected');
     this.options.log.info({ event: 'listener.connected', reconnects: this.current.reconnects }, 'listener connected');
     listening = true;
+    this.listenForSummaries();
     this.emit('connected');
     this.scheduleKeepalive(generation, client);
   }

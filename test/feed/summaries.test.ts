@@ -216,7 +216,10 @@ it('refuses a forged summary: nothing reaches clients, the feed does not move, r
     at: new Date().toISOString(),
   });
   const forged = `1 ${'ab'.repeat(32)} ${xid} ${xid}:${xid + 1}:\n1 ${Date.now()} ${change}`;
-  await db.sql.query('SELECT pg_notify($1, $2)', ['order_changes', forged]);
+  // On the public channel it is only a doorbell; on the summaries' own (as if its name had leaked), it
+  // fails its signature.
+  const channel = (await db.sql.query<{ c: string }>('SELECT summary_channel AS c FROM feed_generation')).rows[0]?.c as string;
+  for (const on of [channel, 'order_changes']) await db.sql.query('SELECT pg_notify($1, $2)', [on, forged]);
   await sleep(300);
   expect(feed().state.summariesRefused).toBe(refused + 1);
   expect(keysOf(watcher)).toEqual([]);
