@@ -51,6 +51,7 @@ function withOpenHad(head: Cursor): Snapshot | undefined {
 }
 
 const MAC_HEX = 64;
+const MAC = /^[0-9a-f]{64}$/;
 const ID = /^\d{1,16}$/;
 
 /**
@@ -59,7 +60,10 @@ const ID = /^\d{1,16}$/;
  */
 export function parseSummary(payload: string, key: Buffer): Summary | undefined {
   if (!payload.startsWith('1 ') || payload[2 + MAC_HEX] !== ' ') return undefined;
-  const mac = Buffer.from(payload.slice(2, 2 + MAC_HEX), 'hex');
+  // Exactly as encode(…, 'hex') writes it: Buffer's hex decoding would accept other spellings of it.
+  const hex = payload.slice(2, 2 + MAC_HEX);
+  if (!MAC.test(hex)) return undefined;
+  const mac = Buffer.from(hex, 'hex');
   const body = payload.slice(3 + MAC_HEX);
   const expected = createHmac('sha256', key).update(body, 'utf8').digest();
   if (mac.length !== expected.length || !timingSafeEqual(mac, expected)) return undefined;

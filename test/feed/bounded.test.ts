@@ -164,7 +164,8 @@ describe('guarantee 3: a transaction larger than a read arrives whole, in pieces
     // The live client cut in the middle resumes with the cursor it was last given (it names a partial).
     await waitFor(() => liveCutState.cut && liveCut.socket?.readyState === WebSocket.CLOSED, { message: 'live-cut cut' });
     const liveResume = liveCutState.last as string;
-    expect(parseCursor(liveResume)?.partials.map((p) => p.xid)).toEqual([xid]);
+    // (Besides any small transaction still open from its summary: feed/summary.ts.)
+    expect(parseCursor(liveResume)?.partials.map((p) => p.xid)).toContain(xid);
     liveCut.cursor = liveResume;
     await liveCut.connect();
 
@@ -173,7 +174,7 @@ describe('guarantee 3: a transaction larger than a read arrives whole, in pieces
     await behindCut.connect();
     await waitFor(() => behindCutState.cut && behindCut.socket?.readyState === WebSocket.CLOSED, { message: 'log-cut cut' });
     const logResume = behindCutState.last as string;
-    expect(parseCursor(logResume)?.partials.map((p) => p.xid)).toEqual([xid]);
+    expect(parseCursor(logResume)?.partials.map((p) => p.xid)).toContain(xid);
     behindCut.cursor = logResume;
     await behindCut.connect();
 

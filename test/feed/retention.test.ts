@@ -146,7 +146,13 @@ it('a count pass keeps exactly the newest N changes by seq, even with gaps in se
 
 it('a resumed cursor that lacks a pruned change is reset; one that has everything pruned gets exactly what it lacks', async () => {
   // No memory: resumes are served from the log, where pruning happens. No retention of its own.
-  const svc2 = await startService(db.url, { FEED_MEMORY_CHANGES: '0', FEED_RETENTION_HOURS: '0', FEED_RETENTION_MAX_ROWS: '0' });
+  const svc2 = await startService(db.url, {
+    FEED_MEMORY_CHANGES: '0',
+    FEED_RETENTION_HOURS: '0',
+    FEED_RETENTION_MAX_ROWS: '0',
+    FEED_POLL_MS: '100',
+    WS_HEARTBEAT_MS: '100',
+  });
   try {
     const behind = await openClient({ http: svc2.url, ws: svc2.wsUrl, name: 'behind' });
     const ahead = await openClient({ http: svc2.url, ws: svc2.wsUrl, name: 'ahead' });
@@ -156,6 +162,10 @@ it('a resumed cursor that lacks a pruned change is reset; one that has everythin
     // W1: what `ahead` has and `behind` lacks; pruned below.
     for (const id of ids) await db.sql.query("UPDATE orders SET notes = 'w1' WHERE id = $1", [id]);
     await waitFor(() => ids.every((id) => ahead.view.get(id)?.order.notes === 'w1'), { message: 'ahead has W1' });
+    // W1 went out from its summaries, still open in the cursor (`:xid-seq`) until a read closes them; a
+    // heartbeat after that read gives the client the closed cursor. (One still holding a pruned
+    // transaction open would be reset: the mark cannot say that transaction had nothing more.)
+    await waitFor(() => (ahead.cursor ?? '').split('@')[0]?.split(':').length === 3, { message: 'ahead has a closed cursor' });
     await ahead.disconnect();
     const receivedBefore = ahead.received.length;
     // W2: three transactions of one change each, the newest three changes; the count pass keeps only them.
