@@ -29,8 +29,8 @@ export interface BroadcastTarget {
  * written (`frameMs`, measured, × sockets), even when held views (below) made them cheaper: otherwise
  * the loop spends what holding saved on more frequent broadcasts with fewer changes each, and the
  * frames it aims for shrink with them (measured, 5,000 sockets on ten views + unfiltered: ~8
- * broadcasts a second became ~45 of one change each, and the unfiltered view's 455 sockets alone got
- * more frames than holding had saved).
+ * broadcasts a second became 20–45 of one to three changes each, and the unfiltered view's 455 sockets
+ * got a frame per change).
  */
 export const DEFAULT_SHARE = 0.75;
 const BURST_WINDOW_MS = 100;
