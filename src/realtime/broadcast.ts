@@ -24,7 +24,6 @@ export interface BroadcastTarget {
  * time, not CPU time: reading the CPU clock twice a broadcast cost about 5% of the light-load path,
  * and time spent waiting for a core is time the loop could not give anything else either.
  *
- *
  * And broadcasts of new batches start no more often than one frame to every live socket could be
  * written (`frameMs`, measured, × sockets), even when held views (below) made them cheaper: otherwise
  * the loop spends what holding saved on more frequent broadcasts with fewer changes each, and the
