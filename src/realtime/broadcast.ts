@@ -23,6 +23,13 @@ export interface BroadcastTarget {
  * fewer, larger frames instead of a backlog, and a quarter of it stays free for everything else. Wall
  * time, not CPU time: reading the CPU clock twice a broadcast cost about 5% of the light-load path,
  * and time spent waiting for a core is time the loop could not give anything else either.
+ *
+ * And broadcasts of new batches start no more often than one frame to every live socket could be
+ * written (`frameMs`, measured, × sockets), even when held views (below) made them cheaper: otherwise
+ * the loop spends what holding saved on more frequent broadcasts with fewer changes each, and the
+ * frames it aims for shrink with them (measured, 5,000 sockets on ten views + unfiltered: ~8
+ * broadcasts a second became 20–45 of one to three changes each, and the unfiltered view's 455 sockets
+ * got a frame per change).
  */
 export const DEFAULT_SHARE = 0.75;
 const BURST_WINDOW_MS = 100;
@@ -30,19 +37,19 @@ const BURST_WINDOW_MS = 100;
 const MAX_WAIT_MS = 50;
 
 /**
- * Saturated (a batch had to wait for the credit in the last SATURATED_HOLD_MS), a filtered view's
- * changes are held until it has about as many as an unfiltered frame carries, or for at most
- * MAX_DEFER_MS: the cost is per frame written, and a narrow view would otherwise get nearly as many
- * frames as the full stream, each carrying a change or two. Its clients' cursor stays where their last
- * frame left them (heartbeats and catch-up use the view's own head), so nothing held is ever skipped.
- * Saturation is remembered for ten seconds: holding makes broadcasts cheap, and with a one-second memory
- * the loop stopped counting as saturated, let every view go, paid for it, and held again (the bench's
- * filtered fan-out got 2.2 frames a second per client against 2.6 unfiltered).
+ * A filtered view's changes are held until it has about as many as an unfiltered frame carries lately
+ * (`frameChanges`, whole changes), or for at most MAX_DEFER_MS: the cost is per frame written (a write
+ * system call per socket), and a narrow view would otherwise get nearly as many frames as the full
+ * stream, each carrying a change or two (the bench's ten views at 50 writes/s: 3.5× the CPU per delivery
+ * of the unfiltered stream). At light load a frame carries one change, so nothing is held and a view's
+ * change goes out the moment it is read; holding starts once the stream's frames carry two or more.
+ * This used to happen only while the loop was saturated, which on a quiet machine never was, even at
+ * 5,000 sockets. Its clients' cursor stays where their last frame left them (heartbeats and catch-up use
+ * the view's own head), so nothing held is ever skipped.
  */
-const SATURATED_HOLD_MS = 10_000;
 const MAX_DEFER_MS = 1000;
 
-/** A filtered view's batches held back under saturation, oldest first. */
+/** A filtered view's batches held back for a fuller frame, oldest first. */
 interface Held {
   batches: Batch[];
   /** Changes in them that concern the view. */
@@ -76,10 +83,13 @@ export class Broadcaster {
   private readonly burst: number;
   private credit: number;
   private creditAt = performance.now();
-  private saturatedUntil = 0;
   /** Changes per broadcast, smoothed: how full an unfiltered frame is lately. */
   private frameChanges = 1;
   private readonly piecesOf = new WeakMap<Batch, Piece[]>();
+  /** Wall time per frame written in a broadcast, smoothed (only broadcasts writing many frames count). */
+  private frameMs = 0.01;
+  /** The next broadcast of new batches waits for this (performance.now()). */
+  private notBefore = 0;
 
   constructor(
     private readonly feed: ChangeFeed,
@@ -120,9 +130,11 @@ export class Broadcaster {
     }
     this.pending.push(batch);
     if (this.flushTimer) return;
-    this.refill(performance.now());
-    if (this.credit > 0) this.flush(false);
-    else this.flushTimer = setTimeout(() => this.flush(true), Math.min(MAX_WAIT_MS, -this.credit / this.share));
+    const now = performance.now();
+    this.refill(now);
+    const wait = Math.max(this.credit > 0 ? 0 : -this.credit / this.share, this.notBefore - now);
+    if (wait <= 0) this.flush();
+    else this.flushTimer = setTimeout(() => this.flush(), wait);
   }
 
   private refill(now: number): void {
@@ -130,14 +142,12 @@ export class Broadcaster {
     this.creditAt = now;
   }
 
-  private flush(paced: boolean): void {
+  private flush(): void {
     this.flushTimer = null;
     const batches = this.pending;
     if (batches.length === 0 && this.held.size === 0) return;
     const started = performance.now();
     this.refill(started);
-    if (paced) this.saturatedUntil = started + SATURATED_HOLD_MS;
-    const saturated = started < this.saturatedUntil;
     this.pending = [];
     if (batches.length > 0) this.broadcastHead = (batches[batches.length - 1] as Batch).to;
     const to = this.broadcastHead;
@@ -145,13 +155,16 @@ export class Broadcaster {
     const fresh = countOf(batches);
     if (fresh > 0) this.frameChanges = this.frameChanges * 0.8 + fresh * 0.2;
     const at = Date.now();
+    const framesBefore = this.target.stats.framesSent;
+    let sockets = 0;
     const plans = new Map<string, Plan | null>();
     const held = new Map<string, Held>();
     for (const client of this.target.clients()) {
       if (!client.live) continue;
+      sockets++;
       let plan = plans.get(client.view.key);
       if (plan === undefined) {
-        plan = this.plan(client.view, batches, saturated, started, held);
+        plan = this.plan(client.view, batches, started, held);
         plans.set(client.view.key, plan);
       }
       // Held: the client keeps the cursor of its last frame (heartbeats tell it that one).
@@ -170,20 +183,25 @@ export class Broadcaster {
     }
     // A held view none of whose clients is live any more is let go: its head is the broadcast's again.
     this.held = held;
-    this.credit = Math.max(-MAX_WAIT_MS * this.share, this.credit - (performance.now() - started));
+    const elapsed = performance.now() - started;
+    const written = this.target.stats.framesSent - framesBefore;
+    if (written >= 100) this.frameMs = this.frameMs * 0.8 + (elapsed / written) * 0.2;
+    if (batches.length > 0) this.notBefore = started + sockets * this.frameMs;
+    this.credit = Math.max(-MAX_WAIT_MS * this.share, this.credit - elapsed);
     this.scheduleHeld();
   }
 
   /** Whether this view's clients get the batches (with any held before) now, or they are held (null). */
-  private plan(view: View, fresh: Batch[], saturated: boolean, now: number, held: Map<string, Held>): Plan | null {
+  private plan(view: View, fresh: Batch[], now: number, held: Map<string, Held>): Plan | null {
     const before = this.held.get(view.key);
     const batches = before ? before.batches.concat(fresh) : fresh;
-    if (view.filter !== null && saturated) {
+    const full = Math.floor(this.frameChanges);
+    if (view.filter !== null && full >= 2) {
       const matched = (before?.matched ?? 0) + matchedIn(view.filter, fresh);
       const since = before?.since ?? now;
       // Nothing for the view and no totals: nothing to write, so nothing to save by waiting.
       const something = matched > 0 || (view.stats !== null && countOf(batches) > 0);
-      if (something && matched < this.frameChanges && now - since < MAX_DEFER_MS && batches.length > 0) {
+      if (something && matched < full && now - since < MAX_DEFER_MS && batches.length > 0) {
         held.set(view.key, { batches, matched, since });
         this.target.stats.viewDeferrals++;
         return null;
@@ -225,7 +243,7 @@ export class Broadcaster {
     this.heldTimer = setTimeout(
       () => {
         this.heldTimer = null;
-        if (!this.flushTimer) this.flush(false);
+        if (!this.flushTimer) this.flush();
       },
       Math.max(0, oldest + MAX_DEFER_MS - performance.now()) + 1,
     );

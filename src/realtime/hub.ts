@@ -60,7 +60,7 @@ export interface HubStats {
   slowClosed: number;
   resets: number;
   connectionsTotal: number;
-  /** Broadcasts in which a filtered view's changes were held for a fuller frame (the loop was saturated). */
+  /** Broadcasts in which a filtered view's changes were held for a fuller frame (broadcast.ts). */
   viewDeferrals: number;
 }
 
