@@ -36,6 +36,9 @@ import { extend, OPEN_SUMMARIES_READ, parseSummary } from './summary.js';
  * (the head is exactly what has been handed out, and the window ends at it): split, each half would
  * have to re-check the other's state.
  */
+/** Summaries kept while a read runs; beyond, one more read instead (it has them all anyway). */
+const MAX_HEARD_DURING_READ = 1000;
+
 export interface FeedOptions {
   db: Database;
   listener: Listener;
@@ -87,6 +90,8 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
   private started = false;
   private sleeping = false;
   private demand = 0;
+  /** Summaries heard while a read ran: judged once it has finished (see heard()). */
+  private heardDuringRead: string[] = [];
   private readonly stats = {
     lastChangeAt: null as number | null,
     lastLagMs: null as number | null,
@@ -104,9 +109,7 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
     super();
     this.memory = new RecentBatches(options.memoryChanges);
     this.on('error', () => undefined);
-    options.listener.on('notify', (payload) => {
-      if (payload === '' || !this.takeSummary(payload)) this.requestRead();
-    });
+    options.listener.on('notify', (payload) => this.heard(payload));
     options.listener.on('connected', () => this.requestRead());
   }
 
@@ -219,6 +222,35 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
   }
 
   /**
+   * A notification: the doorbell reads; a summary is taken if it can be (else read). One heard while a
+   * read runs waits for it, then is judged against the head the read left: most are had by then, the
+   * rest go out without another read (folding them into one more read, as doorbells are, made every
+   * read at a few hundred writes a second cause the next).
+   */
+  private heard(payload: string): void {
+    if (payload === '') {
+      this.requestRead();
+    } else if (this.reading) {
+      if (this.heardDuringRead.length < MAX_HEARD_DURING_READ) this.heardDuringRead.push(payload);
+      else this.readAgain = true;
+    } else if (!this.takeSummary(payload)) {
+      this.requestRead();
+    }
+  }
+
+  /** After a read: the summaries heard meanwhile, in order; the first that needs a read waits for it, with the rest. */
+  private judgeHeard(): void {
+    const heard = this.heardDuringRead;
+    this.heardDuringRead = [];
+    for (let i = 0; i < heard.length; i++) {
+      if (this.takeSummary(heard[i] as string)) continue;
+      this.requestRead();
+      if (this.reading) this.heardDuringRead = heard.slice(i + 1).concat(this.heardDuringRead);
+      return;
+    }
+  }
+
+  /**
    * A notification with a summary: hand its transaction out if that is safe without a read (see
    * feed/summary.ts). Never while a read runs or is due: that read may have moved the head past what
    * the summary was judged against, and a read after a reconnect must come before any summary.
@@ -289,6 +321,8 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
     } finally {
       this.reading = false;
     }
+    if (this.started) this.judgeHeard();
+    else this.heardDuringRead = [];
   }
 
   /**
