@@ -196,7 +196,7 @@ export class Broadcaster {
     const before = this.held.get(view.key);
     const batches = before ? before.batches.concat(fresh) : fresh;
     const full = Math.floor(this.frameChanges);
-    if (view.filter !== null && full >= 2) {
+    if (view.filter !== null && this.frameChanges >= 2) {
       const matched = (before?.matched ?? 0) + matchedIn(view.filter, fresh);
       const since = before?.since ?? now;
       // Nothing for the view and no totals: nothing to write, so nothing to save by waiting.
