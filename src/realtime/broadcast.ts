@@ -186,7 +186,9 @@ export class Broadcaster {
     const elapsed = performance.now() - started;
     const written = this.target.stats.framesSent - framesBefore;
     if (written >= 100) this.frameMs = this.frameMs * 0.8 + (elapsed / written) * 0.2;
-    if (batches.length > 0) this.notBefore = started + sockets * this.frameMs;
+    // Only while a view is held: otherwise every socket was written, and the pass itself took that long.
+    if (batches.length > 0 && this.held.size > 0) this.notBefore = started + sockets * this.frameMs;
+    else this.notBefore = 0;
     this.credit = Math.max(-MAX_WAIT_MS * this.share, this.credit - elapsed);
     this.scheduleHeld();
   }
