@@ -149,15 +149,18 @@ async function runWriter(
   seconds: number,
   options: { table?: 'orders' | 'naive_orders'; mix?: boolean } = {},
 ) {
-  const w = startWorker<{ type: string; done: number; errors: number; lateSends: number; roundTripP50: number }>('writer.ts', {
-    mode,
-    baseUrl,
-    dbUrl,
-    rate,
-    seconds,
-    table: options.table ?? 'orders',
-    mix: options.mix ?? false,
-  });
+  const w = startWorker<{ type: string; done: number; warmed: number; errors: number; lateSends: number; roundTripP50: number }>(
+    'writer.ts',
+    {
+      mode,
+      baseUrl,
+      dbUrl,
+      rate,
+      seconds,
+      table: options.table ?? 'orders',
+      mix: options.mix ?? false,
+    },
+  );
   await w.next('ready');
   w.send({ type: 'go' });
   return w.next('done', (seconds + 60) * 1000);
@@ -313,7 +316,7 @@ async function versus(dbUrl: string, sql: pg.Pool) {
         measured[system] = {
           ...summarize(got.latencies),
           deliveries: got.changes,
-          expected: w.done * n,
+          expected: (w.done + w.warmed) * n,
           commitP50: w.roundTripP50,
           ...(feed ? { feed } : {}),
         };
@@ -367,7 +370,7 @@ async function latency(svc: { baseUrl: string; wsUrl: string; pid: number }, dbU
       const clientCores = (pool.pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) - clientCpu0) / elapsed;
       const got = await pool.report();
       const s = summarize(got.latencies);
-      const expected = w.done * n;
+      const expected = (w.done + w.warmed) * n;
       (results.latency as unknown[]).push({
         clients: n,
         rate,
@@ -412,7 +415,7 @@ async function blocker(svc: { baseUrl: string; wsUrl: string; pid: number }, dbU
     const w = await runWriter('sql', svc.baseUrl, dbUrl, 100, seconds);
     await new Promise((r) => setTimeout(r, 1000));
     const got = await pool.report();
-    return { writes: w.done, deliveries: got.changes, expected: w.done * n, ...summarize(got.latencies) };
+    return { writes: w.done, deliveries: got.changes, expected: (w.done + w.warmed) * n, ...summarize(got.latencies) };
   };
   const plain = await measure();
   const admin = new pg.Client({ connectionString: adminUrl });
@@ -508,7 +511,7 @@ async function fanout(
   const deliveriesPerSec = got.changes / seconds;
   const framesPerSec = got.frames / seconds;
   const cpuPer100k = ((cpu1 - cpu0) / got.changes) * 100_000;
-  const expected = views ? await expectedDeliveries(sql, clients, views) : w.done * clients;
+  const expected = views ? await expectedDeliveries(sql, clients, views) : (w.done + w.warmed) * clients;
   const name = views ? 'fanoutViews' : workers ? `fanoutWorkers${workers}` : 'fanout';
   results[name] = {
     views: views ?? null,

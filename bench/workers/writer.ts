@@ -85,7 +85,8 @@ async function main() {
   await Promise.all(inflight);
   roundTrips.sort((a, b) => a - b);
   const roundTripP50 = roundTrips[Math.floor(roundTrips.length / 2)] ?? Number.NaN;
-  process.send?.({ type: 'done', done, errors, lateSends, roundTripP50, elapsedS: (nowMs() - start) / 1000 });
+  const warmed = args.mode === 'sql' ? POOL_MAX : 0;
+  process.send?.({ type: 'done', done, warmed, errors, lateSends, roundTripP50, elapsedS: (nowMs() - start) / 1000 });
   await pool.end();
   agent.destroy();
   process.exit(0);
