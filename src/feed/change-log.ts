@@ -321,12 +321,15 @@ export async function readMark(db: Database): Promise<Cursor> {
  * other history and would be mistaken for future transactions, so they go; and the pruning mark becomes
  * the current snapshot, tagged with the new history, so every cursor handed out before is reset rather
  * than trusted. The instances notice one by one: a mark already tagged with the current history was
- * written by one of them and is kept (moving it again would reset the first one's clients twice).
+ * written by one of them and is kept (moving it again would reset the first one's clients twice). They
+ * take the mark's row first, so one that waited for another's sees the mark that one wrote.
  */
 export async function forgetOtherHistory(db: Database): Promise<{ removed: number; mark: Cursor; history: string }> {
   // The tag first: the mark written below must belong to a history that exists.
   await readSnapshot(db);
-  const { rows } = await db.query<{ removed: number; mark: string; history: string }>(`
+  const row = await db.transaction(async (tx) => {
+    await tx.query('SELECT 1 FROM order_changes_pruned FOR UPDATE');
+    const { rows } = await tx.query<{ removed: number; mark: string; history: string }>(`
     WITH snap AS MATERIALIZED (SELECT txid_current_snapshot() AS s, feed_history() AS h),
     gone AS (DELETE FROM order_changes USING snap WHERE xid >= txid_snapshot_xmax(snap.s) RETURNING 1),
     marked AS (
@@ -335,7 +338,8 @@ export async function forgetOtherHistory(db: Database): Promise<{ removed: numbe
     SELECT (SELECT count(*) FROM gone)::int AS removed,
            coalesce((SELECT mark FROM marked), (SELECT mark FROM order_changes_pruned)) AS mark,
            (SELECT h FROM snap) AS history`);
-  const row = rows[0] as { removed: number; mark: string; history: string };
+    return rows[0] as { removed: number; mark: string; history: string };
+  });
   return { removed: row.removed, mark: parseMark(row.mark), history: row.history };
 }
 

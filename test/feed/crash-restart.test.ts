@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Database } from '../../src/db/database.js';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { migrate } from '../../src/db/migrate.js';
-import { forgetOtherHistory } from '../../src/feed/change-log.js';
+import { forgetOtherHistory, readSnapshot } from '../../src/feed/change-log.js';
 import { formatCursor, has } from '../../src/feed/cursor.js';
 import { crashPostgres } from '../helpers/crash.js';
 import { cleanReports, openClient, settle, type TestFeedClient } from '../helpers/feed-client.js';
@@ -135,6 +135,9 @@ it('does not trust a cursor across a crash that handed out one of its transactio
 });
 
 it('the second instance to notice a new history adopts the mark the first one wrote, so clients reset once', async () => {
+  // The first test's services would notice the deleted generation too; these calls are the instances here.
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await Promise.all(services.splice(0).map((s) => s.close()));
   const db = new Database(sql);
   // What a crash does to the generation (its table is unlogged); each instance's feed then forgets
   // the old history, one after the other, before the first one reads again.
@@ -143,4 +146,35 @@ it('the second instance to notice a new history adopts the mark the first one wr
   const second = await forgetOtherHistory(db);
   expect(second.history).toBe(first.history);
   expect(formatCursor(second.mark)).toBe(formatCursor(first.mark));
+});
+
+it('an instance that forgets the other history while another is writing the mark returns the mark that was written', async () => {
+  // Seen in CI: the first test's services noticed the deleted generation and marked the new history
+  // while this file's own call was marking it too; ours waited for their row, found it already tagged,
+  // and returned the mark from before. Here the other instance is a transaction holding the row.
+  const db = new Database(sql);
+  await sql.query('DELETE FROM feed_generation');
+  const history = (await readSnapshot(db)).history as string;
+  const other = await sql.connect();
+  try {
+    await other.query('BEGIN');
+    const { rows } = await other.query<{ mark: string }>(
+      `UPDATE order_changes_pruned SET mark = txid_current_snapshot()::text || '@' || $1 RETURNING mark`,
+      [history],
+    );
+    const written = rows[0]?.mark as string;
+    const ours = forgetOtherHistory(db);
+    await waitFor(
+      async () =>
+        (await sql.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%order_changes_pruned%'`))
+          .rowCount === 1,
+      { message: 'our call waits for the other instance' },
+    );
+    await other.query('COMMIT');
+    const result = await ours;
+    expect(result.history).toBe(history);
+    expect(formatCursor(result.mark)).toBe(written);
+  } finally {
+    other.release();
+  }
 });
