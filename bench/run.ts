@@ -13,6 +13,7 @@ import { parseFilter } from '../src/filter/filter.js';
 import { type Matchable, matches } from '../src/filter/match.js';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../test/helpers/browser.js';
 import { BENCH_DIR, cpuSeconds, rssBytes, startWorker, summarize } from './lib.js';
+import { type Breakdown, breakdown } from './trace.js';
 
 /**
  * `npm run bench [-- --only naive,latency,blocker,fanout,workers,phone,connections,throughput,snapshot,instances] [--scale 0.1]`
@@ -34,6 +35,8 @@ const { values: opts } = parseArgs({
     scale: { type: 'string', default: '1' },
     'fanout-clients': { type: 'string' },
     'fanout-rate': { type: 'string' },
+    /** The naive comparison also times each stage of each write's path (bench/trace.ts). */
+    trace: { type: 'boolean', default: false },
   },
 });
 const only = new Set((opts.only as string).split(','));
@@ -66,7 +69,8 @@ async function freePort(): Promise<number> {
 async function startServiceProcess(dbUrl: string, extraEnv: Record<string, string> = {}, entry = 'src/main.ts') {
   const port = await freePort();
   const profile = process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`] : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', entry], {
+  const hook = process.env.BENCH_TRACE && entry === 'src/main.ts' ? ['--import', path.join(BENCH_DIR, 'trace-hook.ts')] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', ...hook, entry], {
     cwd: path.resolve(BENCH_DIR, '..'),
     env: {
       ...process.env,
@@ -295,7 +299,11 @@ async function versus(dbUrl: string, sql: pg.Pool) {
         feed?: { reads: number; summaries: number };
       }
     >;
+    const traced: Partial<Record<'naive' | 'service', Breakdown>> = {};
     for (const system of ['naive', 'service'] as const) {
+      // Traced: the service, the writer and the clients started below inherit where to write their times.
+      const traceDir = opts.trace ? await mkdtemp(path.join(tmpdir(), `bench-trace-${system}-`)) : undefined;
+      if (traceDir) process.env.BENCH_TRACE = traceDir;
       const svc = system === 'naive' ? await startServiceProcess(dbUrl, {}, 'bench/naive/relay.ts') : await startServiceProcess(dbUrl);
       service = svc.child;
       try {
@@ -322,10 +330,15 @@ async function versus(dbUrl: string, sql: pg.Pool) {
         };
       } finally {
         await stopServiceProcess(svc.child);
+        delete process.env.BENCH_TRACE;
+      }
+      if (traceDir) {
+        traced[system] = breakdown(traceDir);
+        await rm(traceDir, { recursive: true, force: true });
       }
     }
     const { naive, service: ours } = measured;
-    (results.versus as unknown[]).push({ clients: n, rate, seconds, naive, service: ours });
+    (results.versus as unknown[]).push({ clients: n, rate, seconds, naive, service: ours, ...(opts.trace ? { traced } : {}) });
     const scenario = `vs naive: SQL ${rate}/s → ${n} clients`;
     report(scenario, 'naive p50 / p99', `${ms(naive.p50)} / ${ms(naive.p99)}`);
     report('', 'service p50 / p99', `${ms(ours.p50)} / ${ms(ours.p99)}`);
@@ -338,6 +351,18 @@ async function versus(dbUrl: string, sql: pg.Pool) {
     report('', 'deliveries naive / service / expected', `${naive.deliveries} / ${ours.deliveries} / ${ours.expected}`);
     if (ours.feed)
       report('', 'service: feed reads / from summaries', `${ours.feed.reads} / ${ours.feed.summaries} (of ${ours.expected / n} writes)`);
+    if (traced.naive && traced.service) {
+      const theirs = traced.naive.steps;
+      traced.service.steps.forEach(({ step, p50, p90 }, i) => {
+        const other = theirs[i] as { p50: number; p90: number };
+        // The naive relay has no batch: it sends as it parses, so those steps are zero there.
+        report(
+          '',
+          `p50 / p90 ${step}, naive · service`,
+          `${other.p50.toFixed(2)} / ${other.p90.toFixed(2)} · ${p50.toFixed(2)} / ${p90.toFixed(2)}`,
+        );
+      });
+    }
   }
 }
 

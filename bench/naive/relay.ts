@@ -1,6 +1,9 @@
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import pg from 'pg';
 import { WebSocketServer } from 'ws';
+import { nowMs } from '../lib.js';
 
 /**
  * The naive relay, as people write it: one pg.Client LISTENs, and each notification (the whole row, sent
@@ -11,6 +14,8 @@ import { WebSocketServer } from 'ws';
  * clients read both.
  */
 const databaseUrl = process.env.DATABASE_URL as string;
+/** With `--trace` (bench/trace.ts): per write, when its notification arrived, was parsed, and its last send returned. */
+const trace = process.env.BENCH_TRACE ? new Map<string, [number, number, number]>() : null;
 const port = Number(process.env.PORT);
 
 const server = http.createServer((_req, res) => {
@@ -21,13 +26,22 @@ const wss = new WebSocketServer({ server, path: '/ws' });
 const listener = new pg.Client({ connectionString: databaseUrl });
 
 listener.on('notification', (n) => {
+  const heardAt = trace ? nowMs() : 0;
   const change = JSON.parse(n.payload as string);
+  const firstAt = trace ? nowMs() : 0;
   for (const ws of wss.clients) ws.send(JSON.stringify({ type: 'changes', changes: [change] }));
+  if (trace && change.order?.notes) trace.set(change.order.notes, [heardAt, firstAt, nowMs()]);
 });
 
 await listener.connect();
 await listener.query('LISTEN naive_orders');
 server.listen(port, '127.0.0.1');
+process.once('exit', () => {
+  if (!trace) return;
+  const heard = [...trace].map(([k, [at]]) => [k, at]);
+  const service = { heard, handed: heard, broadcast: [...trace] };
+  writeFileSync(path.join(process.env.BENCH_TRACE as string, `service-${process.pid}.json`), JSON.stringify(service));
+});
 process.once('SIGTERM', () => {
   for (const ws of wss.clients) ws.terminate();
   server.close();

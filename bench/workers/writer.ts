@@ -1,4 +1,6 @@
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import pg from 'pg';
 import { nowMs, post } from '../lib.js';
 
@@ -27,6 +29,9 @@ let lateSends = 0;
 /** Each write's round trip (its commit, for SQL writes), ms. */
 const roundTrips: number[] = [];
 
+/** With `--trace` (bench/trace.ts): each write's notes and when its commit (or 201) came back. */
+const commits: [string, number][] | null = process.env.BENCH_TRACE ? [] : null;
+
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 const POOL_MAX = 16;
 const pool = new pg.Pool({ connectionString: args.dbUrl, max: POOL_MAX });
@@ -49,7 +54,9 @@ async function writeOne(due: number, i: number): Promise<void> {
         body.status,
       ]);
     }
-    roundTrips.push(nowMs() - sent);
+    const committed = nowMs();
+    roundTrips.push(committed - sent);
+    commits?.push([body.notes, committed]);
   } catch {
     errors++;
   }
@@ -83,6 +90,7 @@ async function main() {
     inflight.push(writeOne(due, i));
   }
   await Promise.all(inflight);
+  if (commits) writeFileSync(path.join(process.env.BENCH_TRACE as string, `writer-${process.pid}.json`), JSON.stringify(commits));
   roundTrips.sort((a, b) => a - b);
   const roundTripP50 = roundTrips[Math.floor(roundTrips.length / 2)] ?? Number.NaN;
   const warmed = args.mode === 'sql' ? POOL_MAX : 0;

@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import WebSocket from 'ws';
 import { nowMs } from '../lib.js';
 
@@ -17,6 +19,8 @@ const args = JSON.parse(process.argv[2] as string) as {
   offset?: number;
 };
 const latencies: number[] = [];
+/** With `--trace` (bench/trace.ts): each change a sampled client parsed (its notes) and when. */
+const parsed: [string, number][] | null = process.env.BENCH_TRACE ? [] : null;
 let changes = 0;
 let frames = 0;
 let bytes = 0;
@@ -41,7 +45,10 @@ function open(i: number): Promise<void> {
         for (const c of msg.changes) {
           changes++;
           const sent = Number(c.order.notes);
-          if (c.op === 'insert' && sent > 0) latencies.push(t - sent);
+          if (c.op === 'insert' && sent > 0) {
+            latencies.push(t - sent);
+            parsed?.push([c.order.notes, t]);
+          }
         }
       } else {
         // Each change has one "op" key (orders have none).
@@ -73,6 +80,10 @@ async function main() {
       recording = true;
     } else if (m.type === 'report') {
       recording = false;
+      if (parsed) {
+        writeFileSync(path.join(process.env.BENCH_TRACE as string, `clients-${process.pid}.json`), JSON.stringify(parsed));
+        parsed.length = 0;
+      }
       process.send?.({ type: 'report', latencies, changes, frames, bytes, closed });
     } else if (m.type === 'close') {
       for (const ws of sockets) ws.terminate();

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
+import { traceBatch, traceNow } from '../trace.js';
 import { type Batch, RecentBatches, type Txn, transactions } from './batches.js';
 import {
   claimGeneration,
@@ -428,6 +429,7 @@ export class ChangeFeed extends EventEmitter<FeedEvents> {
       this.stats.changesRead += count;
     }
     this.memory.add(batch, count);
+    if (traceBatch.hasSubscribers) traceBatch.publish({ at: traceNow(), batch });
     this.emit('batch', batch);
   }
 

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../contract/backoff.js';
+import { traceNotification, traceNow } from '../trace.js';
 
 /**
  * The LISTEN connection: a dedicated client, never from the pool (a pooled connection goes back to
@@ -155,6 +156,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
       const summary = this.listenedOn !== null && msg.channel === this.listenedOn;
       if (msg.channel !== CHANNEL && !summary) return;
       this.current.notifications++;
+      if (traceNotification.hasSubscribers) traceNotification.publish({ at: traceNow(), payload: msg.payload ?? '' });
       // The public channel only ever rings; a summary counts once the feed has read since connecting.
       this.emit('notify', summary && listening ? (msg.payload ?? '') : '');
     });

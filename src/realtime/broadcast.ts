@@ -2,6 +2,7 @@ import { type Batch, cursorAfter } from '../feed/batches.js';
 import { type Cursor, contains, formatCursor, has, union } from '../feed/cursor.js';
 import type { ChangeFeed } from '../feed/feed.js';
 import type { Filter } from '../filter/filter.js';
+import { traceBroadcast, traceNow } from '../trace.js';
 import type { Client } from './client.js';
 import { changeMessages, countChanges, type Piece, textFrame } from './frames.js';
 import { entryOf, type View } from './view.js';
@@ -25,11 +26,13 @@ export interface BroadcastTarget {
  * and time spent waiting for a core is time the loop could not give anything else either.
  *
  * And broadcasts of new batches start no more often than one frame to every live socket could be
- * written (`frameMs`, measured, × sockets), even when held views (below) made them cheaper: otherwise
- * the loop spends what holding saved on more frequent broadcasts with fewer changes each, and the
- * frames it aims for shrink with them (measured, 5,000 sockets on ten views + unfiltered: ~8
- * broadcasts a second became 20–45 of one to three changes each, and the unfiltered view's 455 sockets
- * got a frame per change).
+ * written within the share (`frameMs`, measured, × sockets ÷ share: the pace the credit sets when every
+ * socket is written), even when held views (below) made them cheaper: otherwise the loop spends what
+ * holding saved on more frequent broadcasts with fewer changes each, and the frames it aims for shrink
+ * with them (measured, 5,000 sockets on ten views + unfiltered: ~8 broadcasts a second became 20–45 of
+ * one to three changes each, and the unfiltered view's 455 sockets got a frame per change; without the
+ * ÷ share, a third more broadcasts than the unfiltered stream's: 1.31–1.59× its CPU per delivery,
+ * against 0.91–0.95× with it).
  */
 export const DEFAULT_SHARE = 0.75;
 const BURST_WINDOW_MS = 100;
@@ -159,6 +162,8 @@ export class Broadcaster {
     let sockets = 0;
     const plans = new Map<string, Plan | null>();
     const held = new Map<string, Held>();
+    const tracing = traceBroadcast.hasSubscribers && batches.length > 0;
+    let firstAt = 0;
     for (const client of this.target.clients()) {
       if (!client.live) continue;
       sockets++;
@@ -177,17 +182,19 @@ export class Broadcaster {
       client.cursor = toText;
       plan.out ??= this.build(plan, client.view, toText);
       const { frames, messages } = plan.out;
+      if (tracing && firstAt === 0) firstAt = traceNow();
       for (let i = 0; i < frames.length; i++) if (!this.target.sendFrame(client, frames[i] as Buffer, messages[i] as string, at)) break;
       this.target.stats.framesSent += frames.length;
       this.target.stats.changesSent += plan.out.changes;
     }
+    if (tracing) traceBroadcast.publish({ batches, startedAt: performance.timeOrigin + started, firstAt, lastAt: traceNow() });
     // A held view none of whose clients is live any more is let go: its head is the broadcast's again.
     this.held = held;
     const elapsed = performance.now() - started;
     const written = this.target.stats.framesSent - framesBefore;
     if (written >= 100) this.frameMs = this.frameMs * 0.8 + (elapsed / written) * 0.2;
-    // Only while a view is held: otherwise every socket was written, and the pass itself took that long.
-    if (batches.length > 0 && this.held.size > 0) this.notBefore = started + sockets * this.frameMs;
+    // Only while a view is held: otherwise every socket was written, and the credit paces the next pass.
+    if (batches.length > 0 && this.held.size > 0) this.notBefore = started + (sockets * this.frameMs) / this.share;
     else this.notBefore = 0;
     this.credit = Math.max(-MAX_WAIT_MS * this.share, this.credit - elapsed);
     this.scheduleHeld();
