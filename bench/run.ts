@@ -508,6 +508,25 @@ async function expectedDeliveries(sql: pg.Pool, clients: number, views: string[]
   return total;
 }
 
+/**
+ * With `--trace`, the service, writer and clients of `run` write each write's stage times (bench/trace.ts),
+ * and the breakdown is reported after the scenario's own rows.
+ */
+async function traced(name: string, run: () => Promise<void>): Promise<void> {
+  if (!opts.trace) return run();
+  const dir = await mkdtemp(path.join(tmpdir(), `bench-trace-${name}-`));
+  process.env.BENCH_TRACE = dir;
+  try {
+    await run();
+  } finally {
+    delete process.env.BENCH_TRACE;
+  }
+  const b = breakdown(dir);
+  await rm(dir, { recursive: true, force: true });
+  results[`${name}Trace`] = b;
+  for (const { step, p50, p90 } of b.steps) report('', `p50 / p90 ${step}`, `${p50.toFixed(2)} / ${p90.toFixed(2)} ms`);
+}
+
 async function fanout(
   svc: { baseUrl: string; wsUrl: string; pid: number },
   dbUrl: string,
@@ -819,7 +838,7 @@ async function main() {
     if (only.has('latency')) await withService((svc) => latency(svc, dbUrl, sql));
     if (only.has('blocker')) await withService((svc) => blocker(svc, dbUrl, adminUrl as string, sql));
     if (only.has('fanout')) {
-      await withService((svc) => fanout(svc, dbUrl, sql));
+      await traced('fanout', () => withService((svc) => fanout(svc, dbUrl, sql)));
       await withService((svc) => fanout(svc, dbUrl, sql, FANOUT_VIEWS));
     }
     if (only.has('workers')) {
