@@ -14,11 +14,15 @@ const root = path.resolve(import.meta.dirname, '..');
 const SEED = 5;
 
 it(`soaks for 90 seconds under every kind of fault (seed ${SEED}) and finds nothing wrong`, { timeout: 480_000 }, async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'soak/run.ts', '--minutes', '1.5', '--seed', String(SEED), '--clients', '100'], {
-    cwd: root,
-    env: process.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'soak/run.ts', '--minutes', '1.5', '--seed', String(SEED), '--clients', '100'],
+    {
+      cwd: root,
+      env: process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   child.stdout.on('data', (d: Buffer) => {
     output += d.toString();
