@@ -117,6 +117,12 @@ export const ConfigSchema = Type.Object({
     4 * 1024 * 1024,
     'A client whose unsent data passes this is closed with 1013 (it resumes from its cursor).',
   ),
+  WS_CATCH_UP_STALL_MS: Int(
+    1000,
+    600_000,
+    10_000,
+    'A client catching up from the log that takes nothing for this long is closed with 1013 (it resumes from its cursor).',
+  ),
   WS_MAX_PAYLOAD_BYTES: Int(64, 1024 * 1024, 4096, 'Largest message a client may send (1009 above).'),
   WS_MAX_MESSAGES_PER_SEC: Int(1, 10_000, 20, 'Client message rate limit (sustained; twice that as a burst).'),
   WS_BROADCAST_PERCENT: Int(

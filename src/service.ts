@@ -107,6 +107,7 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
     heartbeatMs: config.WS_HEARTBEAT_MS,
     pingMs: config.WS_PING_MS,
     maxBufferedBytes: config.WS_MAX_BUFFERED_BYTES,
+    catchUpStallMs: config.WS_CATCH_UP_STALL_MS,
     maxMessagesPerSec: config.WS_MAX_MESSAGES_PER_SEC,
     cursorBounds: async () => ({ mark: await readMark(db), nextXid: await readNextXid(db) }),
     maxPerPrincipal: config.WS_MAX_CONNECTIONS_PER_TOKEN,

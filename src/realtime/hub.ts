@@ -35,6 +35,8 @@ export interface HubOptions {
   maxBufferedBytes: number;
   maxMessagesPerSec: number;
   catchUpPageSize?: number;
+  /** A catching-up client that takes nothing for this long is closed as too slow. */
+  catchUpStallMs?: number;
   /** The feed's pruning mark and next xid, for judging cursors older or newer than anything in memory. */
   cursorBounds: () => Promise<{ mark: Cursor; nextXid: number }>;
   /** Reads of the log for catch-up at once. */
@@ -109,6 +111,7 @@ export class Hub {
       heartbeatMs: options.heartbeatMs,
       ...(options.catchUpPageSize ? { pageSize: options.catchUpPageSize } : {}),
       ...(options.maxConcurrentCatchUps ? { maxReads: options.maxConcurrentCatchUps } : {}),
+      ...(options.catchUpStallMs ? { stallMs: options.catchUpStallMs } : {}),
       cursorBounds: options.cursorBounds,
       head: (view) => this.live.headOf(view),
       isConnected: (client) => this.clients.has(client),

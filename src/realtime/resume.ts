@@ -22,6 +22,8 @@ export interface ResumeContext {
   pageSize?: number;
   /** Reads of the log for catch-up at once. */
   maxReads?: number;
+  /** A catching-up client that takes nothing for this long is closed as too slow (default CATCH_UP_STALL_MS). */
+  stallMs?: number;
   /** The feed's pruning mark and next xid, for judging cursors older or newer than anything in memory. */
   cursorBounds: () => Promise<{ mark: Cursor; nextXid: number }>;
   /** What clients of a view in step have: catch-up runs up to here, live takes over after it. */
@@ -132,10 +134,10 @@ export class Resume {
     return true;
   }
 
-  /** Resolves once the client's unsent bytes are below CATCH_UP_BUFFERED (false if it closes or stays stuck). */
+  /** Resolves once the client's unsent bytes are below CATCH_UP_BUFFERED (false if it closes or stays stuck for stallMs). */
   private async drained(client: Client): Promise<boolean> {
     const ws = client.socket;
-    const deadline = Date.now() + CATCH_UP_STALL_MS;
+    const deadline = Date.now() + (this.ctx.stallMs ?? CATCH_UP_STALL_MS);
     while (ws.readyState === 1 && ws.bufferedAmount > CATCH_UP_BUFFERED) {
       if (Date.now() > deadline) {
         this.ctx.closeSlow(client);

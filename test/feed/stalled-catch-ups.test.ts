@@ -39,6 +39,8 @@ beforeAll(async () => {
       PORT: '0',
       LOG_LEVEL: 'info',
       FEED_MEMORY_CHANGES: '0',
+      // A stalled catch-up is closed 3 s after it last took something (10 s by default): the same path, sooner.
+      WS_CATCH_UP_STALL_MS: '3000',
       RATE_LIMIT_PER_MINUTE: '0',
       RATE_LIMIT_PER_TOKEN_PER_MINUTE: '0',
     },
@@ -127,7 +129,7 @@ describe('guarantee 9b: catch-ups that never read', () => {
    * server's send buffer and the client's receive buffer) take about 4 MB of it first, ~50 pages of
    * the log, and only then do its unsent bytes grow in the service. The service waits for them to
    * drain before each message, so it then holds at most a page and a message for it, and closes it as
-   * too slow 10 s later. 150 such catch-ups pump ~600 MB through the service (about 7,000 reads of the
+   * too slow 3 s later (WS_CATCH_UP_STALL_MS here). 150 such catch-ups pump ~600 MB through the service (about 7,000 reads of the
    * log, 16 at a time): what bounds its memory meanwhile is that it keeps nothing it has sent.
    */
   it('cost bounded memory, are closed as too slow, and leave a fresh client live', { timeout: 120_000 }, async () => {
@@ -172,7 +174,7 @@ describe('guarantee 9b: catch-ups that never read', () => {
     }
     const stormMs = Date.now() - t0 - 1000;
     const perSocket = (frames - framesAtStart - 1) / 150;
-    // The service closes them (1013; they never read the close frame, so only the service knows), 10 s
+    // The service closes them (1013; they never read the close frame, so only the service knows), 3 s
     // after each last took something (more room on a busy machine, where "quiet" can be a slow stretch).
     await waitFor(async () => (await metric('ws_slow_client_closes_total')) - slowClosedBefore === 150, {
       timeout: 40_000,
