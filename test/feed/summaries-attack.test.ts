@@ -1,14 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { migrate } from '../../src/db/migrate.js';
 import { cleanReports, openClient, settle, type TestFeedClient } from '../helpers/feed-client.js';
-import { http, type RunningService, startService } from '../helpers/service.js';
+import { usePrivateCluster } from '../helpers/fixtures.js';
+import { http, startService } from '../helpers/service.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 /**
@@ -17,10 +14,7 @@ import { sleep, waitFor } from '../helpers/wait.js';
  * as in summaries.test.ts, and the safety-net poll slowed to a minute: a change a summary made the feed
  * skip would not come back within the test by a poll.
  */
-let dir: string;
-let postgres: EmbeddedPostgres;
-let db: { url: string; sql: pg.Pool };
-let svc: RunningService;
+const { db, svc } = usePrivateCluster({ FEED_POLL_MS: '60000', FEED_RETENTION_HOURS: '0', FEED_RETENTION_MAX_ROWS: '0' });
 const clients: TestFeedClient[] = [];
 const connections: pg.Client[] = [];
 
@@ -63,26 +57,9 @@ function resume(wsUrl: string, after: string): Promise<string[]> {
   });
 }
 
-beforeAll(async () => {
-  const log = pino({ level: 'silent' });
-  dir = await mkdtemp(path.join(tmpdir(), 'orders-summaries-attack-'));
-  postgres = await startEmbeddedPostgres({ dataDir: dir, port: 0, log });
-  db = { url: postgres.url, sql: new pg.Pool({ connectionString: postgres.url, max: 4 }) };
-  db.sql.on('error', () => undefined);
-  await migrate(db.sql, log);
-  svc = await startService(db.url, { FEED_POLL_MS: '60000', FEED_RETENTION_HOURS: '0', FEED_RETENTION_MAX_ROWS: '0' });
-});
-
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.close()));
   await Promise.all(connections.splice(0).map((c) => c.end().catch(() => undefined)));
-});
-
-afterAll(async () => {
-  await svc?.close();
-  await db?.sql.end();
-  await postgres?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 it('delivers the changes a transaction makes silently after it has summarised itself (SET CONSTRAINTS ALL IMMEDIATE, then orders.skip_notify)', async () => {

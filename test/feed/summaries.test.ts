@@ -1,14 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import pg from 'pg';
-import pino from 'pino';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/db/embedded.js';
-import { migrate } from '../../src/db/migrate.js';
 import { cleanReports, openClient, settle, type TestFeedClient } from '../helpers/feed-client.js';
-import { type RunningService, startService } from '../helpers/service.js';
+import { usePrivateCluster } from '../helpers/fixtures.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 /**
@@ -19,10 +13,7 @@ import { sleep, waitFor } from '../helpers/wait.js';
  * (in another database of a shared cluster) would make the feed read, rightly, as it cannot know they
  * did not touch orders. So every read counted is one the feed chose for this file's writes.
  */
-let dir: string;
-let postgres: EmbeddedPostgres;
-let db: { url: string; sql: pg.Pool };
-let svc: RunningService;
+const { db, svc } = usePrivateCluster({ FEED_POLL_MS: '60000', FEED_RETENTION_HOURS: '0', FEED_RETENTION_MAX_ROWS: '0' });
 const clients: TestFeedClient[] = [];
 const connections: pg.Client[] = [];
 const sockets: WebSocket[] = [];
@@ -74,27 +65,10 @@ async function quiet(): Promise<void> {
   });
 }
 
-beforeAll(async () => {
-  const log = pino({ level: 'silent' });
-  dir = await mkdtemp(path.join(tmpdir(), 'orders-summaries-'));
-  postgres = await startEmbeddedPostgres({ dataDir: dir, port: 0, log });
-  db = { url: postgres.url, sql: new pg.Pool({ connectionString: postgres.url, max: 4 }) };
-  db.sql.on('error', () => undefined);
-  await migrate(db.sql, log);
-  svc = await startService(db.url, { FEED_POLL_MS: '60000', FEED_RETENTION_HOURS: '0', FEED_RETENTION_MAX_ROWS: '0' });
-});
-
 afterEach(async () => {
   for (const s of sockets.splice(0)) s.terminate();
   await Promise.all(clients.splice(0).map((c) => c.close()));
   await Promise.all(connections.splice(0).map((c) => c.end().catch(() => undefined)));
-});
-
-afterAll(async () => {
-  await svc?.close();
-  await db?.sql.end();
-  await postgres?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 it('hands a raw SQL transaction to clients from its commit notification, without a read, in the bytes a read gives', async () => {

@@ -1,5 +1,12 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import pino from 'pino';
 import type { BrowserContext, BrowserContextOptions } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
+import { startEmbeddedPostgres } from '../../src/db/embedded.js';
+import { migrate } from '../../src/db/migrate.js';
 import { launchBrowser, type TestBrowser } from './browser.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 import { type RunningService, startService } from './service.js';
@@ -31,6 +38,37 @@ export function useService(settings: Record<string, string> = {}, options: Servi
     await db.drop?.();
   });
   if (options.emptyEachTest) beforeEach(() => emptyOrders(db));
+  return { db, svc };
+}
+
+/**
+ * A PostgreSQL cluster of the file's own, migrated, and the whole service on it: for tests whose subject
+ * is the cluster's (transaction ids and the commit order of every database in it), which another file's
+ * writes on the shared cluster would disturb.
+ */
+export function usePrivateCluster(settings: Record<string, string> = {}): {
+  db: { url: string; sql: pg.Pool };
+  svc: RunningService;
+} {
+  const db = {} as { url: string; sql: pg.Pool };
+  const svc = {} as RunningService;
+  let dir: string | undefined;
+  let postgres: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined;
+  beforeAll(async () => {
+    const log = pino({ level: 'silent' });
+    dir = await mkdtemp(path.join(tmpdir(), 'orders-private-cluster-'));
+    postgres = await startEmbeddedPostgres({ dataDir: dir, port: 0, log });
+    Object.assign(db, { url: postgres.url, sql: new pg.Pool({ connectionString: postgres.url, max: 4 }) });
+    db.sql.on('error', () => undefined);
+    await migrate(db.sql, log);
+    Object.assign(svc, await startService(db.url, settings));
+  });
+  afterAll(async () => {
+    await svc.close?.();
+    await db.sql?.end();
+    await postgres?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
   return { db, svc };
 }
 
