@@ -62,6 +62,25 @@ afterEach(async () => {
   await Promise.all(connections.splice(0).map((c) => c.end().catch(() => undefined)));
 });
 
+/**
+ * After a transaction summarised its change `a` and hid its later change `b`: a later transaction's
+ * summary says the first one has committed; only a read may close it, and the service's own write makes
+ * one. Nothing is lost or repeated; the hidden change comes with the read, after the later transaction
+ * (its statements were already coming one message each: docs/protocol.md).
+ */
+async function expectHiddenChangeDelivered(watcher: TestFeedClient, a: number, b: number): Promise<void> {
+  const later = (await insert(db.sql, 'Later')).rows[0]?.id as number;
+  await waitFor(() => keysOf(watcher).includes(`${later}:1`));
+  await readNow();
+  const [report] = await settle(db.sql, [watcher], 3000);
+  expect({ ...report, outOfOrder: [] }).toEqual(cleanReports([watcher])[0]);
+  expect(
+    keysOf(watcher)
+      .filter((k) => [a, b, later].some((id) => k === `${id}:1`))
+      .sort(),
+  ).toEqual([`${a}:1`, `${b}:1`, `${later}:1`].sort());
+}
+
 it('delivers the changes a transaction makes silently after it has summarised itself (SET CONSTRAINTS ALL IMMEDIATE, then orders.skip_notify)', async () => {
   const watcher = await client('watcher');
   const c = await connection();
@@ -71,20 +90,7 @@ it('delivers the changes a transaction makes silently after it has summarised it
   await c.query("SELECT set_config('orders.skip_notify', 'on', true)");
   const b = (await insert(c, 'Silent, after the summary')).rows[0]?.id as number;
   await c.query('COMMIT');
-  // A later transaction's summary says the first one has committed; only a read may close it, and the
-  // service's own write makes one.
-  const later = (await insert(db.sql, 'Later')).rows[0]?.id as number;
-  await waitFor(() => keysOf(watcher).includes(`${later}:1`));
-  await readNow();
-  // Nothing lost or repeated; the change it hid comes with the read, after the later transaction (its
-  // statements were already coming one message each: docs/protocol.md).
-  const [report] = await settle(db.sql, [watcher], 3000);
-  expect({ ...report, outOfOrder: [] }).toEqual(cleanReports([watcher])[0]);
-  expect(
-    keysOf(watcher)
-      .filter((k) => [a, b, later].some((id) => k === `${id}:1`))
-      .sort(),
-  ).toEqual([`${a}:1`, `${b}:1`, `${later}:1`].sort());
+  await expectHiddenChangeDelivered(watcher, a, b);
   // Summaries are still on for this database (the key names it: migrations/0015).
   expect(feed().state.summaries).toBeGreaterThan(0);
 });
@@ -372,16 +378,5 @@ it('delivers a change whose summary a hostile writer switched off after an earli
   const b = Number((await insert(c, 'Its summary switched off')).rows[0]?.id);
   await c.query("SELECT set_config('orders.summary_due', 'off', true)");
   await c.query('COMMIT');
-  const later = Number((await insert(db.sql, 'Later')).rows[0]?.id);
-  await waitFor(() => keysOf(watcher).includes(`${later}:1`));
-  await readNow();
-  // Nothing lost or repeated; the change it hid comes with the read, after the later transaction (its
-  // statements were already coming one message each: docs/protocol.md).
-  const [report] = await settle(db.sql, [watcher], 3000);
-  expect({ ...report, outOfOrder: [] }).toEqual(cleanReports([watcher])[0]);
-  expect(
-    keysOf(watcher)
-      .filter((k) => [a, b, later].some((id) => k === `${id}:1`))
-      .sort(),
-  ).toEqual([`${a}:1`, `${b}:1`, `${later}:1`].sort());
+  await expectHiddenChangeDelivered(watcher, a, b);
 });
