@@ -185,6 +185,7 @@ async function main(): Promise<number> {
       restAcknowledged: workload.acks.length,
       restAttempts: workload.restAttempts,
       restAbandoned: workload.abandoned,
+      restLockedRetries: workload.lockedRetries,
       restRejected: Object.fromEntries(workload.rejected),
       sqlCommits: workload.sqlCommits,
       sqlRollbacks: workload.sqlRollbacks,
@@ -236,7 +237,7 @@ async function main(): Promise<number> {
   say(`=== soak summary (seed ${seed}, ${summary.durationSec} s, ${summary.nginx ? 'behind nginx' : 'no nginx'}, ${summary.database}) ===`);
   if (skipped.length > 0) say(`faults skipped (they need to own the server): ${skipped.join(', ')}`);
   say(
-    `writes acknowledged (REST): ${summary.writes.restAcknowledged} (${summary.writes.restAttempts} attempts, ${summary.writes.restAbandoned} abandoned); SQL transactions: ${summary.writes.sqlCommits} committed, ${summary.writes.sqlRollbacks} rolled back, ${summary.writes.sqlFailures} failed`,
+    `writes acknowledged (REST): ${summary.writes.restAcknowledged} (${summary.writes.restAttempts} attempts, ${summary.writes.restLockedRetries} of them answered 409 locked, ${summary.writes.restAbandoned} abandoned); SQL transactions: ${summary.writes.sqlCommits} committed, ${summary.writes.sqlRollbacks} rolled back, ${summary.writes.sqlFailures} failed`,
   );
   say(
     `changes delivered: ${delivered} to ${summary.clients.total} clients (${summary.clients.left} left early, ${summary.clients.reconnects} reconnects, ${summary.clients.resets} resets); change log ${summary.changeLogRows} rows`,

@@ -50,6 +50,8 @@ export class Workload {
   /** A write retried until it gave up (never acknowledged). */
   abandoned = 0;
   restAttempts = 0;
+  /** Attempts answered 409 locked (an order a SQL writer held) and retried. */
+  lockedRetries = 0;
   sqlCommits = 0;
   sqlRollbacks = 0;
   sqlFailures = 0;
@@ -143,9 +145,15 @@ export class Workload {
         parsed = undefined;
       }
       if (status >= 500) this.httpErrors.push({ at: this.now(), status, method, path, detail: text.slice(0, 200) });
+      // 409 locked: a SQL writer's transaction holds the order (DB_LOCK_TIMEOUT_MS, 2.5 s here); it ends soon.
       const retry =
-        status === 0 || status === 503 || status === 502 || status === 504 || (status === 409 && parsed?.code === 'idempotency-key-in-use');
+        status === 0 ||
+        status === 503 ||
+        status === 502 ||
+        status === 504 ||
+        (status === 409 && (parsed?.code === 'idempotency-key-in-use' || parsed?.code === 'locked'));
       if (!retry) return { status, body: { ...parsed, attempts } };
+      if (status === 409 && parsed?.code === 'locked') this.lockedRetries++;
       await sleep(between(random, 100, 600));
     }
     this.abandoned++;

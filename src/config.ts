@@ -43,6 +43,12 @@ export const ConfigSchema = Type.Object({
   DB_POOL_MAX: Int(1, 1000, 10, 'Pool size for API queries and feed catch-up reads.'),
   DB_CONNECT_TIMEOUT_MS: Int(100, 120_000, 5000, 'Give up connecting to the database after this long (answers 503).'),
   DB_QUERY_TIMEOUT_MS: Int(100, 600_000, 15_000, 'Give up on a query whose answer does not arrive (answers 503).'),
+  DB_LOCK_TIMEOUT_MS: Int(
+    0,
+    600_000,
+    5000,
+    'A write waits this long at most for an order another transaction holds, then answers 409 locked and changes nothing (0 = wait up to DB_QUERY_TIMEOUT_MS). Unset, and DB_QUERY_TIMEOUT_MS below 10000: half of that. Must be below DB_QUERY_TIMEOUT_MS.',
+  ),
   DB_MIGRATE: Bool(true, 'Apply pending migrations at startup.'),
   BODY_LIMIT_BYTES: Int(1024, 10 * 1024 * 1024, 64 * 1024, 'Largest accepted request body (413 above).'),
   HTTP_HEADERS_TIMEOUT_MS: Int(
@@ -227,6 +233,13 @@ export function parseConfig(raw: Record<string, string | undefined>): Config {
   }
   if (config.HTTP_REQUEST_TIMEOUT_MS > 0 && config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
     throw new ConfigError('invalid HTTP_HEADERS_TIMEOUT_MS: must be at most HTTP_REQUEST_TIMEOUT_MS (the headers are part of the request)');
+  }
+  if (raw.DB_LOCK_TIMEOUT_MS === undefined || raw.DB_LOCK_TIMEOUT_MS === '') {
+    config.DB_LOCK_TIMEOUT_MS = Math.min(config.DB_LOCK_TIMEOUT_MS, Math.floor(config.DB_QUERY_TIMEOUT_MS / 2));
+  } else if (config.DB_LOCK_TIMEOUT_MS >= config.DB_QUERY_TIMEOUT_MS) {
+    throw new ConfigError(
+      `invalid DB_LOCK_TIMEOUT_MS=${config.DB_LOCK_TIMEOUT_MS}: must be below DB_QUERY_TIMEOUT_MS (${config.DB_QUERY_TIMEOUT_MS}), or a write waiting for a held order would give up as a 503 first`,
+    );
   }
   const currencyProblem = checkCurrency(config.CURRENCY);
   if (currencyProblem) throw new ConfigError(`invalid CURRENCY=${JSON.stringify(config.CURRENCY)}: ${currencyProblem}`);

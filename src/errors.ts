@@ -14,6 +14,7 @@ const PROBLEMS = {
   'method-not-allowed': { status: 405, title: 'Method not allowed' },
   'request-timeout': { status: 408, title: 'The request did not arrive in time' },
   'invalid-transition': { status: 409, title: 'This status change is not allowed' },
+  locked: { status: 409, title: 'Another transaction holds this order' },
   'idempotency-key-in-use': { status: 409, title: 'A request with this Idempotency-Key is still in progress' },
   'precondition-failed': { status: 412, title: 'The order has changed since you read it' },
   'misdirected-request': { status: 421, title: 'This service does not answer to that Host' },

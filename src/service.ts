@@ -37,7 +37,7 @@ export async function createService(config: Config, log: Logger, databaseUrl: st
     applicationName: 'orders-api',
   };
   const pool = createPool({ ...dbOptions, max: config.DB_POOL_MAX }, log);
-  const db = new Database(pool, { skipNotify: config.FEED_SERVICE_DOORBELL });
+  const db = new Database(pool, { skipNotify: config.FEED_SERVICE_DOORBELL, lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS });
   try {
     if (config.DB_MIGRATE) await migrate(pool, log);
   } catch (err) {

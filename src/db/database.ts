@@ -20,6 +20,13 @@ export interface Queryable {
    * so its write transactions set orders.skip_notify and the trigger leaves out its NOTIFY.
    */
   readonly skipNotify: 'on' | 'off';
+  /**
+   * The longest this service's writes wait for a lock (`lock_timeout`, e.g. '5000ms'; '0': no limit of
+   * its own), set per transaction: a row another program holds is answered 409 `locked` long before the
+   * query timeout would call the database unreachable. Per transaction (`SET LOCAL`, `set_config(…, true)`),
+   * never per session, so that it works through a transaction-mode pooler (Neon's -pooler, PgBouncer).
+   */
+  readonly lockTimeout: string;
 }
 
 /**
@@ -28,12 +35,14 @@ export interface Queryable {
  */
 export class Database implements Queryable {
   readonly skipNotify: 'on' | 'off';
+  readonly lockTimeout: string;
 
   constructor(
     readonly pool: pg.Pool,
-    options: { skipNotify?: boolean } = {},
+    options: { skipNotify?: boolean; lockTimeoutMs?: number } = {},
   ) {
     this.skipNotify = options.skipNotify ? 'on' : 'off';
+    this.lockTimeout = `${Math.max(0, Math.floor(options.lockTimeoutMs ?? 0))}ms`;
   }
 
   async query<R extends pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>> {
@@ -54,6 +63,7 @@ export class Database implements Queryable {
     }
     const wrapped: Queryable = {
       skipNotify: this.skipNotify,
+      lockTimeout: this.lockTimeout,
       async query<R extends pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]) {
         try {
           return await client.query<R>(text as string, values);
@@ -64,7 +74,10 @@ export class Database implements Queryable {
     };
     let broken: unknown;
     try {
-      await wrapped.query(this.skipNotify === 'on' ? `${begin}; SELECT set_config('orders.skip_notify', 'on', true)` : begin);
+      // One round trip: the settings are literals this class made (a skip flag, a whole number of ms).
+      const settings = [`set_config('lock_timeout', '${this.lockTimeout}', true)`];
+      if (this.skipNotify === 'on') settings.push(`set_config('orders.skip_notify', 'on', true)`);
+      await wrapped.query(`${begin}; SELECT ${settings.join(', ')}`);
       const result = await fn(wrapped);
       await wrapped.query('COMMIT');
       return result;

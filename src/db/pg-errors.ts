@@ -10,6 +10,8 @@
 export type PgErrorClass =
   | 'unavailable'
   | 'serialization'
+  /** A lock was not granted within lock_timeout (55P03): another transaction holds the row. */
+  | 'locked'
   | 'unique_violation'
   | 'check_violation'
   | 'not_null_violation'
@@ -29,6 +31,7 @@ export function classifyPgError(err: unknown): PgErrorClass {
   const state = sqlState(err);
   if (!state) return 'unavailable';
   if (state === '40001' || state === '40P01') return 'serialization';
+  if (state === '55P03') return 'locked';
   if (state === '23505') return 'unique_violation';
   if (state === '23514') return 'check_violation';
   if (state === '23502') return 'not_null_violation';

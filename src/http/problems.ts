@@ -40,6 +40,16 @@ export function installProblemHandlers(app: FastifyInstance): void {
         reply.header('retry-after', '5');
         return sendProblem(reply, 'database-unavailable', 'The database cannot be reached right now; retry in a few seconds.');
       }
+      if (err.kind === 'locked') {
+        // Not an outage: another program's transaction holds the row for longer than DB_LOCK_TIMEOUT_MS.
+        request.log.warn({ sqlState: err.sqlState, reason: err.message }, 'lock wait timed out');
+        reply.header('retry-after', '2');
+        return sendProblem(
+          reply,
+          'locked',
+          'Another transaction has held this order for too long (a program that changed it has not committed yet); nothing was changed. Retry in a few seconds.',
+        );
+      }
       if (err.kind === 'check_violation' || err.kind === 'invalid_input' || err.kind === 'not_null_violation') {
         return sendProblem(reply, 'validation-failed', 'A value is outside what the database accepts.');
       }

@@ -104,9 +104,11 @@ export async function updateOrder(tx: Queryable, id: number, patch: OrderUpdate,
 
 export async function deleteOrder(db: Queryable, id: number, by: WriteActor = NO_ACTOR): Promise<boolean> {
   const { rowCount } = await db.query(
-    `WITH settings AS (SELECT set_config('orders.skip_notify', $2, true), set_config('app.actor', $3, true), set_config('app.reason', $4, true))
+    // One statement, so its own transaction: the settings, lock_timeout among them, hold for it alone.
+    `WITH settings AS (SELECT set_config('orders.skip_notify', $2, true), set_config('app.actor', $3, true), set_config('app.reason', $4, true),
+                              set_config('lock_timeout', $5, true))
      DELETE FROM orders USING settings WHERE id = $1`,
-    [id, db.skipNotify, by.actor, by.reason],
+    [id, db.skipNotify, by.actor, by.reason, db.lockTimeout],
   );
   return rowCount === 1;
 }

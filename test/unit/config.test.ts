@@ -55,6 +55,17 @@ describe('parseConfig', () => {
   it('checks settings against each other', () => {
     expect(() => parseConfig({ LISTENER_BACKOFF_MIN_MS: '5000', LISTENER_BACKOFF_MAX_MS: '1000' })).toThrow(/LISTENER_BACKOFF_MAX_MS/);
     expect(() => parseConfig({ HTTP_HEADERS_TIMEOUT_MS: '60000', HTTP_REQUEST_TIMEOUT_MS: '30000' })).toThrow(/HTTP_HEADERS_TIMEOUT_MS/);
+    expect(() => parseConfig({ DB_LOCK_TIMEOUT_MS: '5000', DB_QUERY_TIMEOUT_MS: '5000' })).toThrow(
+      /^invalid DB_LOCK_TIMEOUT_MS=5000: must be below DB_QUERY_TIMEOUT_MS \(5000\)/,
+    );
+  });
+
+  it('waits for a held order 5 s by default, or half of a query timeout below 10 s, never as long as the query', () => {
+    expect(parseConfig({}).DB_LOCK_TIMEOUT_MS).toBe(5000);
+    expect(parseConfig({ DB_QUERY_TIMEOUT_MS: '4000' }).DB_LOCK_TIMEOUT_MS).toBe(2000);
+    expect(parseConfig({ DB_QUERY_TIMEOUT_MS: '60000' }).DB_LOCK_TIMEOUT_MS).toBe(5000);
+    expect(parseConfig({ DB_QUERY_TIMEOUT_MS: '60000', DB_LOCK_TIMEOUT_MS: '30000' }).DB_LOCK_TIMEOUT_MS).toBe(30000);
+    expect(parseConfig({ DB_QUERY_TIMEOUT_MS: '1000', DB_LOCK_TIMEOUT_MS: '0' }).DB_LOCK_TIMEOUT_MS).toBe(0);
   });
 
   it('redacts the password of a connection string for logs', () => {

@@ -6,6 +6,7 @@ describe('classifyPgError', () => {
   it.each([
     ['40001', 'serialization'],
     ['40P01', 'serialization'],
+    ['55P03', 'locked'],
     ['23505', 'unique_violation'],
     ['23514', 'check_violation'],
     ['23502', 'not_null_violation'],
