@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Debian packages the test suite drives for real: Chromium (the dashboard tests; Playwright's own browser
-# download cannot work on these machines) and nginx (the load-balancer test). Runs before `npm test`.
+# Debian packages the test suite drives for real: Chromium's headless shell (the dashboard tests;
+# Playwright's own browser download cannot work on these machines) and nginx (the load-balancer test). Runs before `npm test`.
 # As root it installs what is missing; otherwise it says in one line what to install.
 set -euo pipefail
 missing=()
-command -v "${CHROMIUM_PATH:-chromium}" >/dev/null 2>&1 || [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || missing+=(chromium)
+if [ -n "${CHROMIUM_PATH:-}" ]; then
+  [ -x "$CHROMIUM_PATH" ] || { echo "CHROMIUM_PATH=$CHROMIUM_PATH is not an executable" >&2; exit 1; }
+else
+  [ -x /usr/bin/chromium-headless-shell ] || missing+=(chromium-headless-shell)
+fi
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -4,11 +4,14 @@ import path from 'node:path';
 import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from 'playwright-core';
 
 /**
- * A real Chromium for the dashboard tests: Debian's package at /usr/bin/chromium (Playwright's own
- * download cannot work on these machines). Playwright gives every launch a fresh temporary profile
- * (user-data-dir) and removes it on close. CHROMIUM_PATH overrides the binary.
+ * A real Chromium for the dashboard tests: Chromium's headless shell, Debian's `chromium-headless-shell`
+ * (Playwright's own download cannot work on these machines; its default headless browser is this same
+ * build). Same Blink and V8 as the full browser without its windowing layers: the dashboard files ran
+ * in 40 s instead of 66 s, a third of the CPU less, with the same results. Playwright gives every launch
+ * a fresh temporary profile (user-data-dir) and removes it on close. CHROMIUM_PATH overrides the binary
+ * (`/usr/bin/chromium`, the full browser, works too).
  */
-export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium-headless-shell';
 
 /** Flags that work on these machines (no sandbox as root, no background traffic to a closed network). */
 export const CHROMIUM_ARGS = [
@@ -28,7 +31,9 @@ export const WEB_DIST = path.resolve(import.meta.dirname, '../../web/dist');
 export function requireChromium(): void {
   if (existsSync(CHROMIUM_PATH)) return;
   const how =
-    process.getuid?.() === 0 ? 'apt-get update && apt-get install -y chromium' : 'sudo apt-get install -y chromium (or set CHROMIUM_PATH)';
+    process.getuid?.() === 0
+      ? 'apt-get update && apt-get install -y chromium-headless-shell'
+      : 'sudo apt-get install -y chromium-headless-shell (or set CHROMIUM_PATH)';
   throw new Error(`Chromium is missing at ${CHROMIUM_PATH}: install it with \`${how}\` and run the tests again.`);
 }
 
