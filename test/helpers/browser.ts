@@ -9,9 +9,13 @@ import { type Browser, type BrowserContext, type BrowserContextOptions, chromium
  * build). Same Blink and V8 as the full browser without its windowing layers: the dashboard files ran
  * in 40 s instead of 66 s, a third of the CPU less, with the same results. Playwright gives every launch
  * a fresh temporary profile (user-data-dir) and removes it on close. CHROMIUM_PATH overrides the binary
- * (`/usr/bin/chromium`, the full browser, works too).
+ * (`/usr/bin/chromium`, the full browser, works too, and is used when the headless shell is missing).
  */
-export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium-headless-shell';
+export const CHROMIUM_PATH =
+  process.env.CHROMIUM_PATH ??
+  (existsSync('/usr/bin/chromium-headless-shell') || !existsSync('/usr/bin/chromium')
+    ? '/usr/bin/chromium-headless-shell'
+    : '/usr/bin/chromium');
 
 /** Flags that work on these machines (no sandbox as root, no background traffic to a closed network). */
 export const CHROMIUM_ARGS = [
