@@ -47,7 +47,7 @@ export const ConfigSchema = Type.Object({
     0,
     600_000,
     5000,
-    'A write waits this long at most for an order another transaction holds, then answers 409 locked and changes nothing (0 = wait up to DB_QUERY_TIMEOUT_MS). Unset, and DB_QUERY_TIMEOUT_MS below 10000: half of that. Must be below DB_QUERY_TIMEOUT_MS.',
+    'A write waits this long at most for an order another transaction holds, then answers 409 locked and changes nothing (0 = the server’s own lock_timeout; PostgreSQL’s default waits up to DB_QUERY_TIMEOUT_MS, then 503). Unset, and DB_QUERY_TIMEOUT_MS below 10000: half of that. Must be below DB_QUERY_TIMEOUT_MS.',
   ),
   DB_MIGRATE: Bool(true, 'Apply pending migrations at startup.'),
   BODY_LIMIT_BYTES: Int(1024, 10 * 1024 * 1024, 64 * 1024, 'Largest accepted request body (413 above).'),

@@ -21,12 +21,13 @@ export interface Queryable {
    */
   readonly skipNotify: 'on' | 'off';
   /**
-   * The longest this service's writes wait for a lock (`lock_timeout`, e.g. '5000ms'; '0': no limit of
-   * its own), set per transaction: a row another program holds is answered 409 `locked` long before the
-   * query timeout would call the database unreachable. Per transaction (`SET LOCAL`, `set_config(…, true)`),
-   * never per session, so that it works through a transaction-mode pooler (Neon's -pooler, PgBouncer).
+   * The longest this service's writes wait for a row lock (`lock_timeout`, e.g. '5000ms'; null: the
+   * server's own setting), set per write transaction: a row another program holds is answered 409
+   * `locked` long before the query timeout would call the database unreachable. Per transaction
+   * (`set_config(…, true)`), never per session, so that it works through a transaction-mode pooler
+   * (Neon's -pooler, PgBouncer). Reads (the CSV export, the feed) keep the server's setting.
    */
-  readonly lockTimeout: string;
+  readonly lockTimeout: string | null;
 }
 
 /**
@@ -35,14 +36,15 @@ export interface Queryable {
  */
 export class Database implements Queryable {
   readonly skipNotify: 'on' | 'off';
-  readonly lockTimeout: string;
+  readonly lockTimeout: string | null;
 
   constructor(
     readonly pool: pg.Pool,
     options: { skipNotify?: boolean; lockTimeoutMs?: number } = {},
   ) {
     this.skipNotify = options.skipNotify ? 'on' : 'off';
-    this.lockTimeout = `${Math.max(0, Math.floor(options.lockTimeoutMs ?? 0))}ms`;
+    const ms = Math.floor(options.lockTimeoutMs ?? 0);
+    this.lockTimeout = ms > 0 ? `${ms}ms` : null;
   }
 
   async query<R extends pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>> {
@@ -53,17 +55,21 @@ export class Database implements Queryable {
     }
   }
 
-  /** Runs fn in a transaction; a thrown error rolls back (and a lost connection is not reused). */
-  async transaction<T>(fn: (client: Queryable) => Promise<T>, begin = 'BEGIN'): Promise<T> {
+  /**
+   * Runs fn in a transaction; a thrown error rolls back (and a lost connection is not reused). A `write`
+   * transaction (the API's changes to orders) waits for row locks no longer than `lockTimeout`.
+   */
+  async transaction<T>(fn: (client: Queryable) => Promise<T>, { begin = 'BEGIN', write = false } = {}): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
     } catch (err) {
       throw new DatabaseError(err);
     }
+    const lockTimeout = write ? this.lockTimeout : null;
     const wrapped: Queryable = {
       skipNotify: this.skipNotify,
-      lockTimeout: this.lockTimeout,
+      lockTimeout,
       async query<R extends pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]) {
         try {
           return await client.query<R>(text as string, values);
@@ -75,9 +81,10 @@ export class Database implements Queryable {
     let broken: unknown;
     try {
       // One round trip: the settings are literals this class made (a skip flag, a whole number of ms).
-      const settings = [`set_config('lock_timeout', '${this.lockTimeout}', true)`];
+      const settings: string[] = [];
+      if (lockTimeout) settings.push(`set_config('lock_timeout', '${lockTimeout}', true)`);
       if (this.skipNotify === 'on') settings.push(`set_config('orders.skip_notify', 'on', true)`);
-      await wrapped.query(`${begin}; SELECT ${settings.join(', ')}`);
+      await wrapped.query(settings.length ? `${begin}; SELECT ${settings.join(', ')}` : begin);
       const result = await fn(wrapped);
       await wrapped.query('COMMIT');
       return result;

@@ -47,7 +47,7 @@ export function installProblemHandlers(app: FastifyInstance): void {
         return sendProblem(
           reply,
           'locked',
-          'Another transaction has held this order (or a table this request needs) for too long, for example a program that changed it and has not committed yet; nothing was changed. Retry in a few seconds.',
+          'Another transaction has held this order for too long, for example a program that changed it and has not committed yet; nothing was changed. Retry in a few seconds.',
         );
       }
       if (err.kind === 'check_violation' || err.kind === 'invalid_input' || err.kind === 'not_null_violation') {

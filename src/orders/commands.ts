@@ -7,6 +7,8 @@ import { type Matchable, matches } from '../filter/match.js';
 import * as repo from './repository.js';
 import type { OrderCreate, OrderUpdate } from './schemas.js';
 
+/** The API's changes wait for another program's row locks only so long (Database.lockTimeout). */
+const WRITE = { write: true };
 /** The write paths of the orders API: each one transaction, with the checks that must hold inside it. */
 
 /** A write's response: what the route sends, and whether it is a stored one replayed. */
@@ -90,7 +92,7 @@ async function idempotent(
       body: result.body,
     });
     return result;
-  });
+  }, WRITE);
 }
 
 /**
@@ -173,7 +175,7 @@ export async function updateOrder(
   scope: Filter = EVERYTHING,
   by: repo.WriteActor = repo.NO_ACTOR,
 ): Promise<WriteResult> {
-  if (!idempotency) return db.transaction((tx) => updateLocked(tx, id, patch, precondition, scope, by));
+  if (!idempotency) return db.transaction((tx) => updateLocked(tx, id, patch, precondition, scope, by), WRITE);
   return idempotent(db, idempotency, { body: patch, precondition: precondition ?? null }, (tx) =>
     updateLocked(tx, id, patch, precondition, scope, by),
   );
@@ -207,7 +209,7 @@ export async function deleteOrder(
     );
   }
   if (precondition || !isEverything(scope))
-    return db.transaction((tx) => deleteLocked(tx, id, precondition ?? { versions: '*' }, scope, by));
+    return db.transaction((tx) => deleteLocked(tx, id, precondition ?? { versions: '*' }, scope, by), WRITE);
   if (!(await repo.deleteOrder(db, id, by))) throw new ApiError('not-found', `Order ${id} does not exist.`);
   return DELETED;
 }

@@ -46,17 +46,20 @@ export function exportCsv(db: Database, view: Filter, sort: SortKey, dir: SortDi
   return new Promise((resolve, reject) => {
     const body = new PassThrough();
     let started = false;
-    db.transaction(async (tx) => {
-      const cursor = await snapshotCursor(tx);
-      started = true;
-      resolve({ cursor, body });
-      body.write(`${CSV_COLUMNS.join(',')}\r\n`);
-      for await (const rows of exportRows(tx, view, sort, dir)) {
-        if (body.destroyed) return;
-        if (!body.write(rows.map(csvLine).join(''))) await drained(body);
-      }
-      body.end();
-    }, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY').catch((err: unknown) => {
+    db.transaction(
+      async (tx) => {
+        const cursor = await snapshotCursor(tx);
+        started = true;
+        resolve({ cursor, body });
+        body.write(`${CSV_COLUMNS.join(',')}\r\n`);
+        for await (const rows of exportRows(tx, view, sort, dir)) {
+          if (body.destroyed) return;
+          if (!body.write(rows.map(csvLine).join(''))) await drained(body);
+        }
+        body.end();
+      },
+      { begin: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' },
+    ).catch((err: unknown) => {
       if (!started) reject(err);
       else body.destroy(err as Error);
     });

@@ -106,7 +106,7 @@ export async function deleteOrder(db: Queryable, id: number, by: WriteActor = NO
   const { rowCount } = await db.query(
     // One statement, so its own transaction: the settings, lock_timeout among them, hold for it alone.
     `WITH settings AS (SELECT set_config('orders.skip_notify', $2, true), set_config('app.actor', $3, true), set_config('app.reason', $4, true),
-                              set_config('lock_timeout', $5, true))
+                              set_config('lock_timeout', coalesce($5, current_setting('lock_timeout')), true))
      DELETE FROM orders USING settings WHERE id = $1`,
     [id, db.skipNotify, by.actor, by.reason, db.lockTimeout],
   );

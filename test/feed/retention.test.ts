@@ -152,7 +152,7 @@ it('the pruning statement finds its rows through the changed_at and seq indexes,
     transaction: async (fn: (tx: Queryable) => Promise<unknown>) =>
       fn({
         skipNotify: 'off',
-        lockTimeout: '0ms',
+        lockTimeout: null,
         query: (async (text: string, values?: unknown[]) => {
           sent.push({ text, values });
           return { rows: /FOR UPDATE/.test(text) ? [{ mark: '1:1:' }] : [{ snapshot: '1:1:', max_xid: null, n: 0 }] };

@@ -11,7 +11,9 @@ import type { OrderStore } from './order-store.ts';
  * Actions are optimistic: the row shows the intended state at once (an overlay over the store), and
  * when the server refuses, the overlay is dropped (the row flashes back) and a notice says why. A 412
  * keeps the newer order the server sent and offers to apply the change again on top of it. A 403 rolls
- * back like any refusal and asks /me again, so the page adapts to a lowered role.
+ * back like any refusal and asks /me again, so the page adapts to a lowered role. A 409 `locked` (another
+ * program's transaction holds the order) is no refusal: the action stays queued, shown as pending, and
+ * is sent again after 2 s, then after longer waits (up to 30 s) while the order stays held.
  */
 type Overlay = { kind: 'update'; order: Order } | { kind: 'delete' };
 
@@ -34,6 +36,9 @@ export class Actions {
   readonly ownIds = new Set<number>();
   private readonly overlays = new Map<number, Overlay>();
   private flushing = false;
+  /** The next send of the queue after a `locked` answer, and how many such answers in a row. */
+  private lockedRetry: ReturnType<typeof setTimeout> | null = null;
+  private lockedInARow = 0;
 
   constructor(private readonly c: ActionContext) {}
 
@@ -113,6 +118,7 @@ export class Actions {
       }
       queue.remove(item.key);
       if (item.kind !== 'create') this.overlays.delete(item.id);
+      this.lockedInARow = 0;
       this.c.emit();
       return { kind: 'done' };
     } catch (err) {
@@ -123,6 +129,10 @@ export class Actions {
       }
       if (!(err instanceof api.ApiProblem)) throw err;
       if (err.problem.code === 'idempotency-key-in-use') return { kind: 'retry' };
+      if (err.problem.code === 'locked') {
+        this.sendAgainLater(item);
+        return { kind: 'retry' };
+      }
       // The token is no longer accepted: the session is ending. The action stays queued under this
       // identity, to be sent if it signs in again.
       if (err.status === 401) return { kind: 'retry' };
@@ -163,6 +173,23 @@ export class Actions {
       notices.notify('error', `Could not ${what} #${item.id}; rolled back. ${problem.detail}${hint}`);
     }
     this.c.emit();
+  }
+
+  /** The order is held by another transaction: say so once, and send the queue again after a wait. */
+  private sendAgainLater(item: QueuedAction): void {
+    if (this.lockedInARow++ === 0) {
+      const what = item.kind === 'create' ? 'The new order' : `#${item.id}`;
+      this.c.notices.notify(
+        'info',
+        `${what} is held by another transaction (a program changed it and has not committed yet): your change is queued and is sent again until it goes through.`,
+      );
+    }
+    if (this.lockedRetry) clearTimeout(this.lockedRetry);
+    const delay = Math.min(30_000, 2000 * 2 ** Math.min(4, this.lockedInARow - 1));
+    this.lockedRetry = setTimeout(() => {
+      this.lockedRetry = null;
+      if (!this.c.stopped()) void this.flushQueue();
+    }, delay);
   }
 
   /** Sends the queue in order; stops at the first action the server could not be reached for. */
