@@ -137,6 +137,7 @@ export class Actions {
       // identity, to be sent if it signs in again.
       if (err.status === 401) return { kind: 'retry' };
       if (err.status === 403) void this.c.identity.refresh(this.c.stopped);
+      this.lockedInARow = 0;
       queue.remove(item.key);
       if (!(fromForm && item.kind === 'create')) this.refused(item, err.problem);
       return { kind: 'problem', problem: err.problem };
