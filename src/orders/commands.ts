@@ -7,9 +7,10 @@ import { type Matchable, matches } from '../filter/match.js';
 import * as repo from './repository.js';
 import type { OrderCreate, OrderUpdate } from './schemas.js';
 
+/** The write paths of the orders API: each one transaction, with the checks that must hold inside it. */
+
 /** The API's changes wait for another program's row locks only so long (Database.lockTimeout). */
 const WRITE = { write: true };
-/** The write paths of the orders API: each one transaction, with the checks that must hold inside it. */
 
 /** A write's response: what the route sends, and whether it is a stored one replayed. */
 export interface WriteResult {
