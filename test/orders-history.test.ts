@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -147,6 +148,48 @@ describe('GET /orders/:id/history', () => {
     const res = await history(id);
     expect(res.status).toBe(200);
     expect(res.body[0]).toMatchObject({ op: 'delete', version: 2, changes: {}, actor: { kind: 'token', name: 'boss', role: 'admin' } });
+  });
+
+  it('records exactly the fields that changed, for every column of an order (random writes by another program)', async () => {
+    // The trigger names its columns (migration 0016): a column added to orders without adding it there
+    // would go unrecorded, so the list it records is compared with the table's own.
+    const { rows: columns } = await db.sql.query<{ name: string }>(
+      "SELECT column_name AS name FROM information_schema.columns WHERE table_name = 'orders' AND table_schema = current_schema() ORDER BY column_name",
+    );
+    const tracked = columns.map((c) => c.name).filter((c) => !['id', 'version', 'created_at', 'updated_at'].includes(c));
+    const id = await create('Grace');
+    const first = await history(id);
+    expect(Object.keys(first.body[0].changes).sort()).toEqual(tracked);
+
+    const writer = await client({ connectionString: db.url, application_name: 'random-writer' });
+    const read = async () => (await writer.query('SELECT * FROM orders WHERE id = $1', [id])).rows[0];
+    const value = {
+      customer_name: fc.constantFrom('Grace', 'grace', 'Grace ', 'Zoë', 'O’Brien'),
+      product_name: fc.constantFrom('Lamp', 'lamp', 'Desk'),
+      quantity: fc.integer({ min: 1, max: 3 }),
+      total_cents: fc.constantFrom(1200, 0, 99, 1_000_000_000_000),
+      notes: fc.constantFrom('', 'x', 'a\nb', '{"json": true}'),
+      status: fc.constantFrom('pending', 'processing', 'shipped'),
+    };
+    const change = fc.record(value, { requiredKeys: [] });
+    await fc.assert(
+      fc.asyncProperty(change, async (set) => {
+        const before = await read();
+        const names = Object.keys(set) as (keyof typeof set)[];
+        const assignments = names.length > 0 ? names.map((n, i) => `${n} = $${i + 2}`).join(', ') : 'notes = notes';
+        await writer.query(`UPDATE orders SET ${assignments} WHERE id = $1`, [id, ...names.map((n) => set[n])]);
+        const after = await read();
+        const expected: Record<string, [unknown, unknown]> = {};
+        for (const c of tracked) if (String(before[c]) !== String(after[c])) expected[c] = [before[c], after[c]];
+        const entry = (await history(id, 'viewer', '?limit=1')).body[0];
+        expect(entry.version).toBe(after.version);
+        // total_cents is a bigint: node-postgres reads it as a string, the history as a JSON number.
+        expect(entry.changes).toEqual(
+          Object.fromEntries(Object.entries(expected).map(([k, [o, n]]) => [k, k === 'total_cents' ? [Number(o), Number(n)] : [o, n]])),
+        );
+      }),
+      { numRuns: 40, seed: 16 },
+    );
   });
 
   it('refuses bad input with problem+json and changes nothing', async () => {
