@@ -49,6 +49,18 @@ export const ConfigSchema = Type.Object({
     5000,
     'A write waits this long at most for an order another transaction holds, then answers 409 locked and changes nothing (0 = the server’s own lock_timeout; PostgreSQL’s default waits up to DB_QUERY_TIMEOUT_MS, then 503). Unset, and DB_QUERY_TIMEOUT_MS below 10000: half of that. Must be below DB_QUERY_TIMEOUT_MS.',
   ),
+  CSV_EXPORTS_MAX: Int(
+    1,
+    1000,
+    2,
+    'CSV exports (GET /orders.csv) running at once; more answer 429 export-busy. Each holds a pooled connection while its client reads the file. Unset: 2, or half of DB_POOL_MAX if that is less (at least 1). Must be below DB_POOL_MAX (unless that is 1).',
+  ),
+  CSV_EXPORT_STALL_MS: Int(
+    1000,
+    3_600_000,
+    30_000,
+    'A CSV export whose client takes nothing for this long is cut off, which ends its transaction and frees its connection.',
+  ),
   DB_MIGRATE: Bool(true, 'Apply pending migrations at startup.'),
   BODY_LIMIT_BYTES: Int(1024, 10 * 1024 * 1024, 64 * 1024, 'Largest accepted request body (413 above).'),
   HTTP_HEADERS_TIMEOUT_MS: Int(
@@ -239,6 +251,13 @@ export function parseConfig(raw: Record<string, string | undefined>): Config {
   } else if (config.DB_LOCK_TIMEOUT_MS >= config.DB_QUERY_TIMEOUT_MS) {
     throw new ConfigError(
       `invalid DB_LOCK_TIMEOUT_MS=${config.DB_LOCK_TIMEOUT_MS}: must be below DB_QUERY_TIMEOUT_MS (${config.DB_QUERY_TIMEOUT_MS}), or a write waiting for a held order would give up as a 503 first`,
+    );
+  }
+  if (raw.CSV_EXPORTS_MAX === undefined || raw.CSV_EXPORTS_MAX === '') {
+    config.CSV_EXPORTS_MAX = Math.max(1, Math.min(config.CSV_EXPORTS_MAX, Math.floor(config.DB_POOL_MAX / 2)));
+  } else if (config.DB_POOL_MAX > 1 && config.CSV_EXPORTS_MAX >= config.DB_POOL_MAX) {
+    throw new ConfigError(
+      `invalid CSV_EXPORTS_MAX=${config.CSV_EXPORTS_MAX}: must be below DB_POOL_MAX (${config.DB_POOL_MAX}), or exports whose clients read slowly could hold every connection`,
     );
   }
   const currencyProblem = checkCurrency(config.CURRENCY);

@@ -22,6 +22,7 @@ const PROBLEMS = {
   'unsupported-media-type': { status: 415, title: 'Unsupported content type' },
   'idempotency-key-reused': { status: 422, title: 'This Idempotency-Key was used with a different request' },
   'too-many-requests': { status: 429, title: 'Too many requests' },
+  'export-busy': { status: 429, title: 'Too many exports are running' },
   'headers-too-large': { status: 431, title: 'The request headers are too large' },
   'internal-error': { status: 500, title: 'Internal error' },
   'database-unavailable': { status: 503, title: 'The database is unavailable' },

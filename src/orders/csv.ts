@@ -36,13 +36,50 @@ export function csvLine(row: ExportRow): string {
   return `${CSV_COLUMNS.map((c) => csvCell(row[c])).join(',')}\r\n`;
 }
 
+/** How many exports may run at once, and how long one may wait for its client. */
+export interface ExportLimits {
+  max: number;
+  stallMs: number;
+}
+
+/**
+ * The exports running on this instance. Each holds a pooled connection (its transaction) for as long as
+ * its client takes to read the file, so they are bounded: a client that never reads (a stalled
+ * download, or a token used to take the pool on purpose) holds one place for at most `stallMs` after it
+ * stops reading, and at most `max` places are taken at once, whatever the clients do.
+ */
+export class CsvExports {
+  private running = 0;
+
+  constructor(
+    private readonly db: Database,
+    private readonly limits: ExportLimits,
+  ) {}
+
+  /** Starts an export (see exportCsv), or answers undefined when `max` are running already. */
+  async start(view: Filter, sort: SortKey, dir: SortDirection): Promise<{ cursor: string; body: Readable } | undefined> {
+    if (this.running >= this.limits.max) return undefined;
+    this.running++;
+    // Its place is free once its transaction has ended, not merely when the client has gone.
+    return exportCsv(this.db, view, sort, dir, this.limits.stallMs, () => this.running--);
+  }
+}
+
 /**
  * Starts an export: resolves once the transaction has its snapshot (its feed cursor is the answer's
  * X-Change-Cursor), with the body as a stream. A failure before that rejects (a problem+json answer);
  * after it, the stream is destroyed and the client sees a cut-off transfer rather than a short file
- * passed off as whole. The transaction ends when the file does or the client goes away.
+ * passed off as whole, as it does when it takes nothing for `stallMs`. The transaction ends when the file
+ * does or the client goes away; then `ended` is called, once.
  */
-export function exportCsv(db: Database, view: Filter, sort: SortKey, dir: SortDirection): Promise<{ cursor: string; body: Readable }> {
+function exportCsv(
+  db: Database,
+  view: Filter,
+  sort: SortKey,
+  dir: SortDirection,
+  stallMs: number,
+  ended: () => void,
+): Promise<{ cursor: string; body: Readable }> {
   return new Promise((resolve, reject) => {
     const body = new PassThrough();
     let started = false;
@@ -54,26 +91,33 @@ export function exportCsv(db: Database, view: Filter, sort: SortKey, dir: SortDi
         body.write(`${CSV_COLUMNS.join(',')}\r\n`);
         for await (const rows of exportRows(tx, view, sort, dir)) {
           if (body.destroyed) return;
-          if (!body.write(rows.map(csvLine).join(''))) await drained(body);
+          if (!body.write(rows.map(csvLine).join(''))) await drained(body, stallMs);
         }
         body.end();
       },
       { begin: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' },
-    ).catch((err: unknown) => {
-      if (!started) reject(err);
-      else body.destroy(err as Error);
-    });
+    )
+      .catch((err: unknown) => {
+        if (!started) reject(err);
+        else body.destroy(err as Error);
+      })
+      .finally(ended);
   });
 }
 
-/** Waits until the client reads on, or leaves (then the next write finds the stream destroyed). */
-function drained(stream: PassThrough): Promise<void> {
+/**
+ * Waits until the client reads on, or leaves (then the next write finds the stream destroyed), or has
+ * taken nothing for `stallMs` (then the stream is destroyed here, and the client's transfer is cut off).
+ */
+function drained(stream: PassThrough, stallMs: number): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
+      clearTimeout(timer);
       stream.off('drain', done);
       stream.off('close', done);
       resolve();
     };
+    const timer = setTimeout(() => stream.destroy(new Error(`the client took nothing for ${stallMs} ms`)), stallMs);
     stream.on('drain', done);
     stream.on('close', done);
   });

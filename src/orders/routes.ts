@@ -7,7 +7,7 @@ import { ApiError } from '../errors.js';
 import { ProblemSchema } from '../http/problem-schema.js';
 import { requestedView, scopeOf } from '../http/view-filter.js';
 import * as commands from './commands.js';
-import { exportCsv } from './csv.js';
+import { CsvExports, type ExportLimits } from './csv.js';
 import { listOrders } from './list-repository.js';
 import { decodePageToken } from './page-token.js';
 import * as repo from './repository.js';
@@ -27,6 +27,8 @@ import {
 export interface OrdersRoutesOptions {
   db: Database;
   idempotencyTtlHours: number;
+  /** CSV exports at once, and how long one waits for a client that takes nothing. */
+  exports: ExportLimits;
   /** Called after every committed write, so the feed can relay it without waiting for a NOTIFY. */
   afterWrite: () => void;
 }
@@ -111,7 +113,11 @@ const errorResponses = {
   503: ProblemSchema,
 };
 
-export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = async (app, { db, idempotencyTtlHours, afterWrite }) => {
+export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = async (
+  app,
+  { db, idempotencyTtlHours, exports: limits, afterWrite },
+) => {
+  const exports = new CsvExports(db, limits);
   app.get(
     '/orders',
     {
@@ -167,13 +173,22 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
           "The same `status`, `q`, `sort` and `dir` as GET /orders (a scoped token sees its scope), every matching order, streamed from one REPEATABLE READ snapshot (its feed position is `X-Change-Cursor`). RFC 4180 quoting; a cell starting with = + - @, tab or CR is prefixed with `'` so spreadsheets do not run it as a formula.",
         querystring: ExportQuerySchema,
         produces: ['text/csv'],
-        response: { 200: Type.String({ description: 'text/csv; header row first' }), ...errorResponses },
+        response: { 200: Type.String({ description: 'text/csv; header row first' }), ...errorResponses, 429: ProblemSchema },
       },
     },
     async (request, reply) => {
       const sort = request.query.sort ?? 'id';
       const dir = request.query.dir ?? firstDirection(sort);
-      const { cursor, body } = await exportCsv(db, requestedView(request.query, request.principal), sort, dir);
+      const started = await exports.start(requestedView(request.query, request.principal), sort, dir);
+      if (!started) {
+        throw new ApiError(
+          'export-busy',
+          `${limits.max} exports are running on this instance, the most it runs at once; try again in a few seconds.`,
+          {},
+          { 'retry-after': '5' },
+        );
+      }
+      const { cursor, body } = started;
       const stamp = new Date().toISOString().slice(0, 19).replace(/:/g, '-');
       reply.header('x-change-cursor', cursor);
       reply.header('content-disposition', `attachment; filename="orders-${stamp}Z.csv"`);

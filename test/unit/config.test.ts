@@ -68,6 +68,17 @@ describe('parseConfig', () => {
     expect(parseConfig({ DB_QUERY_TIMEOUT_MS: '1000', DB_LOCK_TIMEOUT_MS: '0' }).DB_LOCK_TIMEOUT_MS).toBe(0);
   });
 
+  it('runs 2 CSV exports at once by default, at most half the pool, and never the whole pool', () => {
+    expect(parseConfig({}).CSV_EXPORTS_MAX).toBe(2);
+    expect(parseConfig({ DB_POOL_MAX: '3' }).CSV_EXPORTS_MAX).toBe(1);
+    expect(parseConfig({ DB_POOL_MAX: '1' }).CSV_EXPORTS_MAX).toBe(1);
+    expect(parseConfig({ DB_POOL_MAX: '40', CSV_EXPORTS_MAX: '8' }).CSV_EXPORTS_MAX).toBe(8);
+    expect(() => parseConfig({ DB_POOL_MAX: '4', CSV_EXPORTS_MAX: '4' })).toThrow(
+      /^invalid CSV_EXPORTS_MAX=4: must be below DB_POOL_MAX \(4\)/,
+    );
+    expect(parseConfig({ DB_POOL_MAX: '1', CSV_EXPORTS_MAX: '1' }).CSV_EXPORTS_MAX).toBe(1);
+  });
+
   it('redacts the password of a connection string for logs', () => {
     expect(redactUrl('postgresql://app:s3cret@db.example:5432/orders')).toBe('postgresql://app:***@db.example:5432/orders');
     expect(redactUrl('not a url')).toBe('(unparseable connection string)');
