@@ -125,6 +125,26 @@ describe('Idempotency-Key on PATCH, PUT and DELETE', () => {
     expect(await orderRows()).toEqual(before);
   });
 
+  it('PATCH: the reason is part of the request: the same key with another reason is 422, with the same one a replay', async () => {
+    // The reason is kept in the order's history: a replay under another reason would record a reason
+    // that was never applied, so it is a different request.
+    const id = await createOrder();
+    const first = await api('operator', 'PATCH', `/orders/${id}`, { status: 'cancelled', reason: 'customer called' }, 'k-why');
+    expect(first.status).toBe(200);
+    const before = await orderRows();
+    expectProblem(
+      await api('operator', 'PATCH', `/orders/${id}`, { status: 'cancelled', reason: 'out of stock' }, 'k-why'),
+      422,
+      'idempotency-key-reused',
+    );
+    expectProblem(await api('operator', 'PATCH', `/orders/${id}`, { status: 'cancelled' }, 'k-why'), 422, 'idempotency-key-reused');
+    // Only the reason's surrounding blanks are not part of it, as in the history.
+    const again = await api('operator', 'PATCH', `/orders/${id}`, { status: 'cancelled', reason: '  customer called ' }, 'k-why');
+    expect(again.status).toBe(200);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(await orderRows()).toEqual(before);
+  });
+
   it('PATCH: a refused request stores nothing, so the key stays free for a corrected retry', async () => {
     const id = await createOrder();
     expectProblem(await api('operator', 'PATCH', `/orders/${id}`, { status: 'delivered' }, 'k-fix'), 409, 'invalid-transition');

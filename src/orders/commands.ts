@@ -177,9 +177,10 @@ export async function updateOrder(
   by: repo.WriteActor = repo.NO_ACTOR,
 ): Promise<WriteResult> {
   if (!idempotency) return db.transaction((tx) => updateLocked(tx, id, patch, precondition, scope, by), WRITE);
-  return idempotent(db, idempotency, { body: patch, precondition: precondition ?? null }, (tx) =>
-    updateLocked(tx, id, patch, precondition, scope, by),
-  );
+  // The reason goes into the order's history, so it is part of what makes two requests the same; left
+  // out when there is none, so requests without one hash as they did before it counted.
+  const request = { body: patch, precondition: precondition ?? null, ...(by.reason ? { reason: by.reason } : {}) };
+  return idempotent(db, idempotency, request, (tx) => updateLocked(tx, id, patch, precondition, scope, by));
 }
 
 async function deleteLocked(
