@@ -44,3 +44,47 @@ it('keeps a move of an order another transaction holds queued, and sends it once
   await p.page.getByTestId('queue-count').waitFor({ state: 'detached' });
   expect(await p.page.getByTestId('notices').textContent()).not.toMatch(/refused|rolled back/i);
 });
+
+it('sends a bulk move of a held order again until it is released, and reports one held throughout as not moved, never refused', async () => {
+  const { rows } = await db.sql.query<{ id: string }>(
+    "INSERT INTO orders (customer_name, product_name) VALUES ('Bulk Free', 'P'), ('Bulk Briefly', 'P'), ('Bulk Held', 'P') RETURNING id",
+  );
+  const [free, briefly, held] = rows.map((r) => Number(r.id)) as [number, number, number];
+  const p = chromium.watch(await openDashboard(chromium.context, svc.url));
+  await p.row(held).waitFor();
+  for (const id of [free, briefly, held]) await p.page.getByLabel(`Select order #${id}`).check();
+  await expect.poll(() => p.page.getByTestId('bulk-bar').locator('.bulk-count').textContent()).toBe('3 selected');
+
+  const hold = async (id: number) => {
+    const c = await db.sql.connect();
+    await c.query('BEGIN');
+    await c.query("UPDATE orders SET notes = 'a long import' WHERE id = $1", [id]);
+    return c;
+  };
+  const shortHold = await hold(briefly);
+  const longHold = await hold(held);
+  try {
+    await p.page.getByTestId('bulk-bar').getByLabel('Move selected to').selectOption('processing');
+    await p.page.getByTestId('bulk-bar').getByRole('button', { name: 'Move…' }).click();
+    await p.page.getByRole('dialog', { name: 'Move 3 orders to Processing?' }).getByRole('button', { name: 'Move 3 orders' }).click();
+    // The first answer for the held ones is `locked` (after DB_LOCK_TIMEOUT_MS); one program gives up soon after.
+    await expect.poll(() => statusOf(free)).toBe('processing');
+    await new Promise((r) => setTimeout(r, 800));
+    await shortHold.query('ROLLBACK');
+    const done = p.page.getByRole('dialog', { name: 'Moved 2 of 3 to Processing' });
+    await done.waitFor({ timeout: 20_000 });
+    const line = (id: number) => done.locator(`li[data-id="${id}"]`).textContent();
+    expect(await line(free)).toBe(`#${free} Bulk Free: moved to Processing`);
+    expect(await line(briefly)).toBe(`#${briefly} Bulk Briefly: moved to Processing`);
+    expect(await line(held)).toBe(
+      `#${held} Bulk Held: not moved: another transaction still holds it (a program changed it and has not committed yet); try again later`,
+    );
+    expect(await done.textContent()).not.toMatch(/refused/);
+  } finally {
+    await shortHold.query('ROLLBACK').catch(() => undefined);
+    shortHold.release();
+    await longHold.query('ROLLBACK');
+    longHold.release();
+  }
+  expect([await statusOf(free), await statusOf(briefly), await statusOf(held)]).toEqual(['processing', 'processing', 'pending']);
+});
