@@ -134,7 +134,7 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; d
   await app.register(ordersRoutes, {
     db,
     idempotencyTtlHours: config.IDEMPOTENCY_TTL_HOURS,
-    exports: { max: config.CSV_EXPORTS_MAX, stallMs: config.CSV_EXPORT_STALL_MS },
+    exports: { max: config.CSV_EXPORTS_MAX, stallMs: config.CSV_EXPORT_STALL_MS, maxMs: config.CSV_EXPORT_MAX_MS },
     afterWrite: () => feed.wroteLocally(),
   });
   await app.register(historyRoutes, { db });

@@ -50,16 +50,22 @@ export const ConfigSchema = Type.Object({
     'A write waits this long at most for an order another transaction holds, then answers 409 locked and changes nothing (0 = the server’s own lock_timeout; PostgreSQL’s default waits up to DB_QUERY_TIMEOUT_MS, then 503). Unset, and DB_QUERY_TIMEOUT_MS below 10000: half of that. Must be below DB_QUERY_TIMEOUT_MS.',
   ),
   CSV_EXPORTS_MAX: Int(
-    1,
+    0,
     1000,
     2,
-    'CSV exports (GET /orders.csv) running at once; more answer 429 export-busy. Each holds a pooled connection while its client reads the file. Unset: 2, or half of DB_POOL_MAX if that is less (at least 1). Must be below DB_POOL_MAX (unless that is 1).',
+    'CSV exports (GET /orders.csv) running at once; more answer 429 export-busy. Each holds a pooled connection while its client reads the file. Unset: 2, or half of DB_POOL_MAX if that is less (so none with a pool of 1: 503 exports-off). Must be below DB_POOL_MAX.',
   ),
   CSV_EXPORT_STALL_MS: Int(
     1000,
     3_600_000,
     30_000,
     'A CSV export whose client takes nothing for this long is cut off, which ends its transaction and frees its connection.',
+  ),
+  CSV_EXPORT_MAX_MS: Int(
+    1000,
+    86_400_000,
+    600_000,
+    'A CSV export still running after this long is cut off: its snapshot keeps VACUUM from removing rows it can see, and a client that reads just enough never to stall could hold it for hours.',
   ),
   DB_MIGRATE: Bool(true, 'Apply pending migrations at startup.'),
   BODY_LIMIT_BYTES: Int(1024, 10 * 1024 * 1024, 64 * 1024, 'Largest accepted request body (413 above).'),
@@ -254,8 +260,8 @@ export function parseConfig(raw: Record<string, string | undefined>): Config {
     );
   }
   if (raw.CSV_EXPORTS_MAX === undefined || raw.CSV_EXPORTS_MAX === '') {
-    config.CSV_EXPORTS_MAX = Math.max(1, Math.min(config.CSV_EXPORTS_MAX, Math.floor(config.DB_POOL_MAX / 2)));
-  } else if (config.DB_POOL_MAX > 1 && config.CSV_EXPORTS_MAX >= config.DB_POOL_MAX) {
+    config.CSV_EXPORTS_MAX = Math.min(config.CSV_EXPORTS_MAX, Math.floor(config.DB_POOL_MAX / 2));
+  } else if (config.CSV_EXPORTS_MAX >= config.DB_POOL_MAX) {
     throw new ConfigError(
       `invalid CSV_EXPORTS_MAX=${config.CSV_EXPORTS_MAX}: must be below DB_POOL_MAX (${config.DB_POOL_MAX}), or exports whose clients read slowly could hold every connection`,
     );

@@ -28,6 +28,7 @@ const PROBLEMS = {
   'database-unavailable': { status: 503, title: 'The database is unavailable' },
   'metrics-unavailable': { status: 503, title: 'The metrics cannot be collected now' },
   'shutting-down': { status: 503, title: 'This instance is shutting down' },
+  'exports-off': { status: 503, title: 'This instance runs no CSV exports' },
 } as const;
 
 export type ProblemCode = keyof typeof PROBLEMS;

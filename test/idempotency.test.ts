@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { generateToken, hashToken } from '../src/auth/tokens.js';
@@ -142,6 +143,23 @@ describe('Idempotency-Key on PATCH, PUT and DELETE', () => {
     const again = await api('operator', 'PATCH', `/orders/${id}`, { status: 'cancelled', reason: '  customer called ' }, 'k-why');
     expect(again.status).toBe(200);
     expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(await orderRows()).toEqual(before);
+  });
+
+  it('PATCH: a key stored before the reason counted (an earlier release) still replays the same request after an upgrade', async () => {
+    const id = await createOrder();
+    const first = await api('operator', 'PATCH', `/orders/${id}`, { status: 'cancelled', reason: 'late' }, 'k-upgrade');
+    expect(first.status).toBe(200);
+    // What the earlier release stored for that request: the body without its reason, and If-Match.
+    const earlier = createHash('sha256')
+      .update(JSON.stringify({ body: { status: 'cancelled' }, precondition: null }))
+      .digest('hex');
+    expect((await db.sql.query("UPDATE idempotency_keys SET request_hash = $1 WHERE key = 'k-upgrade'", [earlier])).rowCount).toBe(1);
+    const before = await orderRows();
+    const retry = await api('operator', 'PATCH', `/orders/${id}`, { status: 'cancelled', reason: 'late' }, 'k-upgrade');
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect(retry.text).toBe(first.text);
     expect(await orderRows()).toEqual(before);
   });
 

@@ -59,10 +59,15 @@ async function stalledExport(url: string): Promise<{ status: number; socket: net
   return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(first.toString('latin1'))?.[1]), socket };
 }
 
-/** The service's pooled connections that sit in an open transaction (an export waiting for its client). */
+/**
+ * The service's connections that hold an export's transaction: waiting for its client (idle in
+ * transaction) or fetching its next rows (active), known by the export's cursor and snapshot queries.
+ */
 async function exportsHolding(): Promise<number> {
   const { rows } = await db.sql.query(
-    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'orders-api' AND state = 'idle in transaction'",
+    `SELECT count(*)::int AS n FROM pg_stat_activity
+     WHERE datname = current_database() AND application_name = 'orders-api' AND state IN ('active', 'idle in transaction')
+       AND (query LIKE '%orders_export%' OR query LIKE '%feed_snapshot_cursor%')`,
   );
   return rows[0].n;
 }
@@ -119,5 +124,71 @@ describe('CSV exports whose clients never read', () => {
     const next = await http(svc.url, 'GET', '/orders.csv', undefined, auth);
     expect(next.status).toBe(200);
     expect(next.text.split('\r\n').length).toBe(1000 + 2);
+  });
+
+  it('are cut off after CSV_EXPORT_MAX_MS even when the client reads just enough never to stall', async () => {
+    const svc = await start({ CSV_EXPORT_STALL_MS: '20000', CSV_EXPORT_MAX_MS: '1500' });
+    const slow = await stalledExport(svc.url);
+    expect(slow.status).toBe(200);
+    let received = 0;
+    const closed = new Promise<void>((resolve) => slow.socket.once('close', () => resolve()));
+    // 64 KB every 200 ms: the export never waits long for its client, so the stall limit never fires.
+    const reading = setInterval(() => {
+      for (let chunk = slow.socket.read(); chunk; chunk = slow.socket.read()) received += chunk.length;
+    }, 200);
+    try {
+      expect(await until(async () => (await exportsHolding()) === 1, 3000)).toBe(true);
+      const t0 = Date.now();
+      expect(await until(async () => (await exportsHolding()) === 0, 6000)).toBe(true);
+      expect(Date.now() - t0).toBeLessThan(4000);
+      slow.socket.resume();
+      slow.socket.on('data', (c: Buffer) => (received += c.length));
+      await closed;
+    } finally {
+      clearInterval(reading);
+    }
+    // Cut off: the client never got the whole file (about 9 MB).
+    expect(received).toBeLessThan(9_000_000);
+  });
+
+  it('are cut off when the service stops, once its drain is over, so a stalled download cannot hold the stop', async () => {
+    const svc = await start({ SHUTDOWN_TIMEOUT_MS: '3000' });
+    const stalled = await stalledExport(svc.url);
+    expect(stalled.status).toBe(200);
+    expect(await until(async () => (await exportsHolding()) === 1, 3000)).toBe(true);
+    const t0 = Date.now();
+    services.splice(services.indexOf(svc), 1);
+    const stopped = await Promise.race([
+      svc.close().then(() => 'stopped'),
+      new Promise((r) => setTimeout(() => r('still running'), 10_000)),
+    ]);
+    expect(stopped).toBe('stopped');
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(await exportsHolding()).toBe(0);
+  });
+});
+
+describe('HEAD /orders.csv and a pool with no connection to spare', () => {
+  it('HEAD answers the headers without running the export, so it takes no place', async () => {
+    const svc = await start({ CSV_EXPORTS_MAX: '1' });
+    for (let i = 0; i < 3; i++) {
+      const head = await fetch(`${svc.url}/orders.csv`, { method: 'HEAD', headers: auth });
+      expect(head.status).toBe(200);
+      expect(head.headers.get('content-type')).toMatch(/^text\/csv/);
+      expect(head.headers.get('content-disposition')).toMatch(/^attachment; filename="orders-.*\.csv"$/);
+    }
+    // Had the HEADs run their exports, this one would find the place taken (429).
+    const whole = await http(svc.url, 'GET', '/orders.csv', undefined, auth);
+    expect(whole.status).toBe(200);
+    expect(whole.text.split('\r\n').length).toBe(1000 + 2);
+  });
+
+  it('runs no exports with a pool of one (503 exports-off), and the API still answers', async () => {
+    const svc = await start({ DB_POOL_MAX: '1' });
+    const res = await http(svc.url, 'GET', '/orders.csv', undefined, auth);
+    expect(res.status).toBe(503);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(res.body).toMatchObject({ status: 503, code: 'exports-off' });
+    expect((await http(svc.url, 'GET', '/orders?limit=1', undefined, auth)).status).toBe(200);
   });
 });

@@ -56,16 +56,20 @@ export interface Idempotency {
  * the same transaction as the write, so a crash leaves neither and the key free to retry; a refusal (an
  * ApiError) rolls back and stores nothing, so a corrected retry may use the same key. A concurrent
  * request with the same key finds the advisory lock taken and gets 409 rather than waiting. `request`
- * is everything that makes two requests "the same" besides the scope (the body, If-Match).
+ * is everything that makes two requests "the same" besides the scope (the body, If-Match); a stored key
+ * whose hash is that of `storedBefore` instead (how an earlier release described the same request) is
+ * the same request too.
  */
 async function idempotent(
   db: Database,
   idempotency: Idempotency,
   request: unknown,
   write: (tx: Queryable) => Promise<WriteResult>,
+  storedBefore?: unknown,
 ): Promise<WriteResult> {
   const { scope, ttlHours } = idempotency;
   const hash = requestHash(request);
+  const earlierHash = storedBefore === undefined ? undefined : requestHash(storedBefore);
   return db.transaction(async (tx) => {
     if (!(await repo.tryLockIdempotencyKey(tx, scope))) {
       throw new ApiError(
@@ -77,7 +81,7 @@ async function idempotent(
     }
     const stored = await repo.findIdempotentResponse(tx, scope, ttlHours);
     if (stored) {
-      if (stored.request_hash !== hash) {
+      if (stored.request_hash !== hash && stored.request_hash !== earlierHash) {
         throw new ApiError(
           'idempotency-key-reused',
           'This Idempotency-Key was first used with a different request; use a new key for a new request.',
@@ -178,9 +182,18 @@ export async function updateOrder(
 ): Promise<WriteResult> {
   if (!idempotency) return db.transaction((tx) => updateLocked(tx, id, patch, precondition, scope, by), WRITE);
   // The reason goes into the order's history, so it is part of what makes two requests the same; left
-  // out when there is none, so requests without one hash as they did before it counted.
-  const request = { body: patch, precondition: precondition ?? null, ...(by.reason ? { reason: by.reason } : {}) };
-  return idempotent(db, idempotency, request, (tx) => updateLocked(tx, id, patch, precondition, scope, by));
+  // out when there is none, so requests without one hash as they did before it counted. A key stored by
+  // a release that left it out (during a rolling upgrade, and for IDEMPOTENCY_TTL_HOURS after) still
+  // replays for the same request: a retry must never turn into a 422 because the server was upgraded.
+  const withoutReason = { body: patch, precondition: precondition ?? null };
+  const request = by.reason ? { ...withoutReason, reason: by.reason } : withoutReason;
+  return idempotent(
+    db,
+    idempotency,
+    request,
+    (tx) => updateLocked(tx, id, patch, precondition, scope, by),
+    by.reason ? withoutReason : undefined,
+  );
 }
 
 async function deleteLocked(

@@ -36,20 +36,22 @@ export function csvLine(row: ExportRow): string {
   return `${CSV_COLUMNS.map((c) => csvCell(row[c])).join(',')}\r\n`;
 }
 
-/** How many exports may run at once, and how long one may wait for its client. */
+/** How many exports may run at once (0: none), how long one may wait for its client, and how long it may take. */
 export interface ExportLimits {
   max: number;
   stallMs: number;
+  maxMs: number;
 }
 
 /**
- * The exports running on this instance. Each holds a pooled connection (its transaction) for as long as
- * its client takes to read the file, so they are bounded: a client that never reads (a stalled
- * download, or a token used to take the pool on purpose) holds one place for at most `stallMs` after it
- * stops reading, and at most `max` places are taken at once, whatever the clients do.
+ * The exports running on this instance. Each holds a pooled connection (its transaction) and a snapshot
+ * (which keeps VACUUM from removing what it can see) for as long as its client takes to read the file,
+ * so they are bounded whatever the clients do: at most `max` run at once; one whose client takes nothing
+ * for `stallMs` is cut off, and so is one still running after `maxMs` (a client that reads just enough
+ * never to stall); and the ones running when the service stops are cut off once its drain is over.
  */
 export class CsvExports {
-  private running = 0;
+  private readonly running = new Set<PassThrough>();
 
   constructor(
     private readonly db: Database,
@@ -58,31 +60,38 @@ export class CsvExports {
 
   /** Starts an export (see exportCsv), or answers undefined when `max` are running already. */
   async start(view: Filter, sort: SortKey, dir: SortDirection): Promise<{ cursor: string; body: Readable } | undefined> {
-    if (this.running >= this.limits.max) return undefined;
-    this.running++;
+    if (this.running.size >= this.limits.max) return undefined;
+    const body = new PassThrough();
+    this.running.add(body);
     // Its place is free once its transaction has ended, not merely when the client has gone.
-    return exportCsv(this.db, view, sort, dir, this.limits.stallMs, () => this.running--);
+    return exportCsv(this.db, body, view, sort, dir, this.limits, () => this.running.delete(body));
+  }
+
+  /** Cuts off every running export (the service is stopping and its drain is over). */
+  abortAll(): void {
+    for (const body of this.running) body.destroy(new Error('the service is stopping'));
   }
 }
 
 /**
- * Starts an export: resolves once the transaction has its snapshot (its feed cursor is the answer's
- * X-Change-Cursor), with the body as a stream. A failure before that rejects (a problem+json answer);
- * after it, the stream is destroyed and the client sees a cut-off transfer rather than a short file
- * passed off as whole, as it does when it takes nothing for `stallMs`. The transaction ends when the file
- * does or the client goes away; then `ended` is called, once.
+ * Starts an export into `body`: resolves once the transaction has its snapshot (its feed cursor is the
+ * answer's X-Change-Cursor). A failure before that rejects (a problem+json answer); after it, the stream
+ * is destroyed and the client sees a cut-off transfer rather than a short file passed off as whole, as it
+ * does when it takes nothing for `stallMs` or the export runs past `maxMs`. The transaction ends when
+ * the file does or the client goes away; then `ended` is called, once.
  */
 function exportCsv(
   db: Database,
+  body: PassThrough,
   view: Filter,
   sort: SortKey,
   dir: SortDirection,
-  stallMs: number,
+  limits: ExportLimits,
   ended: () => void,
 ): Promise<{ cursor: string; body: Readable }> {
   return new Promise((resolve, reject) => {
-    const body = new PassThrough();
     let started = false;
+    const tooLong = setTimeout(() => body.destroy(new Error(`the export took longer than ${limits.maxMs} ms`)), limits.maxMs);
     db.transaction(
       async (tx) => {
         const cursor = await snapshotCursor(tx);
@@ -91,7 +100,7 @@ function exportCsv(
         body.write(`${CSV_COLUMNS.join(',')}\r\n`);
         for await (const rows of exportRows(tx, view, sort, dir)) {
           if (body.destroyed) return;
-          if (!body.write(rows.map(csvLine).join(''))) await drained(body, stallMs);
+          if (!body.write(rows.map(csvLine).join(''))) await drained(body, limits.stallMs);
         }
         body.end();
       },
@@ -101,7 +110,10 @@ function exportCsv(
         if (!started) reject(err);
         else body.destroy(err as Error);
       })
-      .finally(ended);
+      .finally(() => {
+        clearTimeout(tooLong);
+        ended();
+      });
   });
 }
 

@@ -118,6 +118,8 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
   { db, idempotencyTtlHours, exports: limits, afterWrite },
 ) => {
   const exports = new CsvExports(db, limits);
+  // Runs once the service's drain is over (service.ts): an export still running then is cut off.
+  app.addHook('preClose', async () => exports.abortAll());
   app.get(
     '/orders',
     {
@@ -179,21 +181,32 @@ export const ordersRoutes: FastifyPluginAsyncTypebox<OrdersRoutesOptions> = asyn
     async (request, reply) => {
       const sort = request.query.sort ?? 'id';
       const dir = request.query.dir ?? firstDirection(sort);
+      const asFile = () => {
+        const stamp = new Date().toISOString().slice(0, 19).replace(/:/g, '-');
+        reply.header('content-disposition', `attachment; filename="orders-${stamp}Z.csv"`);
+        reply.header('cache-control', 'no-store');
+        return reply.type('text/csv; charset=utf-8; header=present');
+      };
+      // HEAD gets the headers only. Fastify answers HEAD with the GET handler and then reads the body to
+      // its end, so an export started for a HEAD would run whole, holding a place, for nobody.
+      if (request.method === 'HEAD') return asFile().send('' as never);
+      if (limits.max === 0) {
+        throw new ApiError(
+          'exports-off',
+          'This instance runs no CSV exports: its database pool (DB_POOL_MAX) has no connection to spare for one.',
+        );
+      }
       const started = await exports.start(requestedView(request.query, request.principal), sort, dir);
       if (!started) {
         throw new ApiError(
           'export-busy',
-          `${limits.max} exports are running on this instance, the most it runs at once; try again in a few seconds.`,
+          `${limits.max === 1 ? 'An export is' : `${limits.max} exports are`} running on this instance, the most it runs at once; try again in a few seconds.`,
           {},
           { 'retry-after': '5' },
         );
       }
-      const { cursor, body } = started;
-      const stamp = new Date().toISOString().slice(0, 19).replace(/:/g, '-');
-      reply.header('x-change-cursor', cursor);
-      reply.header('content-disposition', `attachment; filename="orders-${stamp}Z.csv"`);
-      reply.header('cache-control', 'no-store');
-      return reply.type('text/csv; charset=utf-8; header=present').send(body as never);
+      reply.header('x-change-cursor', started.cursor);
+      return asFile().send(started.body as never);
     },
   );
 

@@ -71,12 +71,13 @@ describe('parseConfig', () => {
   it('runs 2 CSV exports at once by default, at most half the pool, and never the whole pool', () => {
     expect(parseConfig({}).CSV_EXPORTS_MAX).toBe(2);
     expect(parseConfig({ DB_POOL_MAX: '3' }).CSV_EXPORTS_MAX).toBe(1);
-    expect(parseConfig({ DB_POOL_MAX: '1' }).CSV_EXPORTS_MAX).toBe(1);
+    // A pool of one has no connection to spare: no exports (503 exports-off).
+    expect(parseConfig({ DB_POOL_MAX: '1' }).CSV_EXPORTS_MAX).toBe(0);
     expect(parseConfig({ DB_POOL_MAX: '40', CSV_EXPORTS_MAX: '8' }).CSV_EXPORTS_MAX).toBe(8);
     expect(() => parseConfig({ DB_POOL_MAX: '4', CSV_EXPORTS_MAX: '4' })).toThrow(
       /^invalid CSV_EXPORTS_MAX=4: must be below DB_POOL_MAX \(4\)/,
     );
-    expect(parseConfig({ DB_POOL_MAX: '1', CSV_EXPORTS_MAX: '1' }).CSV_EXPORTS_MAX).toBe(1);
+    expect(() => parseConfig({ DB_POOL_MAX: '1', CSV_EXPORTS_MAX: '1' })).toThrow(/^invalid CSV_EXPORTS_MAX=1/);
   });
 
   it('redacts the password of a connection string for logs', () => {
