@@ -158,10 +158,14 @@ describe('CSV exports whose clients never read', () => {
     expect(await until(async () => (await exportsHolding()) === 1, 3000)).toBe(true);
     const t0 = Date.now();
     services.splice(services.indexOf(svc), 1);
+    let giveUp: ReturnType<typeof setTimeout> | undefined;
     const stopped = await Promise.race([
       svc.close().then(() => 'stopped'),
-      new Promise((r) => setTimeout(() => r('still running'), 10_000)),
+      new Promise((r) => {
+        giveUp = setTimeout(() => r('still running'), 10_000);
+      }),
     ]);
+    clearTimeout(giveUp);
     expect(stopped).toBe('stopped');
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(await exportsHolding()).toBe(0);

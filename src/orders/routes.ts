@@ -27,7 +27,7 @@ import {
 export interface OrdersRoutesOptions {
   db: Database;
   idempotencyTtlHours: number;
-  /** CSV exports at once, and how long one waits for a client that takes nothing. */
+  /** CSV exports: how many at once, how long one waits for a client that takes nothing, how long one may run. */
   exports: ExportLimits;
   /** Called after every committed write, so the feed can relay it without waiting for a NOTIFY. */
   afterWrite: () => void;
